@@ -1,0 +1,399 @@
+#include "apic/emulated.hpp"
+
+namespace hv::apic {
+namespace {
+
+constexpr std::array<std::string_view, static_cast<std::size_t>(EmulatedExit::Count)> kExitNames{
+    "xapic_read", "xapic_write", "x2apic_read", "x2apic_write", "other_apic_msr"};
+
+constexpr std::array<std::string_view, static_cast<std::size_t>(DeliveryStat::Count)> kStatNames{
+    "irq_ipi", "irq_msi", "irq_ioapic", "irq_timer", "irq_local_lvt", "irq_refused", "nmi",
+    "smi",     "init",    "sipi",       "extint",    "kicks",         "wakes"};
+
+bool is_x2apic_msr(uint32_t msr)
+{
+    return msr >= kX2apicMsrFirst && msr <= kX2apicMsrLast;
+}
+
+} // namespace
+
+EmulatedApic::EmulatedApic(std::size_t index, const LocalApicConfig& cfg, GuestClock& clock,
+                           ApicPlatform& platform, VcpuNotifier& notifier)
+    : index_(index), clock_(clock), platform_(platform), notifier_(notifier), apic_(cfg),
+      exits_(kExitNames), stats_(kStatNames)
+{
+}
+
+bool EmulatedApic::pending_locked() const
+{
+    return apic_.highest_pending().has_value() || events_.any();
+}
+
+EmulatedApic::Notify EmulatedApic::notify_locked()
+{
+    if (!pending_locked()) {
+        return Notify::None;
+    }
+    switch (sched_) {
+    case Sched::InGuest:
+        stats_.add(DeliveryStat::Kicks);
+        return Notify::Kick;
+    case Sched::Blocked:
+        stats_.add(DeliveryStat::Wakes);
+        return Notify::Wake;
+    case Sched::Outside:
+        break;
+    }
+    return Notify::None;
+}
+
+void EmulatedApic::notify(Notify n)
+{
+    if (n == Notify::Kick) {
+        notifier_.kick();
+    } else if (n == Notify::Wake) {
+        notifier_.wake();
+    }
+}
+
+void EmulatedApic::finish(const AccessResult& r)
+{
+    // No lock held: route the side effects of a register write.
+    if (r.ipi) {
+        platform_.send_ipi(index_, *r.ipi);
+    }
+    if (r.eoi && r.eoi->broadcast && r.eoi->vector) {
+        platform_.eoi_to_ioapic(*r.eoi->vector);
+    }
+    if (r.timer_changed || r.mode_changed) {
+        platform_.timer_changed(index_);
+    }
+}
+
+AccessResult EmulatedApic::mmio_read(uint64_t gpa, unsigned size)
+{
+    AccessResult r;
+    {
+        std::lock_guard lock(mu_);
+        const auto base = apic_.mmio_base();
+        if (!base || gpa < *base || gpa - *base >= reg::kPageSize) {
+            return AccessResult::not_mine();
+        }
+        exits_.add(EmulatedExit::XapicRead);
+        r = apic_.mmio_read(static_cast<uint32_t>(gpa - *base), size, clock_.now());
+    }
+    finish(r);
+    return r;
+}
+
+AccessResult EmulatedApic::mmio_write(uint64_t gpa, unsigned size, uint32_t value)
+{
+    AccessResult r;
+    Notify n = Notify::None;
+    {
+        std::lock_guard lock(mu_);
+        const auto base = apic_.mmio_base();
+        if (!base || gpa < *base || gpa - *base >= reg::kPageSize) {
+            return AccessResult::not_mine();
+        }
+        exits_.add(EmulatedExit::XapicWrite);
+        r = apic_.mmio_write(static_cast<uint32_t>(gpa - *base), size, value, clock_.now());
+        n = notify_locked();
+    }
+    notify(n);
+    finish(r);
+    return r;
+}
+
+AccessResult EmulatedApic::msr_read(uint32_t msr)
+{
+    AccessResult r;
+    {
+        std::lock_guard lock(mu_);
+        r = apic_.msr_read(msr, clock_.now());
+        if (r.status != AccessStatus::NotMine) {
+            exits_.add(is_x2apic_msr(msr) ? EmulatedExit::X2apicRead : EmulatedExit::OtherMsr);
+        }
+    }
+    finish(r);
+    return r;
+}
+
+AccessResult EmulatedApic::msr_write(uint32_t msr, uint64_t value)
+{
+    AccessResult r;
+    Notify n = Notify::None;
+    {
+        std::lock_guard lock(mu_);
+        r = apic_.msr_write(msr, value, clock_.now());
+        if (r.status != AccessStatus::NotMine) {
+            exits_.add(is_x2apic_msr(msr) ? EmulatedExit::X2apicWrite : EmulatedExit::OtherMsr);
+        }
+        n = notify_locked();
+    }
+    notify(n);
+    finish(r);
+    return r;
+}
+
+void EmulatedApic::count_source(Source s)
+{
+    switch (s) {
+    case Source::Ipi:
+        stats_.add(DeliveryStat::FromIpi);
+        break;
+    case Source::Msi:
+        stats_.add(DeliveryStat::FromMsi);
+        break;
+    case Source::IoApic:
+        stats_.add(DeliveryStat::FromIoApic);
+        break;
+    case Source::Timer:
+        stats_.add(DeliveryStat::FromTimer);
+        break;
+    case Source::LocalLvt:
+    case Source::Count:
+        stats_.add(DeliveryStat::FromLocalLvt);
+        break;
+    }
+}
+
+void EmulatedApic::deliver(const Interrupt& irq)
+{
+    Notify n = Notify::None;
+    {
+        std::lock_guard lock(mu_);
+        switch (irq.mode) {
+        case DeliveryMode::Fixed:
+        case DeliveryMode::LowestPriority:
+            if (apic_.accept(irq.vector, irq.trigger)) {
+                count_source(irq.source);
+            } else {
+                stats_.add(DeliveryStat::Refused);
+            }
+            break;
+        case DeliveryMode::Nmi:
+            events_.nmi = true;
+            stats_.add(DeliveryStat::Nmi);
+            break;
+        case DeliveryMode::Smi:
+            events_.smi = true;
+            stats_.add(DeliveryStat::Smi);
+            break;
+        case DeliveryMode::Init:
+            // INIT level de-assert only resynchronises arbitration IDs: nothing to model.
+            if (irq.assert_level || irq.trigger == Trigger::Edge) {
+                apic_.init();
+                events_.init = true;
+                events_.sipi.reset();
+                stats_.add(DeliveryStat::Init);
+            }
+            break;
+        case DeliveryMode::StartUp:
+            if (auto v = apic_.sipi(irq.vector)) {
+                events_.sipi = v;
+                stats_.add(DeliveryStat::Sipi);
+            }
+            break;
+        case DeliveryMode::ExtInt:
+            events_.extint = true;
+            stats_.add(DeliveryStat::ExtInt);
+            break;
+        case DeliveryMode::Reserved3:
+            stats_.add(DeliveryStat::Refused);
+            break;
+        }
+        n = notify_locked();
+    }
+    notify(n);
+}
+
+void EmulatedApic::raise_lvt(Lvt which)
+{
+    Notify n = Notify::None;
+    {
+        std::lock_guard lock(mu_);
+        const LvtResult res = apic_.raise_lvt(which);
+        switch (res.event) {
+        case LocalEvent::Fixed:
+            stats_.add(DeliveryStat::FromLocalLvt);
+            break;
+        case LocalEvent::Nmi:
+            events_.nmi = true;
+            break;
+        case LocalEvent::Smi:
+            events_.smi = true;
+            break;
+        case LocalEvent::Init:
+            apic_.init();
+            events_.init = true;
+            break;
+        case LocalEvent::ExtInt:
+            events_.extint = true;
+            break;
+        case LocalEvent::None:
+        case LocalEvent::Masked:
+            break;
+        }
+        n = notify_locked();
+    }
+    notify(n);
+}
+
+DestInfo EmulatedApic::dest_info() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.dest_info();
+}
+
+void EmulatedApic::poll_timer_locked(GuestTime now, bool& changed)
+{
+    const auto d = apic_.next_timer_deadline();
+    if (d && *d <= now.ns) {
+        if (apic_.timer_expired(now)) {
+            stats_.add(DeliveryStat::FromTimer);
+        }
+        changed = true;
+    }
+}
+
+std::optional<uint8_t> EmulatedApic::pending_vector()
+{
+    bool changed = false;
+    std::optional<uint8_t> v;
+    {
+        std::lock_guard lock(mu_);
+        poll_timer_locked(clock_.now(), changed);
+        v = apic_.highest_pending();
+    }
+    if (changed) {
+        platform_.timer_changed(index_);
+    }
+    return v;
+}
+
+AckResult EmulatedApic::ack()
+{
+    std::lock_guard lock(mu_);
+    return apic_.ack();
+}
+
+PendingEvents EmulatedApic::take_events()
+{
+    std::lock_guard lock(mu_);
+    PendingEvents e = events_;
+    events_ = PendingEvents{};
+    return e;
+}
+
+RunState EmulatedApic::run_state() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.run_state();
+}
+
+void EmulatedApic::set_run_state(RunState r)
+{
+    std::lock_guard lock(mu_);
+    apic_.set_run_state(r);
+}
+
+void EmulatedApic::enter_guest()
+{
+    std::lock_guard lock(mu_);
+    sched_ = Sched::InGuest;
+}
+
+void EmulatedApic::leave_guest()
+{
+    std::lock_guard lock(mu_);
+    sched_ = Sched::Outside;
+}
+
+bool EmulatedApic::block()
+{
+    std::lock_guard lock(mu_);
+    if (pending_locked()) {
+        return false;
+    }
+    sched_ = Sched::Blocked;
+    return true;
+}
+
+void EmulatedApic::unblock()
+{
+    std::lock_guard lock(mu_);
+    sched_ = Sched::Outside;
+}
+
+std::optional<uint64_t> EmulatedApic::timer_deadline() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.next_timer_deadline();
+}
+
+void EmulatedApic::timer_fired()
+{
+    bool changed = false;
+    Notify n = Notify::None;
+    {
+        std::lock_guard lock(mu_);
+        poll_timer_locked(clock_.now(), changed);
+        n = notify_locked();
+    }
+    notify(n);
+    if (changed) {
+        platform_.timer_changed(index_);
+    }
+}
+
+ApicState EmulatedApic::flatten()
+{
+    std::lock_guard lock(mu_);
+    return apic_.flatten(clock_.now());
+}
+
+std::optional<std::string> EmulatedApic::restore(const ApicState& s)
+{
+    std::optional<std::string> err;
+    {
+        std::lock_guard lock(mu_);
+        err = apic_.restore(s, clock_.now());
+    }
+    if (!err) {
+        platform_.timer_changed(index_);
+    }
+    return err;
+}
+
+CounterList EmulatedApic::exit_counters() const
+{
+    CounterList out;
+    exits_.append_to(out);
+    return out;
+}
+
+ApicCounters EmulatedApic::model_counters() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.counters();
+}
+
+CounterList EmulatedApic::stats() const
+{
+    CounterList out;
+    stats_.append_to(out);
+    const ApicCounters c = model_counters();
+    out.push_back({"spurious", c.spurious});
+    out.push_back({"esr_events", c.esr_events});
+    out.push_back({"eoi", c.eoi});
+    out.push_back({"eoi_broadcast", c.eoi_broadcast});
+    out.push_back({"ipi_sent", c.ipi_sent});
+    out.push_back({"ipi_invalid", c.ipi_invalid});
+    out.push_back({"timer_fired", c.timer_fired});
+    out.push_back({"timer_masked", c.timer_masked});
+    out.push_back({"gp", c.gp});
+    return out;
+}
+
+} // namespace hv::apic

@@ -1,0 +1,150 @@
+// LocalApic: MSR interface — IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC range.
+//
+// SDM Vol3 11.12.1.2 "x2APIC Register Address Space": MSRs 0x800-0x8FF are only accessible in
+// x2APIC mode (#GP otherwise); reserved MSRs in the range raise #GP.
+// SDM Vol3 11.12.1.3 "Reserved Bit Checking": WRMSR with a reserved bit set raises #GP; this
+// includes bits 63:32 of every 32-bit register.
+#include "apic/local_apic.hpp"
+
+namespace hv::apic {
+
+AccessResult LocalApic::msr_read(uint32_t msr, GuestTime now)
+{
+    AccessResult r = AccessResult::not_mine();
+    if (msr == kMsrApicBase) {
+        r = AccessResult::ok(s_.apic_base);
+    } else if (msr == kMsrTscDeadline) {
+        // SDM Vol3 11.5.4.1 "TSC-Deadline Mode": reads 0 outside TSC-deadline mode.
+        r = !cfg_.caps.tsc_deadline ? AccessResult::gp()
+            : timer_mode() == TimerMode::TscDeadline ? AccessResult::ok(s_.tsc_deadline)
+                                                     : AccessResult::ok(0);
+    } else if (msr >= kX2apicMsrFirst && msr <= kX2apicMsrLast) {
+        r = mode() == ApicMode::X2Apic ? x2apic_read(mmio_offset_of(msr), now) : AccessResult::gp();
+    }
+    counters_.gp += r.is_gp() ? 1 : 0;
+    return r;
+}
+
+AccessResult LocalApic::msr_write(uint32_t msr, uint64_t value, GuestTime now)
+{
+    AccessResult r = AccessResult::not_mine();
+    if (msr == kMsrApicBase) {
+        r = write_apic_base(value);
+    } else if (msr == kMsrTscDeadline) {
+        if (!cfg_.caps.tsc_deadline) {
+            r = AccessResult::gp();
+        } else {
+            write_tsc_deadline(value, now);
+            r = AccessResult::ok();
+            r.timer_changed = true;
+        }
+    } else if (msr >= kX2apicMsrFirst && msr <= kX2apicMsrLast) {
+        r = mode() == ApicMode::X2Apic ? x2apic_write(mmio_offset_of(msr), value, now)
+                                       : AccessResult::gp();
+    }
+    counters_.gp += r.is_gp() ? 1 : 0;
+    return r;
+}
+
+AccessResult LocalApic::x2apic_read(uint32_t off, GuestTime now)
+{
+    switch (off) {
+    case reg::kId:
+        return AccessResult::ok(s_.id); // SDM Vol3 11.12.2 "x2APIC Register Availability"
+    case reg::kLdr:
+        return AccessResult::ok(x2apic_ldr(s_.id));
+    case reg::kIcrLow:
+        return AccessResult::ok(s_.icr); // SDM Vol3 11.12.9: one 64-bit ICR
+    case reg::kApr:     // not available in x2APIC mode
+    case reg::kRrd:     // not available in x2APIC mode
+    case reg::kDfr:     // SDM Vol3 11.12.1.2: DFR does not exist in x2APIC mode
+    case reg::kIcrHigh: // MSR 0x831 is reserved: ICR is 0x830 alone
+    case reg::kEoi:     // write-only
+    case reg::kSelfIpi: // write-only
+        return AccessResult::gp();
+    default:
+        break;
+    }
+    if (auto v = read_common(off, now)) {
+        return AccessResult::ok(*v);
+    }
+    return AccessResult::gp();
+}
+
+AccessResult LocalApic::x2apic_write(uint32_t off, uint64_t value, GuestTime now)
+{
+    if (off == reg::kIcrLow) {
+        if ((value & ~(icr::kLowWritable | 0xFFFFFFFF00000000ULL)) != 0) {
+            return AccessResult::gp();
+        }
+        s_.icr = value;
+        AccessResult r = AccessResult::ok();
+        r.ipi = send_icr(value);
+        return r;
+    }
+    if ((value >> 32) != 0) {
+        return AccessResult::gp();
+    }
+    const auto v = static_cast<uint32_t>(value);
+    uint32_t writable = 0;
+    switch (off) {
+    case reg::kTpr:
+        writable = 0xFFu;
+        break;
+    case reg::kEoi:
+    case reg::kEsr:
+        writable = 0; // SDM Vol3 11.12.1.3: only 0 may be written
+        break;
+    case reg::kSvr:
+        writable = svr::kWritable;
+        break;
+    case reg::kTimerInitial:
+        writable = 0xFFFFFFFFu;
+        break;
+    case reg::kTimerDivide:
+        writable = kTdcrWritable;
+        break;
+    case reg::kSelfIpi: {
+        // SDM Vol3 11.12.11 "SELF IPI Register": bits 7:0 vector, the rest reserved; a fixed,
+        // edge-triggered IPI to this APIC alone. The ICR is not changed.
+        if ((v & ~0xFFu) != 0) {
+            return AccessResult::gp();
+        }
+        Ipi ipi;
+        ipi.vector = static_cast<uint8_t>(v);
+        ipi.dest.shorthand = Shorthand::Self;
+        ipi.dest.x2apic_format = true;
+        AccessResult r = AccessResult::ok();
+        r.ipi = send_icr(encode_icr(ipi, true));
+        return r;
+    }
+    default: {
+        bool is_lvt = false;
+        for (std::size_t i = 0; i < kLvtCount; ++i) {
+            if (lvt_offset(static_cast<Lvt>(i)) == off) {
+                writable = lvt_writable(static_cast<Lvt>(i));
+                is_lvt = true;
+            }
+        }
+        if (!is_lvt) {
+            return AccessResult::gp(); // read-only (ID, LVR, PPR, LDR, ISR/TMR/IRR, TMCCT) or reserved
+        }
+        if (off == reg::kLvtTimer) {
+            const uint32_t tm = (v & lvt::kTimerModeMask) >> lvt::kTimerModeShift;
+            if (tm == 3u || (tm == 2u && !cfg_.caps.tsc_deadline)) {
+                return AccessResult::gp();
+            }
+        }
+    }
+    }
+    if ((v & ~writable) != 0) {
+        return AccessResult::gp();
+    }
+    AccessResult r = AccessResult::ok();
+    if (!write_common(off, v, now, r)) {
+        return AccessResult::gp();
+    }
+    return r;
+}
+
+} // namespace hv::apic
