@@ -1,0 +1,124 @@
+// The hvaccel command line: `hvaccel run IMAGE [options]`, `hvaccel probe`, --help, --version.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "cmd/options.hpp"
+#ifdef HV_HAVE_PROBE
+#include "cmd/probe.hpp"
+#endif
+#include "core/error.hpp"
+#include "core/memory.hpp"
+#include "core/vm.hpp"
+
+#ifndef HV_VERSION
+#define HV_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: hvaccel COMMAND [options]
+
+commands:
+  run IMAGE [options]   boot a multiboot v1 image (ELF32, ELF64 or a.out-kludge) on KVM
+  probe [--json]        show the host profile, the errata that apply and the APIC path
+  --help                this text
+  --version             the version
+
+run options:
+  --vcpus N             number of vCPUs (1 to 255; default 1)
+  --memory MiB          guest RAM in MiB (2 to 65536; default 128)
+  --cmdline STR         the multiboot command line after the image path
+  --module "FILE ARGS"  a multiboot boot module (repeatable)
+  --serial stdio|none|FILE   where COM1 output goes (default stdio)
+  --apic BACKEND        the APIC backend: auto
+  --stats               print exit and device counters on stderr at exit
+
+exit status: the guest's debug-exit value v gives (v << 1) | 1, as QEMU's isa-debug-exit;
+  2 bad usage or input, 4 guest crash (triple fault, KVM error, halted forever), 130 interrupted.
+)";
+
+hv::Vm* g_vm = nullptr;
+
+// SIGINT/SIGTERM end the VM cleanly from a thread of their own (no work in a signal handler).
+void watch_signals()
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([set] {
+        int sig = 0;
+        if (sigwait(&set, &sig) == 0 && g_vm)
+            g_vm->request_stop(hv::kExitInterrupted, fmt::format("stopped by signal {}", sig));
+    }).detach();
+}
+
+int cmd_run(int argc, char** argv)
+{
+    hv::VmConfig cfg;
+    hv::cli::Options o;
+    bool help = false;
+    o.flag("--help", [&] { help = true; });
+    o.value("--vcpus", [&](const std::string& v) {
+        cfg.vcpus = static_cast<unsigned>(hv::cli::parse_uint(v, "--vcpus", 1, hv::kMaxVcpus));
+    });
+    o.value("--memory", [&](const std::string& v) {
+        cfg.memory_mib = hv::cli::parse_uint(v, "--memory", hv::kMinMemory >> 20,
+                                             hv::kMaxMemory >> 20);
+    });
+    o.value("--cmdline", [&](const std::string& v) { cfg.cmdline = v; });
+    o.value("--module", [&](const std::string& v) { cfg.modules.push_back(v); });
+    o.value("--serial", [&](const std::string& v) { cfg.serial = v; });
+    o.value("--apic", [&](const std::string& v) { cfg.apic = v; });
+    o.flag("--stats", [&] { cfg.stats = true; });
+    auto pos = o.parse(argc, argv, 2);
+    if (help) {
+        std::fputs(kUsage, stdout);
+        return 0;
+    }
+    if (pos.size() != 1)
+        hv::fail("run needs exactly one IMAGE (got {})", pos.size());
+    cfg.image = pos[0];
+    watch_signals();
+    hv::Vm vm(cfg);
+    g_vm = &vm;
+    int status = vm.run();
+    g_vm = nullptr;
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc < 2) {
+        std::fputs(kUsage, stderr);
+        return hv::kExitUsage;
+    }
+    std::string cmd = argv[1];
+    try {
+        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
+        if (cmd == "--version") {
+            std::printf("hvaccel %s\n", HV_VERSION);
+            return 0;
+        }
+        if (cmd == "run")
+            return cmd_run(argc, argv);
+#ifdef HV_HAVE_PROBE
+        if (cmd == "probe")
+            return cmd_probe(argc - 1, argv + 1);
+#endif
+        hv::fail("unknown command '{}' (see --help)", cmd);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hvaccel: %s\n", e.what());
+        return hv::kExitUsage;
+    }
+}

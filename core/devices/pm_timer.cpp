@@ -1,0 +1,33 @@
+#include "core/devices/pm_timer.hpp"
+
+#include <time.h>
+
+namespace hv::dev {
+
+namespace {
+std::uint64_t monotonic_ns()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+}  // namespace
+
+PmTimer::PmTimer() : start_ns_(monotonic_ns()) {}
+
+std::uint32_t PmTimer::ticks_for_ns(std::uint64_t ns)
+{
+    // Split at whole seconds: ns * 3.58e6 would overflow 64 bits after ~85 minutes.
+    constexpr std::uint64_t kNsPerSec = 1'000'000'000;
+    std::uint64_t t = ns / kNsPerSec * kHz + ns % kNsPerSec * kHz / kNsPerSec;
+    return static_cast<std::uint32_t>(t);
+}
+
+std::uint64_t PmTimer::read(std::uint64_t offset, unsigned size)
+{
+    std::uint32_t v = ticks_for_ns(monotonic_ns() - start_ns_);
+    return (v >> (8 * offset)) & all_ones(size);
+}
+
+}  // namespace hv::dev

@@ -1,0 +1,88 @@
+#include "core/memory.hpp"
+
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "core/error.hpp"
+
+namespace hv {
+
+GuestMemory::GuestMemory(std::uint64_t bytes) : size_(bytes)
+{
+    if (bytes < kMinMemory || bytes > kMaxMemory)
+        fail("memory size {} MiB out of range ({} MiB to {} MiB)", bytes >> 20, kMinMemory >> 20,
+             kMaxMemory >> 20);
+    if (bytes % 4096)
+        fail("memory size {:#x} is not a multiple of 4 KiB", bytes);
+    // MAP_NORESERVE: only pages the guest touches cost host memory.
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        throw_errno(fmt::format("mmap {} MiB of guest memory", bytes >> 20));
+    base_ = static_cast<std::uint8_t*>(p);
+    ::madvise(p, bytes, MADV_MERGEABLE);
+    std::uint64_t low = bytes < kLowRamTop ? bytes : kLowRamTop;
+    regions_.push_back({0, low, base_});
+    if (bytes > low)
+        regions_.push_back({kHighRamBase, bytes - low, base_ + low});
+}
+
+GuestMemory::~GuestMemory()
+{
+    if (base_)
+        ::munmap(base_, size_);
+}
+
+std::uint64_t GuestMemory::low_top() const
+{
+    return regions_.front().size;
+}
+
+std::uint8_t* GuestMemory::ptr(std::uint64_t gpa, std::uint64_t len) const
+{
+    for (const auto& r : regions_) {
+        // Written so that no sum can overflow: gpa >= r.gpa, then offsets within the region.
+        if (gpa < r.gpa)
+            continue;
+        std::uint64_t off = gpa - r.gpa;
+        if (off >= r.size || len > r.size - off)
+            continue;
+        return r.host + off;
+    }
+    return nullptr;
+}
+
+bool GuestMemory::read(std::uint64_t gpa, void* dst, std::size_t len) const
+{
+    const std::uint8_t* p = ptr(gpa, len);
+    if (!p)
+        return false;
+    std::memcpy(dst, p, len);
+    return true;
+}
+
+bool GuestMemory::write(std::uint64_t gpa, const void* src, std::size_t len) const
+{
+    std::uint8_t* p = ptr(gpa, len);
+    if (!p)
+        return false;
+    std::memcpy(p, src, len);
+    return true;
+}
+
+std::span<std::uint8_t> GuestMemory::span(std::uint64_t gpa, std::uint64_t len) const
+{
+    std::uint8_t* p = ptr(gpa, len);
+    if (!p)
+        fail("guest range [{:#x}, +{:#x}) is outside guest RAM", gpa, len);
+    return {p, static_cast<std::size_t>(len)};
+}
+
+void GuestMemory::write_checked(std::uint64_t gpa, const void* src, std::size_t len) const
+{
+    auto s = span(gpa, len);
+    std::memcpy(s.data(), src, len);
+}
+
+}  // namespace hv

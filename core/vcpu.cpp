@@ -1,0 +1,376 @@
+#include "core/vcpu.hpp"
+
+#include <signal.h>
+
+#include <cstring>
+
+#include "core/error.hpp"
+#include "core/vm.hpp"
+
+namespace hv {
+
+namespace {
+
+constexpr int kKickSignal = SIGUSR1;
+constexpr std::uint64_t kRflagsIf = 1u << 9;
+
+void on_kick(int) {}
+
+// The kick signal only has to interrupt KVM_RUN: no SA_RESTART, an empty handler.
+void install_kick_handler()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa {};
+        sa.sa_handler = on_kick;
+        sigemptyset(&sa.sa_mask);
+        sigaction(kKickSignal, &sa, nullptr);
+    });
+}
+
+kvm_segment real_mode_segment(std::uint16_t selector, std::uint8_t type)
+{
+    kvm_segment s{};
+    s.selector = selector;
+    s.base = std::uint64_t{selector} << 4;
+    s.limit = 0xffff;
+    s.type = type;
+    s.present = 1;
+    s.s = 1;
+    return s;
+}
+
+}  // namespace
+
+const char* to_string(VcpuState s)
+{
+    switch (s) {
+    case VcpuState::Running:
+        return "running";
+    case VcpuState::Halted:
+        return "halted";
+    case VcpuState::WaitForSipi:
+        return "wait-for-SIPI";
+    case VcpuState::Paused:
+        return "paused";
+    case VcpuState::Stopped:
+        return "stopped";
+    }
+    return "?";
+}
+
+VcpuThread::VcpuThread(Vm& vm, unsigned id)
+    : vm_(vm), id_(id), vcpu_(vm.system(), vm.kvm(), id),
+      // Application processors start in wait-for-SIPI (SDM Vol3 9.4 "Multiple-Processor
+      // Initialization"); the BSP runs from the boot state.
+      state_(id == 0 ? VcpuState::Running : VcpuState::WaitForSipi)
+{
+}
+
+VcpuThread::~VcpuThread()
+{
+    request_stop();
+    join();
+}
+
+void VcpuThread::start()
+{
+    install_kick_handler();
+    thread_ = std::thread([this] { thread_main(); });
+}
+
+void VcpuThread::join()
+{
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void VcpuThread::post(std::uint32_t req)
+{
+    requests_.fetch_or(req);
+    kick();
+    {
+        // Taking the lock orders this post against a sleeper's predicate check.
+        std::lock_guard lk(mu_);
+    }
+    cv_.notify_all();
+}
+
+void VcpuThread::kick()
+{
+    __atomic_store_n(&vcpu_.run_struct()->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    if (in_guest_.load()) {
+        stats_.kicks.fetch_add(1, std::memory_order_relaxed);
+        pthread_t t = tid_.load();
+        if (t)
+            pthread_kill(t, kKickSignal);
+    }
+}
+
+void VcpuThread::request_stop()
+{
+    post(kReqStop);
+}
+
+void VcpuThread::request_pause()
+{
+    post(kReqPause);
+}
+
+void VcpuThread::request_resume()
+{
+    {
+        std::lock_guard lk(mu_);
+        requests_.fetch_and(~std::uint32_t{kReqPause});
+        if (state_.load() == VcpuState::Paused)
+            state_.store(paused_from_);
+    }
+    cv_.notify_all();
+}
+
+void VcpuThread::request_init()
+{
+    post(kReqInit);
+}
+
+void VcpuThread::request_sipi(std::uint8_t vector)
+{
+    sipi_vector_.store(vector);
+    post(kReqSipi);
+}
+
+void VcpuThread::notify()
+{
+    post(kReqNotify);
+}
+
+void VcpuThread::wait_paused()
+{
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [this] {
+        auto s = state_.load();
+        return s == VcpuState::Paused || s == VcpuState::Stopped || !thread_.joinable();
+    });
+}
+
+void VcpuThread::thread_main()
+{
+    tid_.store(pthread_self());
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, kKickSignal);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    try {
+        loop();
+    } catch (const std::exception& e) {
+        vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: {}", id_, e.what()));
+    }
+    {
+        std::lock_guard lk(mu_);
+        state_.store(VcpuState::Stopped);
+    }
+    cv_.notify_all();
+}
+
+bool VcpuThread::take_requests()
+{
+    std::uint32_t r = requests_.exchange(0);
+    if (r & kReqStop) {
+        requests_.fetch_or(kReqStop);  // sticky: nothing runs after a stop
+        return false;
+    }
+    if (r & kReqInit) {
+        // SDM Vol3 9.4.1: INIT puts an AP back in wait-for-SIPI.
+        state_.store(VcpuState::WaitForSipi);
+    }
+    if ((r & kReqSipi) && state_.load() == VcpuState::WaitForSipi) {
+        enter_real_mode(sipi_vector_.load());
+        state_.store(VcpuState::Running);
+        vm_.note_alive(id_);
+    }
+    if ((r & kReqNotify) && state_.load() == VcpuState::Halted) {
+        state_.store(VcpuState::Running);
+        vm_.note_alive(id_);
+    }
+    if (r & kReqPause) {
+        std::lock_guard lk(mu_);
+        paused_from_ = state_.load();
+        state_.store(VcpuState::Paused);
+        cv_.notify_all();
+    }
+    return true;
+}
+
+// Sleeps in userspace while the state stays `s` and nothing is requested.
+void VcpuThread::sleep_while(VcpuState s)
+{
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return state_.load() != s || requests_.load() != 0; });
+    stats_.wakes.fetch_add(1, std::memory_order_relaxed);
+}
+
+void VcpuThread::loop()
+{
+    kvm_run* run = vcpu_.run_struct();
+    for (;;) {
+        if (!take_requests())
+            return;
+        VcpuState s = state_.load();
+        if (s != VcpuState::Running) {
+            sleep_while(s);
+            continue;
+        }
+        // Clear immediate_exit before looking at requests: a kick that lands after the check
+        // sets it again and KVM_RUN returns at once (see post()).
+        __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        if (requests_.load() != 0)
+            continue;
+        in_guest_.store(true);
+        int rc = vcpu_.run();
+        in_guest_.store(false);
+        if (rc < 0)
+            continue;  // kicked
+        if (run->exit_reason < stats_.exits.size())
+            stats_.exits[run->exit_reason].fetch_add(1, std::memory_order_relaxed);
+        handle_exit();
+    }
+}
+
+void VcpuThread::enter_real_mode(std::uint8_t vector)
+{
+    // SDM Vol3 9.4.4 / 11.6.1: the SIPI vector VV starts the AP at VV00:0000 in real mode.
+    kvm_sregs s = vcpu_.get_sregs();
+    s.cs = real_mode_segment(static_cast<std::uint16_t>(vector << 8), 0xb);
+    s.ds = s.es = s.fs = s.gs = s.ss = real_mode_segment(0, 0x3);
+    s.cr0 = 0x60000010;  // reset value: CD, NW, ET
+    s.cr3 = 0;
+    s.cr4 = 0;
+    s.efer = 0;
+    vcpu_.set_sregs(s);
+    kvm_regs r{};
+    r.rip = 0;
+    r.rflags = 0x2;
+    vcpu_.set_regs(r);
+}
+
+void VcpuThread::crash(const std::string& what)
+{
+    std::uint64_t rip = 0;
+    try {
+        rip = vcpu_.get_regs().rip;
+    } catch (const Error&) {
+    }
+    vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: {} at RIP {:#x}", id_, what, rip));
+}
+
+void VcpuThread::handle_exit()
+{
+    kvm_run* run = vcpu_.run_struct();
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+        handle_io();
+        break;
+    case KVM_EXIT_MMIO:
+        handle_mmio();
+        break;
+    case KVM_EXIT_X86_RDMSR:
+        handle_rdmsr();
+        break;
+    case KVM_EXIT_X86_WRMSR:
+        handle_wrmsr();
+        break;
+    case KVM_EXIT_HLT:
+        handle_hlt();
+        break;
+    case KVM_EXIT_INTR:
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+        break;
+    case KVM_EXIT_SHUTDOWN:
+        crash("triple fault (shutdown)");
+        break;
+    case KVM_EXIT_INTERNAL_ERROR:
+        crash(fmt::format("KVM internal error (suberror {})", run->internal.suberror));
+        break;
+    case KVM_EXIT_FAIL_ENTRY:
+        crash(fmt::format("VM entry failed (hardware reason {:#x})",
+                          run->fail_entry.hardware_entry_failure_reason));
+        break;
+    case KVM_EXIT_SYSTEM_EVENT:
+        vm_.request_stop(0, fmt::format("vCPU {}: guest system event {} (power off or reset)",
+                                        id_, run->system_event.type));
+        break;
+    default:
+        crash(fmt::format("unhandled KVM exit reason {}", run->exit_reason));
+        break;
+    }
+}
+
+void VcpuThread::handle_io()
+{
+    kvm_run* run = vcpu_.run_struct();
+    auto& io = run->io;
+    auto* data = reinterpret_cast<std::uint8_t*>(run) + io.data_offset;
+    for (std::uint32_t i = 0; i < io.count; ++i, data += io.size) {
+        std::uint64_t v = 0;
+        if (io.direction == KVM_EXIT_IO_OUT) {
+            std::memcpy(&v, data, io.size);
+            vm_.pio().write(io.port, io.size, v);
+        } else {
+            vm_.pio().read(io.port, io.size, v);
+            std::memcpy(data, &v, io.size);
+        }
+    }
+}
+
+void VcpuThread::handle_mmio()
+{
+    auto& m = vcpu_.run_struct()->mmio;
+    if (m.len == 0 || m.len > 8)
+        return;
+    std::uint64_t v = 0;
+    if (m.is_write) {
+        std::memcpy(&v, m.data, m.len);
+        vm_.mmio().write(m.phys_addr, m.len, v);
+    } else {
+        vm_.mmio().read(m.phys_addr, m.len, v);
+        std::memcpy(m.data, &v, m.len);
+    }
+}
+
+void VcpuThread::handle_rdmsr()
+{
+    auto& m = vcpu_.run_struct()->msr;
+    std::uint64_t v = 0;
+    if (vm_.msr_read(id_, m.index, v)) {
+        m.data = v;
+        m.error = 0;
+    } else {
+        m.error = 1;  // KVM injects #GP, as hardware does for an unimplemented MSR
+        stats_.msr_faults.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+void VcpuThread::handle_wrmsr()
+{
+    auto& m = vcpu_.run_struct()->msr;
+    if (vm_.msr_write(id_, m.index, m.data)) {
+        m.error = 0;
+    } else {
+        m.error = 1;
+        stats_.msr_faults.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+void VcpuThread::handle_hlt()
+{
+    // KVM has already moved RIP past the HLT.
+    kvm_regs r = vcpu_.get_regs();
+    {
+        std::lock_guard lk(mu_);
+        state_.store(VcpuState::Halted);
+    }
+    if (!(r.rflags & kRflagsIf))
+        vm_.note_dead_halt(id_, r.rip - 1);
+}
+
+}  // namespace hv

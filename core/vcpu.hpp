@@ -1,0 +1,101 @@
+// One vCPU: its KVM file descriptor, its thread and run loop, exit dispatch, and its states.
+//
+// Kick and wake: a running vCPU is kicked out of KVM_RUN with `immediate_exit` plus a signal
+// (the software stand-in for a posted-interrupt notification or an AVIC doorbell); a vCPU that
+// sleeps in userspace (halted, waiting for SIPI, paused) is woken through its condition variable.
+// Both are counted: the difference is what interrupt-virtualization hardware makes.
+#pragma once
+
+#include <pthread.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/kvm/kvm.hpp"
+
+namespace hv {
+
+class Vm;
+
+enum class VcpuState : std::uint8_t { Running, Halted, WaitForSipi, Paused, Stopped };
+const char* to_string(VcpuState s);
+
+struct VcpuStats {
+    std::array<std::atomic<std::uint64_t>, 64> exits{};  // by KVM exit reason
+    std::atomic<std::uint64_t> kicks{0};                 // signalled out of KVM_RUN
+    std::atomic<std::uint64_t> wakes{0};                 // woken from a userspace sleep
+    std::atomic<std::uint64_t> msr_faults{0};            // unhandled MSR access -> #GP
+};
+
+class VcpuThread {
+public:
+    VcpuThread(Vm& vm, unsigned id);
+    ~VcpuThread();
+    VcpuThread(const VcpuThread&) = delete;
+    VcpuThread& operator=(const VcpuThread&) = delete;
+
+    unsigned id() const { return id_; }
+    kvm::Vcpu& kvm() { return vcpu_; }
+    VcpuState state() const { return state_.load(); }
+    const VcpuStats& stats() const { return stats_; }
+
+    void start();
+    void join();
+
+    // Thread-safe requests from any thread. Each one kicks or wakes the vCPU as needed.
+    void request_stop();
+    void request_pause();
+    void request_resume();
+    void request_init();                   // INIT: park in wait-for-SIPI
+    void request_sipi(std::uint8_t vector);  // start in real mode at vector << 12
+    // Makes a halted vCPU re-evaluate (an interrupt became pending) and a running one exit.
+    void notify();
+
+    // Blocks until the vCPU has reached Paused (or Stopped). Call after request_pause().
+    void wait_paused();
+
+private:
+    enum Request : std::uint32_t {
+        kReqStop = 1u << 0,
+        kReqPause = 1u << 1,
+        kReqInit = 1u << 2,
+        kReqSipi = 1u << 3,
+        kReqNotify = 1u << 4,
+    };
+
+    void post(std::uint32_t req);
+    void kick();
+    void thread_main();
+    void loop();
+    bool take_requests();  // false: stop
+    void sleep_while(VcpuState s);
+    void enter_real_mode(std::uint8_t vector);
+    void handle_exit();
+    void handle_io();
+    void handle_mmio();
+    void handle_rdmsr();
+    void handle_wrmsr();
+    void handle_hlt();
+    void crash(const std::string& what);
+
+    Vm& vm_;
+    unsigned id_;
+    kvm::Vcpu vcpu_;
+    std::thread thread_;
+    std::atomic<pthread_t> tid_{};
+    std::atomic<bool> in_guest_{false};
+    std::atomic<VcpuState> state_;
+    VcpuState paused_from_ = VcpuState::Running;  // under mu_
+    std::atomic<std::uint32_t> requests_{0};
+    std::atomic<std::uint8_t> sipi_vector_{0};
+    std::mutex mu_;
+    std::condition_variable cv_;
+    VcpuStats stats_;
+};
+
+}  // namespace hv

@@ -1,0 +1,280 @@
+#include "core/vm.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "core/cpuid.hpp"
+#include "core/devices/acpi.hpp"
+#include "core/error.hpp"
+
+namespace hv {
+
+namespace {
+
+// Capabilities every VM needs, named for the error message when KVM lacks one.
+constexpr kvm::Capability kRequired[] = {
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_X86_USER_SPACE_MSR, "KVM_CAP_X86_USER_SPACE_MSR"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+};
+
+// Where KVM keeps the real-mode TSS and identity map on VMX hosts, inside the hole below 4 GiB
+// (the same addresses QEMU uses).
+constexpr std::uint64_t kTssAddr = 0xfffbd000;
+constexpr std::uint64_t kIdentityMapAddr = 0xfeffc000;
+
+// Checks what can be checked before touching KVM, so that a bad option is reported as such
+// even on a host without /dev/kvm.
+const VmConfig& validated(const VmConfig& cfg)
+{
+    if (cfg.memory_mib < (kMinMemory >> 20) || cfg.memory_mib > (kMaxMemory >> 20))
+        fail("--memory {} MiB out of range ({} to {})", cfg.memory_mib, kMinMemory >> 20,
+             kMaxMemory >> 20);
+    if (cfg.vcpus == 0 || cfg.vcpus > kMaxVcpus)
+        fail("--vcpus {} out of range (1 to {})", cfg.vcpus, kMaxVcpus);
+    if (cfg.apic != "auto")
+        fail("--apic {}: unknown APIC backend (available: auto)", cfg.apic);
+    if (cfg.image.empty())
+        fail("no image given");
+    return cfg;
+}
+
+std::vector<BootModule> read_modules(const VmConfig& cfg, std::uint64_t limit)
+{
+    std::vector<BootModule> mods;
+    for (const auto& spec : cfg.modules) {
+        std::string path = spec.substr(0, spec.find(' '));
+        mods.push_back({spec, read_file(path, limit)});
+    }
+    return mods;
+}
+
+}  // namespace
+
+Vm::Vm(const VmConfig& cfg)
+    : cfg_(validated(cfg)), sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)),
+      mem_(cfg.memory_mib << 20)
+{
+    auto max_vcpus = static_cast<unsigned>(sys_.check_extension(KVM_CAP_MAX_VCPUS));
+    if (max_vcpus && cfg_.vcpus > max_vcpus)
+        fail("--vcpus {}: this KVM allows at most {}", cfg_.vcpus, max_vcpus);
+    setup_memory();
+    setup_devices();
+    auto image = read_file(cfg_.image, mem_.size());
+    auto modules = read_modules(cfg_, mem_.size());
+    boot_ = load_multiboot(mem_, image, cfg_.image, cfg_.cmdline, modules);
+    setup_vcpus();
+}
+
+Vm::~Vm()
+{
+    for (auto& v : vcpus_)
+        v->request_stop();
+    for (auto& v : vcpus_)
+        v->join();
+    if (uart_)
+        uart_->flush();
+}
+
+void Vm::check_capabilities()
+{
+    for (const auto& cap : kRequired)
+        sys_.require(cap);
+}
+
+void Vm::setup_memory()
+{
+    std::uint32_t slot = 0;
+    for (const auto& r : mem_.regions())
+        vm_.set_memory_region(slot++, r.gpa, r.size, r.host);
+    vm_.set_tss_addr(kTssAddr);
+    vm_.set_identity_map_addr(kIdentityMapAddr);
+    // MSRs KVM does not know exit to userspace, where Vm::msr_read/msr_write dispatch them.
+    vm_.enable_cap(KVM_CAP_X86_USER_SPACE_MSR,
+                   KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER);
+}
+
+void Vm::setup_devices()
+{
+    int fd = -1;
+    if (cfg_.serial == "stdio") {
+        fd = ::dup(STDOUT_FILENO);
+    } else if (cfg_.serial == "none") {
+        fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    } else {
+        fd = ::open(cfg_.serial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    }
+    if (fd < 0)
+        throw_errno(fmt::format("--serial {}", cfg_.serial));
+    serial_fd_ = Fd(fd);
+    uart_ = std::make_unique<dev::Uart16550>(serial_fd_.get());
+    pio_.attach(dev::Uart16550::kCom1, dev::Uart16550::kPorts, uart_.get(), "COM1");
+    debug_exit_ = std::make_unique<dev::DebugExit>([this](int status) { request_stop(status); });
+    pio_.attach(dev::DebugExit::kPort, dev::DebugExit::kPorts, debug_exit_.get(), "debug-exit");
+    fw_cfg_ = std::make_unique<dev::FwCfg>(mem_.size(), static_cast<std::uint16_t>(cfg_.vcpus),
+                                           static_cast<std::uint16_t>(cfg_.vcpus));
+    pio_.attach(dev::FwCfg::kPort, dev::FwCfg::kPorts, fw_cfg_.get(), "fw_cfg");
+    pic_master_ = std::make_unique<dev::Pic8259>();
+    pic_slave_ = std::make_unique<dev::Pic8259>();
+    pio_.attach(dev::Pic8259::kMaster, dev::Pic8259::kPorts, pic_master_.get(), "PIC master");
+    pio_.attach(dev::Pic8259::kSlave, dev::Pic8259::kPorts, pic_slave_.get(), "PIC slave");
+    pm_timer_ = std::make_unique<dev::PmTimer>();
+    pio_.attach(dev::PmTimer::kPort, dev::PmTimer::kPorts, pm_timer_.get(), "PM timer");
+
+    dev::AcpiConfig acpi;
+    acpi.cpus = cfg_.vcpus;
+    acpi.ioapic_id = static_cast<std::uint8_t>(cfg_.vcpus);
+    dev::write_acpi_tables(mem_, acpi);
+}
+
+void Vm::setup_vcpus()
+{
+    auto supported = sys_.supported_cpuid();
+    CpuidApicFeatures apic;
+    dead_halt_.assign(cfg_.vcpus, false);
+    for (unsigned i = 0; i < cfg_.vcpus; ++i) {
+        auto v = std::make_unique<VcpuThread>(*this, i);
+        v->kvm().set_cpuid(guest_cpuid(supported, i, cfg_.vcpus, apic));
+        if (i == 0)
+            set_boot_state(v->kvm());
+        vcpus_.push_back(std::move(v));
+    }
+}
+
+// Multiboot 0.6.96 3.2 "Machine state": 32-bit protected mode, flat 4 GiB segments, paging off,
+// interrupts off, EAX = 0x2BADB002, EBX = physical address of the information structure.
+void Vm::set_boot_state(kvm::Vcpu& v)
+{
+    kvm_sregs s = v.get_sregs();
+    kvm_segment code{};
+    code.base = 0;
+    code.limit = 0xffffffff;
+    code.selector = 0x10;  // QEMU's multiboot option ROM uses these selectors
+    code.type = 0xb;       // execute/read, accessed
+    code.present = 1;
+    code.s = 1;
+    code.db = 1;
+    code.g = 1;
+    kvm_segment data = code;
+    data.selector = 0x18;
+    data.type = 0x3;  // read/write, accessed
+    s.cs = code;
+    s.ds = s.es = s.fs = s.gs = s.ss = data;
+    s.cr0 = 0x11;  // PE | ET
+    s.cr4 = 0;
+    s.efer = 0;
+    v.set_sregs(s);
+    kvm_regs r{};
+    r.rip = boot_.entry;
+    r.rax = kMultibootBootMagic;
+    r.rbx = boot_.info_addr;
+    r.rflags = 0x2;
+    v.set_regs(r);
+}
+
+int Vm::run()
+{
+    for (auto& v : vcpus_)
+        v->start();
+    {
+        std::unique_lock lk(stop_mu_);
+        stop_cv_.wait(lk, [this] { return stopping(); });
+    }
+    for (auto& v : vcpus_)
+        v->request_stop();
+    for (auto& v : vcpus_)
+        v->join();
+    uart_->flush();
+    if (!exit_message_.empty())
+        std::fprintf(stderr, "hvaccel: %s\n", exit_message_.c_str());
+    if (cfg_.stats)
+        std::fputs(stats_report().c_str(), stderr);
+    return exit_status_;
+}
+
+void Vm::request_stop(int status, const std::string& message)
+{
+    {
+        std::lock_guard lk(stop_mu_);
+        if (stopping())
+            return;
+        exit_status_ = status;
+        exit_message_ = message;
+        stopping_.store(true, std::memory_order_release);
+    }
+    stop_cv_.notify_all();
+    for (auto& v : vcpus_)
+        v->request_stop();
+}
+
+void Vm::pause()
+{
+    for (auto& v : vcpus_)
+        v->request_pause();
+    for (auto& v : vcpus_)
+        v->wait_paused();
+}
+
+void Vm::resume()
+{
+    for (auto& v : vcpus_)
+        v->request_resume();
+}
+
+bool Vm::msr_read(unsigned /*vcpu*/, std::uint32_t /*msr*/, std::uint64_t& /*value*/)
+{
+    return false;  // no userspace MSR handlers yet: the access takes #GP
+}
+
+bool Vm::msr_write(unsigned /*vcpu*/, std::uint32_t /*msr*/, std::uint64_t /*value*/)
+{
+    return false;
+}
+
+void Vm::note_dead_halt(unsigned vcpu, std::uint64_t rip)
+{
+    bool all_dead = true;
+    {
+        std::lock_guard lk(stop_mu_);
+        dead_halt_.at(vcpu) = true;
+        for (unsigned i = 0; i < dead_halt_.size(); ++i) {
+            if (dead_halt_[i])
+                continue;
+            if (vcpus_[i]->state() != VcpuState::WaitForSipi)
+                all_dead = false;
+        }
+    }
+    if (all_dead)
+        request_stop(kExitGuestCrash,
+                     fmt::format("guest halted with interrupts disabled on every vCPU "
+                                 "(vCPU {} at RIP {:#x})",
+                                 vcpu, rip));
+}
+
+void Vm::note_alive(unsigned vcpu)
+{
+    std::lock_guard lk(stop_mu_);
+    dead_halt_.at(vcpu) = false;
+}
+
+std::string Vm::stats_report() const
+{
+    std::string out = "hvaccel statistics\n";
+    for (const auto& v : vcpus_) {
+        const auto& s = v->stats();
+        out += fmt::format("  vCPU {}: kicks {} wakes {} msr-faults {}\n", v->id(), s.kicks.load(),
+                           s.wakes.load(), s.msr_faults.load());
+        for (std::size_t r = 0; r < s.exits.size(); ++r)
+            if (auto n = s.exits[r].load())
+                out += fmt::format("    exit {:<3} {}\n", r, n);
+    }
+    out += fmt::format("  unclaimed: port reads {} writes {}, MMIO reads {} writes {}\n",
+                       pio_.unclaimed_reads(), pio_.unclaimed_writes(), mmio_.unclaimed_reads(),
+                       mmio_.unclaimed_writes());
+    return out;
+}
+
+}  // namespace hv

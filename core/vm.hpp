@@ -1,0 +1,103 @@
+// The VM: KVM objects, guest memory, the I/O buses and platform devices, the vCPUs and their
+// threads. Constructing a Vm does all the set-up and validation (throwing hv::Error with one
+// clear line on any failure); run() starts the vCPUs and returns the process exit status.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/bus.hpp"
+#include "core/devices/debug_exit.hpp"
+#include "core/devices/fw_cfg.hpp"
+#include "core/devices/pic.hpp"
+#include "core/devices/pm_timer.hpp"
+#include "core/devices/uart.hpp"
+#include "core/kvm/fd.hpp"
+#include "core/kvm/kvm.hpp"
+#include "core/loader.hpp"
+#include "core/memory.hpp"
+#include "core/vcpu.hpp"
+#include "core/vm_config.hpp"
+
+namespace hv {
+
+class Vm {
+public:
+    explicit Vm(const VmConfig& cfg);
+    ~Vm();
+    Vm(const Vm&) = delete;
+    Vm& operator=(const Vm&) = delete;
+
+    // Starts every vCPU thread and blocks until the guest ends; returns the exit status.
+    int run();
+
+    // Ends the VM (first caller wins): every vCPU is kicked and woken, run() returns `status`.
+    // A non-empty `message` is printed as one line on stderr. Thread-safe.
+    void request_stop(int status, const std::string& message = {});
+    bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+    // Pause every vCPU in userspace and wait until all are parked; resume lets them go on.
+    void pause();
+    void resume();
+
+    // MSR dispatch for exits the KVM side does not handle: return true when handled.
+    using MsrRead = std::function<bool(unsigned vcpu, std::uint32_t msr, std::uint64_t& value)>;
+    using MsrWrite = std::function<bool(unsigned vcpu, std::uint32_t msr, std::uint64_t value)>;
+    bool msr_read(unsigned vcpu, std::uint32_t msr, std::uint64_t& value);
+    bool msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value);
+
+    // Called by a vCPU that halts with interrupts disabled; ends the VM when every vCPU is
+    // stuck that way or waiting for SIPI (nothing can ever wake them).
+    void note_dead_halt(unsigned vcpu, std::uint64_t rip);
+    void note_alive(unsigned vcpu);
+
+    const VmConfig& config() const { return cfg_; }
+    const kvm::System& system() const { return sys_; }
+    const kvm::Vm& kvm() const { return vm_; }
+    GuestMemory& memory() { return mem_; }
+    Bus& pio() { return pio_; }
+    Bus& mmio() { return mmio_; }
+    VcpuThread& vcpu(unsigned i) { return *vcpus_.at(i); }
+    unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
+    const BootInfo& boot_info() const { return boot_; }
+    dev::Uart16550& uart() { return *uart_; }
+
+    std::string stats_report() const;
+
+private:
+    void check_capabilities();
+    void setup_memory();
+    void setup_devices();
+    void setup_vcpus();
+    void set_boot_state(kvm::Vcpu& v);
+
+    VmConfig cfg_;
+    kvm::System sys_;
+    kvm::Vm vm_;
+    GuestMemory mem_;
+    Bus pio_{"port I/O"};
+    Bus mmio_{"MMIO"};
+    Fd serial_fd_;
+    std::unique_ptr<dev::Uart16550> uart_;
+    std::unique_ptr<dev::DebugExit> debug_exit_;
+    std::unique_ptr<dev::FwCfg> fw_cfg_;
+    std::unique_ptr<dev::Pic8259> pic_master_, pic_slave_;
+    std::unique_ptr<dev::PmTimer> pm_timer_;
+    BootInfo boot_{};
+    std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+
+    std::mutex stop_mu_;
+    std::condition_variable stop_cv_;
+    std::atomic<bool> stopping_{false};
+    int exit_status_ = 0;
+    std::string exit_message_;
+    std::vector<bool> dead_halt_;  // under stop_mu_
+};
+
+}  // namespace hv

@@ -1,0 +1,29 @@
+// What a VM is made of, as the CLI (or a test) asks for it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hv {
+
+inline constexpr unsigned kMaxVcpus = 255;  // xAPIC IDs 0..254 (0xFF is the broadcast ID)
+
+struct VmConfig {
+    std::string image;                 // multiboot image path
+    unsigned vcpus = 1;
+    std::uint64_t memory_mib = 128;
+    std::string cmdline;
+    std::string serial = "stdio";      // "stdio", "none" or a file path
+    std::string apic = "auto";
+    std::vector<std::string> modules;  // "PATH[ args]" each
+    bool stats = false;
+    std::string kvm_path = "/dev/kvm";
+};
+
+// Process exit statuses beyond the guest's own (debug-exit gives odd values (v << 1) | 1).
+inline constexpr int kExitUsage = 2;       // bad option, bad image, host cannot run the VM
+inline constexpr int kExitGuestCrash = 4;  // triple fault, KVM internal error, dead halt
+inline constexpr int kExitInterrupted = 130;
+
+}  // namespace hv
