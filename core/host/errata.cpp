@@ -176,6 +176,16 @@ std::string_view action_name(ErratumAction a)
 
 std::span<const Erratum> errata_table() { return kErrata; }
 
+std::vector<std::string_view> pm_qos_hold_errata(const HostProfile& profile)
+{
+    std::vector<std::string_view> ids;
+    for (const auto& m : profile.errata)
+        if (m.erratum->action == ErratumAction::PmQosHoldOptIn ||
+            m.erratum->action == ErratumAction::KeepHostOutOfC6)
+            ids.push_back(m.erratum->id);
+    return ids;
+}
+
 std::vector<ErratumMatch> match_errata(const HostProfile& profile)
 {
     std::vector<ErratumMatch> out;

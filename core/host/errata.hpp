@@ -59,4 +59,8 @@ std::span<const Erratum> errata_table();
 // Matches the table against a profile (its cpu, kvm and iommu parts; `errata` is ignored).
 std::vector<ErratumMatch> match_errata(const HostProfile& profile);
 
+// The matched errata (profile.errata) whose workaround is the opt-in PM QoS hold; core/ offers
+// the hold (PmQosHold) when this is non-empty and warns when the user did not ask for it.
+std::vector<std::string_view> pm_qos_hold_errata(const HostProfile& profile);
+
 }  // namespace hv::host

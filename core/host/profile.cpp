@@ -23,6 +23,7 @@ HostProfile build_profile(const ProbeSources& s)
     HostProfile p;
     const NoMsrs no_msrs("not read");
     p.cpu = decode_cpu(*s.cpuid, s.msrs ? *s.msrs : no_msrs);
+    p.msr_status = (s.msrs ? *s.msrs : no_msrs).status();
     p.kvm = read_kvm_info(s.root, s.kvm, s.kvm_error);
     p.iommu = read_iommu(s.root);
     p.topology = s.synthetic_topology ? read_topology_synthetic(*s.synthetic_topology)

@@ -29,6 +29,8 @@ struct HostProfile {
     Topology topology;
     std::vector<ErratumMatch> errata;  // match_errata(), consulted once by build_profile()
     std::vector<std::string> notes;    // things worth saying that are not errors
+    // Whether MSRs could be read at all ("msr module not loaded (...)", "readable (...)").
+    std::string msr_status;
 
     bool has_erratum(std::string_view id) const;
     const ErratumMatch* erratum(std::string_view id) const;

@@ -136,6 +136,7 @@ nlohmann::json profile_to_json(const HostProfile& p, const BackendChoice& c)
         {"apic_auto",
          {{"refused", c.refused}, {"backend", c.backend}, {"reason", c.reason},
           {"errata_applied", c.errata_applied}, {"notes", c.notes}}},
+        {"msr_status", p.msr_status},
         {"notes", p.notes},
     };
 }

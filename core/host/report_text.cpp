@@ -17,16 +17,17 @@ std::string size_text(std::uint64_t bytes)
     return fmt::format("{} B", bytes);
 }
 
-void cpu_text(std::string& o, const CpuInfo& c)
+void cpu_text(std::string& o, const CpuInfo& c, const std::string& msr_status)
 {
     const CpuIdentity& id = c.id;
     o += "CPU\n";
     o += fmt::format("  vendor      {} ({})\n", vendor_name(id.vendor), id.vendor_string);
     o += fmt::format("  brand       {}\n", id.brand.empty() ? "(none)" : id.brand);
     o += fmt::format("  signature   family 0x{:x} model 0x{:x} stepping {} (CPUID.1:EAX 0x{:08x});"
-                     " libcpuid codename \"{}\"\n",
+                     " libcpuid codename guess \"{}\"\n",
                      id.family, id.model, id.stepping, id.leaf1_eax, id.codename);
     o += fmt::format("  hypervisor  {}\n", id.hypervisor ? "yes: this host is itself a VM" : "no");
+    o += fmt::format("  MSRs        {}\n", msr_status);
     const VmxFeatures& v = c.vmx;
     if (!v.vmx) {
         o += "  VMX         no (CPUID.1:ECX[5] clear)\n";
@@ -122,7 +123,7 @@ void topology_text(std::string& o, const Topology& t)
 std::string profile_to_text(const HostProfile& p, const BackendChoice& c)
 {
     std::string o = "hvaccel host profile\n";
-    cpu_text(o, p.cpu);
+    cpu_text(o, p.cpu, p.msr_status);
     kvm_text(o, p.kvm);
     iommu_text(o, p.iommu);
     topology_text(o, p.topology);

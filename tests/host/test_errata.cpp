@@ -116,6 +116,15 @@ TEST(Errata, SapphireRapids)
     EXPECT_NE(bare.erratum("PLAT-VTD-NO-PI")->reason.find("no VT-d unit"), std::string::npos);
 }
 
+TEST(Errata, PmQosHoldIsOfferedForIdleErrata)
+{
+    EXPECT_EQ(pm_qos_hold_errata(profile_of(ryzen7_1700(), "amd-desktop")),
+              std::vector<std::string_view>{"BZ-196683"});
+    EXPECT_EQ(pm_qos_hold_errata(profile_of(xeon_gold_6248(), "intel-clx")),
+              std::vector<std::string_view>{"INTEL-ISR-C6"});
+    EXPECT_TRUE(pm_qos_hold_errata(profile_of(epyc_9654(), "amd-server-avic")).empty());
+}
+
 TEST(Errata, SteppingAndBrandBoundaries)
 {
     // An EPYC on the Summit Ridge model number is not a desktop Ryzen.

@@ -55,6 +55,9 @@ TEST(LiveHost, ProfileNamesWhatIsHere)
     } else {
         EXPECT_FALSE(p.kvm.present);
     }
+    if (!std::filesystem::exists("/dev/cpu/0/msr")) {
+        EXPECT_NE(p.msr_status.find("msr module not loaded"), std::string::npos) << p.msr_status;
+    }
     if (!std::filesystem::exists("/dev/cpu/0/msr") && p.cpu.vmx.vmx) {
         EXPECT_NE(p.cpu.vmx.msr_status.find("msr module not loaded"), std::string::npos);
     }

@@ -37,6 +37,7 @@ TEST(ProbeCmd, JsonParsesAndNamesThisHost)
     EXPECT_EQ(j["cpu"]["model"], live.cpu.id.model);
     EXPECT_EQ(j["kvm"]["provider"], live.kvm.provider);
     EXPECT_EQ(j["topology"]["pus"], live.topology.pus);
+    EXPECT_EQ(j["msr_status"], live.msr_status);
     EXPECT_EQ(j["iommu"]["none_found"], live.iommu.none_found());
     EXPECT_EQ(j["apic_auto"]["reason"], choose_backend(live, "auto").reason);
     EXPECT_TRUE(j["cpu"]["cpuid_leaves"].is_array());
