@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -36,6 +37,8 @@ run options:
   --serial stdio|none|FILE   where COM1 output goes (default stdio)
   --apic BACKEND        the APIC backend: auto
   --stats               print exit and device counters on stderr at exit
+
+environment: HVACCEL_KVM_DEVICE overrides /dev/kvm.
 
 exit status: the guest's debug-exit value v gives (v << 1) | 1, as QEMU's isa-debug-exit;
   2 bad usage or input, 4 guest crash (triple fault, KVM error, halted forever), 130 interrupted.
@@ -84,6 +87,8 @@ int cmd_run(int argc, char** argv)
     if (pos.size() != 1)
         hv::fail("run needs exactly one IMAGE (got {})", pos.size());
     cfg.image = pos[0];
+    if (const char* dev = std::getenv("HVACCEL_KVM_DEVICE"))
+        cfg.kvm_path = dev;
     watch_signals();
     hv::Vm vm(cfg);
     g_vm = &vm;

@@ -173,13 +173,13 @@ void check_placement(const GuestMemory& mem, std::uint64_t gpa, std::uint64_t le
     if (gpa < kBiosAreaHi && gpa + len > kBiosAreaLo)
         fail("{} at [{:#x}, {:#x}) overlaps the BIOS area [{:#x}, {:#x})", what, gpa, gpa + len,
              kBiosAreaLo, kBiosAreaHi);
-    if (gpa + len > mem.low_top() && gpa < kHighRamBase)
-        fail("{} at [{:#x}, {:#x}) overlaps the hole below 4 GiB (RAM ends at {:#x}; "
-             "use more --memory or a lower load address)",
-             what, gpa, gpa + len, mem.low_top());
-    if (!mem.contains(gpa, len))
-        fail("{} at [{:#x}, {:#x}) does not fit in guest memory ({} MiB)", what, gpa, gpa + len,
-             mem.size() >> 20);
+    if (mem.contains(gpa, len))
+        return;
+    if (gpa + len > kLowRamTop && gpa < kHighRamBase)
+        fail("{} at [{:#x}, {:#x}) overlaps the PCI/APIC hole [{:#x}, 4 GiB)", what, gpa,
+             gpa + len, kLowRamTop);
+    fail("{} at [{:#x}, {:#x}) does not fit in guest memory ({} MiB)", what, gpa, gpa + len,
+         mem.size() >> 20);
 }
 
 }  // namespace

@@ -59,6 +59,38 @@ const char* to_string(VcpuState s)
     return "?";
 }
 
+const char* kvm_exit_name(std::uint32_t reason)
+{
+    switch (reason) {
+    case KVM_EXIT_IO:
+        return "io";
+    case KVM_EXIT_MMIO:
+        return "mmio";
+    case KVM_EXIT_HLT:
+        return "hlt";
+    case KVM_EXIT_X86_RDMSR:
+        return "rdmsr";
+    case KVM_EXIT_X86_WRMSR:
+        return "wrmsr";
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+        return "irq-window";
+    case KVM_EXIT_INTR:
+        return "intr";
+    case KVM_EXIT_SHUTDOWN:
+        return "shutdown";
+    case KVM_EXIT_INTERNAL_ERROR:
+        return "internal-error";
+    case KVM_EXIT_FAIL_ENTRY:
+        return "fail-entry";
+    case KVM_EXIT_SYSTEM_EVENT:
+        return "system-event";
+    case KVM_EXIT_IOAPIC_EOI:
+        return "ioapic-eoi";
+    default:
+        return nullptr;
+    }
+}
+
 VcpuThread::VcpuThread(Vm& vm, unsigned id)
     : vm_(vm), id_(id), vcpu_(vm.system(), vm.kvm(), id),
       // Application processors start in wait-for-SIPI (SDM Vol3 9.4 "Multiple-Processor

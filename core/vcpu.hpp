@@ -24,6 +24,8 @@ class Vm;
 
 enum class VcpuState : std::uint8_t { Running, Halted, WaitForSipi, Paused, Stopped };
 const char* to_string(VcpuState s);
+// KVM exit reason name ("io", "mmio", "hlt", ...) or nullptr for an unknown one.
+const char* kvm_exit_name(std::uint32_t reason);
 
 struct VcpuStats {
     std::array<std::atomic<std::uint64_t>, 64> exits{};  // by KVM exit reason

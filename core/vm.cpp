@@ -55,17 +55,18 @@ std::vector<BootModule> read_modules(const VmConfig& cfg, std::uint64_t limit)
 }  // namespace
 
 Vm::Vm(const VmConfig& cfg)
-    : cfg_(validated(cfg)), sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)),
-      mem_(cfg.memory_mib << 20)
+    : cfg_(validated(cfg)), image_(read_file(cfg_.image, cfg_.memory_mib << 20)),
+      modules_((plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
+      sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
 {
     auto max_vcpus = static_cast<unsigned>(sys_.check_extension(KVM_CAP_MAX_VCPUS));
     if (max_vcpus && cfg_.vcpus > max_vcpus)
         fail("--vcpus {}: this KVM allows at most {}", cfg_.vcpus, max_vcpus);
     setup_memory();
     setup_devices();
-    auto image = read_file(cfg_.image, mem_.size());
-    auto modules = read_modules(cfg_, mem_.size());
-    boot_ = load_multiboot(mem_, image, cfg_.image, cfg_.cmdline, modules);
+    boot_ = load_multiboot(mem_, image_, cfg_.image, cfg_.cmdline, modules_);
+    image_ = {};
+    modules_ = {};
     setup_vcpus();
 }
 
@@ -267,9 +268,13 @@ std::string Vm::stats_report() const
         const auto& s = v->stats();
         out += fmt::format("  vCPU {}: kicks {} wakes {} msr-faults {}\n", v->id(), s.kicks.load(),
                            s.wakes.load(), s.msr_faults.load());
-        for (std::size_t r = 0; r < s.exits.size(); ++r)
-            if (auto n = s.exits[r].load())
-                out += fmt::format("    exit {:<3} {}\n", r, n);
+        for (std::size_t r = 0; r < s.exits.size(); ++r) {
+            auto n = s.exits[r].load();
+            if (!n)
+                continue;
+            const char* name = kvm_exit_name(static_cast<std::uint32_t>(r));
+            out += fmt::format("    exit {:<14} {}\n", name ? name : fmt::format("#{}", r), n);
+        }
     }
     out += fmt::format("  unclaimed: port reads {} writes {}, MMIO reads {} writes {}\n",
                        pio_.unclaimed_reads(), pio_.unclaimed_writes(), mmio_.unclaimed_reads(),

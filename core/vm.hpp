@@ -78,6 +78,8 @@ private:
     void set_boot_state(kvm::Vcpu& v);
 
     VmConfig cfg_;
+    std::vector<std::uint8_t> image_;  // read and checked before KVM is opened; freed once loaded
+    std::vector<BootModule> modules_;
     kvm::System sys_;
     kvm::Vm vm_;
     GuestMemory mem_;

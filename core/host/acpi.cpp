@@ -116,7 +116,7 @@ AcpiIvrs parse_ivrs(std::string_view bytes)
     const Bytes b(t, "IVRS");
     AcpiIvrs r;
     r.ivinfo = b.u32(36);
-    // AMD IOMMU 5.2.2.1: IVHD type 10h header is 24 bytes; types 11h and 40h are 40 bytes with
+    // AMD IOMMU spec 48882 "IVHD" block formats: type 10h has a 24-byte header; 11h and 40h have 40 with
     // the EFR image at offset 18h.
     walk(b, "IVRS", 4, [&](std::size_t off, std::uint16_t len) {
         const std::uint8_t type = b.u8(off);

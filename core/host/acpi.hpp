@@ -28,7 +28,8 @@ struct AcpiDmar {
     unsigned other_structures = 0;  // RMRR, ATSR, RHSA, ANDD, SATC, ...
 };
 
-// AMD IOMMU spec 48882 5.2 "IVRS" and 5.2.2 "I/O Virtualization Hardware Definition Block".
+// AMD IOMMU spec 48882 "I/O Virtualization Reporting Structure (IVRS)" and its "I/O
+// Virtualization Hardware Definition (IVHD) Block"; Linux drivers/iommu/amd/init.c ivhd_header.
 struct AcpiIvrs {
     std::uint32_t ivinfo = 0;  // bit 0 EFRSup
     struct Ivhd {

@@ -57,11 +57,11 @@ SvmFeatures decode_svm(const CpuidSource& cpuid)
 {
     SvmFeatures s;
     const auto ext1 = cpuid.query(0x80000001u);
-    s.svm = ext1 && bit(ext1->ecx, 2);  // APM Vol3 E.4.2: SVM
+    s.svm = ext1 && bit(ext1->ecx, 2);  // APM Vol3 Appendix E, CPUID Fn8000_0001_ECX[SVM]
     const auto a = cpuid.query(0x8000000Au);
     if (!s.svm || !a)
         return s;
-    // APM Vol3 E.4.9 "Function 8000_000Ah - SVM Features"; bit numbers as in Linux
+    // APM Vol3 Appendix E, "CPUID Fn8000_000A_EDX SVM Feature Identification"; bit numbers as in Linux
     // arch/x86/include/asm/cpufeatures.h word 15.
     s.revision = a->eax & 0xFF;
     s.nasid = a->ebx;

@@ -27,7 +27,7 @@ struct CpuIdentity {
     bool hypervisor = false;      // CPUID.1:ECX[31]: this "host" is itself a guest
 };
 
-// AMD SVM, CPUID 0x80000001:ECX[2] and 0x8000000A (APM Vol3 E.4.9 / Linux cpufeatures.h word 15).
+// AMD SVM, CPUID 0x80000001:ECX[2] and 0x8000000A (APM Vol3 App. E / Linux cpufeatures.h word 15).
 struct SvmFeatures {
     bool svm = false;
     std::uint32_t revision = 0;  // 0x8000000A EAX[7:0]

@@ -31,7 +31,7 @@ struct AmdIommuUnit {
     std::string name;  // "ivhd0"
     std::uint64_t features = 0;                 // Extended Feature Register (EFR)
     std::optional<std::uint64_t> features2;     // EFR2, newer kernels print "efr:efr2"
-    // AMD IOMMU spec 48882 3.4.12 "MMIO Offset 0030h IOMMU Extended Feature Register":
+    // AMD IOMMU spec 48882 "MMIO Offset 0030h IOMMU Extended Feature Register":
     // bit 7 GASup (guest virtual APIC), bit 2 XTSup (x2APIC); Linux FEATURE_GA / FEATURE_X2APIC.
     bool ga() const { return ((features >> 7) & 1u) != 0; }
     bool xt() const { return ((features >> 2) & 1u) != 0; }

@@ -1,0 +1,124 @@
+// Bad input and broken guests: a clear one-line error and a distinct non-zero exit, never a
+// crash or a hang.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "process.hpp"
+
+using hvtest::guest;
+using hvtest::guest_status;
+using hvtest::hvaccel;
+
+namespace {
+
+constexpr int kUsage = 2, kCrash = 4;
+
+// One line on stderr, starting "hvaccel: ", containing `what`.
+void expect_one_line_error(const hvtest::Result& r, int status, const std::string& what)
+{
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.status, status) << r.err;
+    EXPECT_EQ(r.err.rfind("hvaccel: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+}
+
+// Writes a flat a.out-kludge multiboot image of `size` bytes loaded at `load`.
+std::string write_aout(std::uint32_t load, std::uint32_t size)
+{
+    char path[] = "/tmp/hvaccel-img-XXXXXX";
+    int fd = mkstemp(path);
+    std::vector<std::uint32_t> img(size / 4, 0x90909090u);
+    std::uint32_t flags = 0x10003;
+    std::uint32_t hdr[8] = {0x1BADB002, flags, static_cast<std::uint32_t>(-(0x1BADB002 + flags)),
+                            load, load, 0, 0, load + 32};
+    std::memcpy(img.data(), hdr, sizeof hdr);
+    EXPECT_EQ(write(fd, img.data(), size), static_cast<ssize_t>(size));
+    close(fd);
+    return path;
+}
+
+}  // namespace
+
+TEST(GuestErrors, UnhandledExceptionExitsWithItsVector)
+{
+    REQUIRE_KVM();
+    auto r = hvtest::run({hvaccel(), "run", guest("crash_ud")});
+    EXPECT_EQ(r.status, guest_status(0x40 + 6));
+    EXPECT_NE(r.out.find("unexpected exception #UD (vector 6)"), std::string::npos) << r.out;
+}
+
+TEST(GuestErrors, TripleFaultNamesTheVcpuAndRip)
+{
+    REQUIRE_KVM();
+    auto r = hvtest::run({hvaccel(), "run", guest("triple_fault")});
+    expect_one_line_error(r, kCrash, "vCPU 0: triple fault (shutdown) at RIP 0x");
+}
+
+TEST(GuestErrors, HaltWithInterruptsOffEndsInsteadOfHanging)
+{
+    REQUIRE_KVM();
+    auto r = hvtest::run({hvaccel(), "run", guest("dead_halt"), "--vcpus", "2"}, 30);
+    expect_one_line_error(r, kCrash, "guest halted with interrupts disabled on every vCPU");
+}
+
+TEST(BadInput, MissingUnreadableOrNonMultibootImage)
+{
+    expect_one_line_error(hvtest::run({hvaccel(), "run", "/nonexistent.elf"}), kUsage,
+                          "cannot open /nonexistent.elf");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", "/tmp"}), kUsage, "not a regular file");
+    REQUIRE_KVM();
+    expect_one_line_error(hvtest::run({hvaccel(), "run", "/etc/hostname"}), kUsage,
+                          "not a multiboot image");
+}
+
+TEST(BadInput, ImageTooLargeOrInTheHole)
+{
+    REQUIRE_KVM();
+    auto big = write_aout(0x100000, 3 << 20);
+    expect_one_line_error(hvtest::run({hvaccel(), "run", big, "--memory", "2"}), kUsage,
+                          "larger than guest memory");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", big, "--memory", "3"}), kUsage,
+                          "does not fit in guest memory");
+    unlink(big.c_str());
+    auto hole = write_aout(0xbffff000, 0x2000);
+    expect_one_line_error(hvtest::run({hvaccel(), "run", hole, "--memory", "4096"}), kUsage,
+                          "overlaps the PCI/APIC hole");
+    unlink(hole.c_str());
+}
+
+TEST(BadInput, OptionsOutOfRange)
+{
+    auto img = guest("hello");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--vcpus", "0"}), kUsage,
+                          "--vcpus 0 out of range");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--vcpus", "256"}), kUsage,
+                          "--vcpus 256 out of range");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--memory", "1"}), kUsage,
+                          "--memory 1 out of range");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--memory", "999999"}), kUsage,
+                          "out of range");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--memory", "lots"}), kUsage,
+                          "is not a number");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--frobnicate"}), kUsage,
+                          "unknown option '--frobnicate'");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--apic", "magic"}), kUsage,
+                          "unknown APIC backend");
+    expect_one_line_error(hvtest::run({hvaccel(), "run"}), kUsage, "exactly one IMAGE");
+    expect_one_line_error(hvtest::run({hvaccel(), "launch"}), kUsage, "unknown command 'launch'");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--serial", "/nonexistent/dir/f"}),
+                          kUsage, "--serial /nonexistent/dir/f");
+}
+
+TEST(BadInput, KvmDeviceMissingOrNotKvm)
+{
+    auto img = guest("hello");
+    expect_one_line_error(
+        hvtest::run({hvaccel(), "run", img}, 30, {"HVACCEL_KVM_DEVICE=/nonexistent/kvm"}), kUsage,
+        "open /nonexistent/kvm: No such file or directory");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img}, 30, {"HVACCEL_KVM_DEVICE=/dev/null"}),
+                          kUsage, "KVM API version");
+}

@@ -1,0 +1,67 @@
+// The same guest images boot under QEMU (`-kernel`, isa-debug-exit) with the same checks and
+// the same exit status: the guest platform contract of DESIGN.md.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "process.hpp"
+
+using hvtest::guest;
+using hvtest::hvaccel;
+
+namespace {
+
+bool have_qemu()
+{
+    return hvtest::run({"sh", "-c", "command -v qemu-system-x86_64"}, 10).status == 0;
+}
+
+// The "ok N"/"not ok N" sequence, the summary line and any unexpected-exception report,
+// without the values a check prints.
+std::string verdicts(const std::string& out)
+{
+    std::istringstream in(out);
+    std::string line, v;
+    while (std::getline(in, line)) {
+        if (line.rfind("ok ", 0) == 0 || line.rfind("not ok ", 0) == 0)
+            v += line.substr(0, line.find(" - ")) + "\n";
+        else if (line.find(" passed, ") != std::string::npos)
+            v += line + "\n";
+        else if (line.rfind("unexpected ", 0) == 0)
+            v += line.substr(0, line.find(" at rip=")) + "\n";
+    }
+    return v;
+}
+
+void compare(const std::string& image, const std::string& machine)
+{
+    auto ours = hvtest::run({hvaccel(), "run", guest(image)});
+    auto qemu = hvtest::run({"qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu",
+                             "host", "-m", "128", "-nodefaults", "-kernel", guest(image),
+                             "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-serial",
+                             "stdio", "-display", "none"},
+                            120);
+    ASSERT_FALSE(qemu.timed_out);
+    EXPECT_EQ(ours.status, qemu.status) << "qemu: " << qemu.out << qemu.err;
+    EXPECT_FALSE(verdicts(ours.out).empty());
+    EXPECT_EQ(verdicts(ours.out), verdicts(qemu.out)) << "qemu: " << qemu.out;
+}
+
+}  // namespace
+
+class QemuPeer : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        REQUIRE_KVM();
+        if (!have_qemu())
+            GTEST_SKIP() << "qemu-system-x86_64 is not installed";
+    }
+};
+
+TEST_F(QemuPeer, HelloMicrovm) { compare("hello", "microvm"); }
+TEST_F(QemuPeer, ExceptionsMicrovm) { compare("exceptions", "microvm"); }
+TEST_F(QemuPeer, Ring3Microvm) { compare("ring3", "microvm"); }
+// The ACPI tables and the PM timer are the pc machine's (microvm has neither at these places).
+TEST_F(QemuPeer, PlatformPc) { compare("platform", "pc"); }
+TEST_F(QemuPeer, UnhandledExceptionMicrovm) { compare("crash_ud", "microvm"); }
