@@ -138,7 +138,7 @@ constexpr std::array kErrata = {
         "report: IPIs and virtual-interrupt delivery are posted, device MSIs are remapped and "
         "injected by the host; hvaccel's iommu/ model is unaffected",
         ErratumAction::Report,
-        "Intel VT-d spec 11.4.2 CAP.PI; SDM Vol3 "Pin-Based VM-Execution Controls" bit 7",
+        "Intel VT-d spec 11.4.2 CAP.PI; SDM Vol3 Pin-Based VM-Execution Controls bit 7",
     },
     Erratum{
         "PLAT-AMD-NO-GA",
