@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "cmd/demo.hpp"
 #include "cmd/options.hpp"
 #ifdef HV_HAVE_PROBE
 #include "cmd/probe.hpp"
@@ -25,6 +26,7 @@ constexpr const char* kUsage = R"(usage: hvaccel COMMAND [options]
 
 commands:
   run IMAGE [options]   boot a multiboot v1 image (ELF32, ELF64 or a.out-kludge) on KVM
+  demo [--vcpus N]      boot the guest embedded in hvaccel and show its output and counters
   probe [--json]        show the host profile, the errata that apply and the APIC path
   --help                this text
   --version             the version
@@ -117,6 +119,8 @@ int main(int argc, char** argv)
         }
         if (cmd == "run")
             return cmd_run(argc, argv);
+        if (cmd == "demo")
+            return cmd_demo(argc - 1, argv + 1);
 #ifdef HV_HAVE_PROBE
         if (cmd == "probe")
             return cmd_probe(argc - 1, argv + 1);

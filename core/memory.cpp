@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -37,6 +38,22 @@ GuestMemory::~GuestMemory()
 std::uint64_t GuestMemory::low_top() const
 {
     return regions_.front().size;
+}
+
+std::uint64_t GuestMemory::resident_bytes() const
+{
+    constexpr std::uint64_t kPage = 4096;
+    constexpr std::size_t kChunk = 1 << 16;  // pages per mincore call
+    std::vector<unsigned char> vec(kChunk);
+    std::uint64_t resident = 0;
+    for (std::uint64_t off = 0; off < size_; off += kChunk * kPage) {
+        std::uint64_t len = std::min<std::uint64_t>(kChunk * kPage, size_ - off);
+        if (::mincore(base_ + off, len, vec.data()) != 0)
+            return 0;
+        for (std::size_t i = 0; i < (len + kPage - 1) / kPage; ++i)
+            resident += (vec[i] & 1) ? kPage : 0;
+    }
+    return resident;
 }
 
 std::uint8_t* GuestMemory::ptr(std::uint64_t gpa, std::uint64_t len) const

@@ -50,6 +50,9 @@ public:
         return read(gpa, &out, sizeof(T));
     }
 
+    // Guest RAM currently backed by host pages (mincore), in bytes.
+    std::uint64_t resident_bytes() const;
+
     // Top of the RAM below the hole (end of the low region).
     std::uint64_t low_top() const;
 

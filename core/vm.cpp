@@ -276,6 +276,8 @@ std::string Vm::stats_report() const
             out += fmt::format("    exit {:<14} {}\n", name ? name : fmt::format("#{}", r), n);
         }
     }
+    out += fmt::format("  guest RAM resident: {} KiB of {} MiB\n", mem_.resident_bytes() >> 10,
+                       mem_.size() >> 20);
     out += fmt::format("  unclaimed: port reads {} writes {}, MMIO reads {} writes {}\n",
                        pio_.unclaimed_reads(), pio_.unclaimed_writes(), mmio_.unclaimed_reads(),
                        mmio_.unclaimed_writes());
