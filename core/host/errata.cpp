@@ -46,6 +46,14 @@ constexpr std::array kIntelIsrC6 = {
     CpuRange{Vendor::Intel, 6, 0x66, 0x66, 0, 0xF, {}, "Cannon Lake"},
 };
 
+// Qualifies "not found" when some IOMMU entries could not be read at all.
+std::string unreadable(const HostProfile& p)
+{
+    return p.iommu.errors.empty()
+               ? std::string()
+               : fmt::format(" ({} IOMMU entries unreadable)", p.iommu.errors.size());
+}
+
 bool vtd_posting_missing(const HostProfile& p, std::string& reason)
 {
     const VmxFeatures& v = p.cpu.vmx;
@@ -54,8 +62,8 @@ bool vtd_posting_missing(const HostProfile& p, std::string& reason)
     const std::string cpu_side =
         "the CPU posts interrupts (IA32_VMX_PINBASED_CTLS allows bit 7)";
     if (p.iommu.vtd.empty()) {
-        reason = fmt::format("{} but no VT-d unit was found, so device interrupts cannot be "
-                             "posted", cpu_side);
+        reason = fmt::format("{} but no VT-d unit was found{}, so device interrupts cannot be "
+                             "posted", cpu_side, unreadable(p));
         return true;
     }
     for (const auto& u : p.iommu.vtd) {
@@ -74,8 +82,8 @@ bool amd_ga_missing(const HostProfile& p, std::string& reason)
         return false;
     const std::string cpu_side = "the CPU has AVIC (CPUID 0x8000000A EDX[13])";
     if (p.iommu.amd.empty()) {
-        reason = fmt::format("{} but no AMD IOMMU was found, so device interrupts cannot be "
-                             "delivered in guest mode", cpu_side);
+        reason = fmt::format("{} but no AMD IOMMU was found{}, so device interrupts cannot be "
+                             "delivered in guest mode", cpu_side, unreadable(p));
         return true;
     }
     for (const auto& u : p.iommu.amd) {

@@ -1,6 +1,9 @@
 #include "core/host/iommu.hpp"
 
 #include <algorithm>
+#include <system_error>
+
+#include <unistd.h>
 
 #include "core/error.hpp"
 #include "core/host/sysfs.hpp"
@@ -15,6 +18,12 @@ constexpr std::size_t kTableMax = 1 << 20;  // ACPI tables are KiB-sized; 1 MiB 
 void read_table(const std::filesystem::path& root, std::string_view name, IommuInfo& out)
 {
     const auto file = under_root(root, "/sys/firmware/acpi/tables") / std::string(name);
+    std::error_code ec;
+    if (fs::exists(file, ec) && ::access(file.c_str(), R_OK) != 0) {
+        // The tables are root-only (0400): not an error, just less to report.
+        out.unreadable_tables.push_back(std::string(name));
+        return;
+    }
     try {
         const auto bytes = read_file_if_exists(file, kTableMax);
         if (!bytes)
@@ -86,7 +95,10 @@ IommuInfo read_iommu(const std::filesystem::path& root)
     }
     read_table(root, "DMAR", info);
     read_table(root, "IVRS", info);
-    if (!info.dmar && !info.ivrs)
+    if (!info.unreadable_tables.empty())
+        info.acpi_note = fmt::format("{} present but not readable (root only)",
+                                     fmt::join(info.unreadable_tables, " and "));
+    else if (!info.dmar && !info.ivrs)
         info.acpi_note = "no DMAR or IVRS table";
     return info;
 }

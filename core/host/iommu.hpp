@@ -43,9 +43,13 @@ struct IommuInfo {
     std::optional<AcpiDmar> dmar;
     std::optional<AcpiIvrs> ivrs;
     std::string acpi_note;            // e.g. "no DMAR or IVRS table"
+    std::vector<std::string> unreadable_tables;  // present but root-only: "DMAR", "IVRS"
     std::vector<std::string> errors;  // readers that failed, one clear line each
 
-    bool none_found() const { return vtd.empty() && amd.empty() && !dmar && !ivrs; }
+    bool none_found() const
+    {
+        return vtd.empty() && amd.empty() && !dmar && !ivrs && unreadable_tables.empty();
+    }
     // True only when at least one unit exists and every unit can post.
     bool vtd_posting() const;
     bool amd_ga() const;

@@ -98,6 +98,8 @@ void iommu_text(std::string& o, const IommuInfo& io)
         o += fmt::format("  ACPI IVRS: {} IVHD block(s), {} with GA support\n",
                          io.ivrs->ivhds.size(), ga);
     }
+    if (!io.unreadable_tables.empty())
+        o += fmt::format("  ACPI: {}\n", io.acpi_note);
     for (const auto& e : io.errors)
         o += fmt::format("  error: {}\n", e);
 }

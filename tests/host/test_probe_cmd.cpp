@@ -106,3 +106,32 @@ TEST(Report, JsonOfARealCpuProfile)
 
 }  // namespace
 }  // namespace hv::host
+
+namespace hv::host {
+namespace {
+
+TEST(Report, TextOfAnIntelServerAndAGarbageHost)
+{
+    const HostProfile p = realcpu::profile_of(realcpu::xeon_8480(), "intel-spr");
+    const std::string text = profile_to_text(p, choose_backend(p, "auto"));
+    EXPECT_NE(text.find("VMX         yes; APICv yes"), std::string::npos) << text;
+    EXPECT_NE(text.find("IPIv yes"), std::string::npos);
+    EXPECT_NE(text.find("VT-d dmar0: cap=0x19ed008c40780c66"), std::string::npos);
+    EXPECT_NE(text.find("kernel: kvm_intel enable_apicv=Y enable_ipiv=Y"), std::string::npos);
+
+    // A host whose sysfs is garbage still yields a profile, a choice and a report.
+    const HostProfile g = realcpu::profile_of(realcpu::xeon_gold_6248(), "garbage");
+    EXPECT_EQ(g.iommu.errors.size(), 6u);
+    ASSERT_TRUE(g.has_erratum("PLAT-VTD-NO-PI"));
+    EXPECT_NE(g.erratum("PLAT-VTD-NO-PI")->reason.find("(6 IOMMU entries unreadable)"),
+              std::string::npos);
+    const BackendChoice c = choose_backend(g, "auto");
+    EXPECT_EQ(c.reason, "kernel: in-kernel LAPIC (kvm_intel enable_apicv=maybe, no hardware APIC "
+                        "virtualization)");
+    const std::string gt = profile_to_text(g, c);
+    EXPECT_NE(gt.find("error: "), std::string::npos);
+    EXPECT_NO_THROW((void)profile_to_json(g, c).dump());
+}
+
+}  // namespace
+}  // namespace hv::host
