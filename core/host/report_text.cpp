@@ -63,7 +63,7 @@ void kvm_text(std::string& o, const KvmInfo& k)
         std::string ps;
         for (const auto& [name, value] : k.params)
             ps += fmt::format(" {}={}", name, value);
-        o += fmt::format("  parameters ({}){}\n", k.provider, ps);
+        o += fmt::format("  parameters {}:{}\n", k.provider, ps);
     }
     if (k.present) {
         std::string cs;
@@ -71,7 +71,7 @@ void kvm_text(std::string& o, const KvmInfo& k)
             cs += fmt::format(" {}={}", c.name, c.value);
         o += fmt::format("  caps       {}\n", cs);
     }
-    o += fmt::format("  kernel LAPIC {}\n", k.kernel_apic_summary());
+    o += fmt::format("  LAPIC       in-kernel: {}\n", k.kernel_apic_summary());
 }
 
 void iommu_text(std::string& o, const IommuInfo& io)
