@@ -12,6 +12,7 @@
 //   it (xAPIC: destination in bits 63:56; x2APIC: 32-bit destination). Delivery status is 0.
 // - `esr` is what a read of the ESR returns now; `esr_pending` are the errors detected since the
 //   last ESR write, which the next ESR write makes visible (SDM Vol3 11.5.3 "Error Handling").
+//   A backend without the latch (KVM's LAPIC keeps one ESR value) flattens esr_pending = 0.
 // - `timer_remaining` is the guest-visible current count (TMCCT), never host time.
 // - `tsc_deadline` is IA32_TSC_DEADLINE in guest TSC units (0 = disarmed).
 // - `run_state` is the vCPU's INIT/SIPI state as the APIC sees it.

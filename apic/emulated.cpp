@@ -349,8 +349,18 @@ void EmulatedApic::timer_fired()
 
 ApicState EmulatedApic::flatten()
 {
-    std::lock_guard lock(mu_);
-    return apic_.flatten(clock_.now());
+    bool changed = false;
+    ApicState s;
+    {
+        std::lock_guard lock(mu_);
+        const GuestTime now = clock_.now();
+        poll_timer_locked(now, changed);
+        s = apic_.flatten(now);
+    }
+    if (changed) {
+        platform_.timer_changed(index_);
+    }
+    return s;
 }
 
 std::optional<std::string> EmulatedApic::restore(const ApicState& s)

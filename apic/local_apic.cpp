@@ -268,8 +268,11 @@ DestInfo LocalApic::dest_info() const
     return d;
 }
 
-ApicState LocalApic::flatten(GuestTime now) const
+ApicState LocalApic::flatten(GuestTime now)
 {
+    if (timer_.armed && now.ns >= timer_.deadline_ns) {
+        timer_expired(now);
+    }
     ApicState s = s_;
     s.timer_remaining = timer_mode() == TimerMode::TscDeadline ? 0 : current_count(now.ns);
     return s;

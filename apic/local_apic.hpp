@@ -115,7 +115,9 @@ public:
 
     // --- addressing view, state, counters ---
     DestInfo dest_info() const;
-    ApicState flatten(GuestTime now) const;
+    // Flattening observes the APIC at `now`: a timer expiry that is due but not yet processed is
+    // processed first (so the interrupt lands in IRR rather than being lost in the snapshot).
+    ApicState flatten(GuestTime now);
     std::optional<std::string> restore(const ApicState& s, GuestTime now);
     const ApicCounters& counters() const { return counters_; }
     const LocalApicConfig& config() const { return cfg_; }
@@ -133,7 +135,7 @@ private:
     void record_error(uint32_t esr_bits);
     AccessResult write_apic_base(uint64_t value);
     void write_svr(uint32_t value);
-    void write_lvt(Lvt which, uint32_t value, GuestTime now, AccessResult& r);
+    void write_lvt(Lvt which, uint32_t value, AccessResult& r);
     std::optional<Ipi> send_icr(uint64_t icr_value);
     void write_esr();
     // local_apic_regs.cpp

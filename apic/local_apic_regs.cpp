@@ -70,7 +70,7 @@ std::optional<uint32_t> LocalApic::read_common(uint32_t off, GuestTime now)
 bool LocalApic::write_common(uint32_t off, uint32_t value, GuestTime now, AccessResult& r)
 {
     if (auto l = lvt_at(off)) {
-        write_lvt(*l, value, now, r);
+        write_lvt(*l, value, r);
         return true;
     }
     switch (off) {
@@ -118,9 +118,8 @@ void LocalApic::write_esr()
     s_.esr_pending = 0;
 }
 
-void LocalApic::write_lvt(Lvt which, uint32_t value, GuestTime now, AccessResult& r)
+void LocalApic::write_lvt(Lvt which, uint32_t value, AccessResult& r)
 {
-    (void)now;
     uint32_t writable = lvt_writable(which);
     if (which == Lvt::Timer && !cfg_.caps.tsc_deadline) {
         writable &= ~(static_cast<uint32_t>(TimerMode::TscDeadline) << lvt::kTimerModeShift);

@@ -211,6 +211,21 @@ TEST(Timer, FlattenSavesRemainingCountAndRestoreResumesIt)
     EXPECT_EQ(b.flatten(at(10'000)), s);
 }
 
+TEST(Timer, FlattenAfterAnUnprocessedExpiryKeepsTheInterrupt)
+{
+    LocalApic a = make_apic();
+    wr(a, reg::kLvtTimer, kOneShot);
+    wr(a, reg::kTimerDivide, 0xB);
+    wr(a, reg::kTimerInitial, 100, 0);
+    const ApicState s = a.flatten(at(150)); // due at 100, nobody called timer_expired()
+    EXPECT_EQ(s.timer_remaining, 0u);
+    EXPECT_NE(s.irr[0x40 >> 5] & (1u << (0x40 & 31)), 0u);
+    LocalApic b = make_apic();
+    ASSERT_EQ(b.restore(s, at(0)), std::nullopt);
+    EXPECT_EQ(b.highest_pending(), 0x40);
+    EXPECT_EQ(b.next_timer_deadline(), std::nullopt);
+}
+
 TEST(Timer, PeriodicRestoreReloadsTheInitialCountAfterTheRemainder)
 {
     LocalApic a = make_apic();
