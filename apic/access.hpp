@@ -10,10 +10,10 @@
 namespace hv::apic {
 
 enum class AccessStatus : uint8_t {
-    Ok,        // done; `value` holds the read data (0 for writes)
-    GP,        // the guest takes #GP (x2APIC rules, IA32_APIC_BASE rules)
-    NotMine,   // not an APIC register in the current mode: the caller handles it as it would any
-               // other address/MSR (e.g. MMIO to the APIC page while in x2APIC mode)
+    Ok,      // done; `value` holds the read data (0 for writes)
+    GP,      // the guest takes #GP (x2APIC rules, IA32_APIC_BASE rules)
+    NotMine, // not an APIC register in the current mode: the caller handles it as it would any
+             // other address/MSR (e.g. MMIO to the APIC page while in x2APIC mode)
 };
 
 // Result of EOI processing. SDM Vol3 11.8.5 "Signaling Interrupt Servicing Completion".
@@ -55,7 +55,7 @@ struct GuestTime {
 
 // For backends that need to ask for the time (EmulatedApic); core implements it per VM.
 class GuestClock {
-public:
+  public:
     virtual ~GuestClock() = default;
     virtual GuestTime now() const = 0;
 };

@@ -12,8 +12,8 @@ Error check_base(const ApicState& s, const ApicCaps& caps)
     if (caps.maxphyaddr < 32 || caps.maxphyaddr > 52) {
         return fmt::format("caps.maxphyaddr: {} outside 32..52", caps.maxphyaddr);
     }
-    const uint64_t allowed = base::kBsp | base::kEnable |
-                             (caps.x2apic ? base::kExtd : 0) | base::addr_mask(caps.maxphyaddr);
+    const uint64_t allowed = base::kBsp | base::kEnable | (caps.x2apic ? base::kExtd : 0) |
+                             base::addr_mask(caps.maxphyaddr);
     if ((s.apic_base & ~allowed) != 0) {
         return fmt::format("apic_base: reserved bits {:#x} set", s.apic_base & ~allowed);
     }
@@ -38,8 +38,8 @@ Error check_ids(const ApicState& s)
     if (s.x2apic()) {
         // SDM Vol3 11.12.10.2: in x2APIC mode the LDR is derived from the ID and read-only.
         if (s.ldr != x2apic_ldr(s.id)) {
-            return fmt::format("ldr: {:#x} is not the logical ID {:#x} derived from id {:#x}", s.ldr,
-                               x2apic_ldr(s.id), s.id);
+            return fmt::format("ldr: {:#x} is not the logical ID {:#x} derived from id {:#x}",
+                               s.ldr, x2apic_ldr(s.id), s.id);
         }
         return std::nullopt;
     }
@@ -60,9 +60,8 @@ Error check_ids(const ApicState& s)
 
 Error check_lvts(const ApicState& s, const ApicCaps& caps)
 {
-    static constexpr const char* kNames[kLvtCount] = {"lvt_cmci",  "lvt_timer", "lvt_thermal",
-                                                      "lvt_perf",  "lvt_lint0", "lvt_lint1",
-                                                      "lvt_error"};
+    static constexpr const char* kNames[kLvtCount] = {
+        "lvt_cmci", "lvt_timer", "lvt_thermal", "lvt_perf", "lvt_lint0", "lvt_lint1", "lvt_error"};
     for (std::size_t i = 0; i < kLvtCount; ++i) {
         const auto which = static_cast<Lvt>(i);
         uint32_t allowed = lvt_writable(which);

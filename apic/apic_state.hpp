@@ -63,9 +63,9 @@ struct ApicState {
 
 // What the (virtual) CPU supports; restore and IA32_APIC_BASE writes are checked against it.
 struct ApicCaps {
-    unsigned maxphyaddr = 46;           // CPUID.80000008H:EAX[7:0] of the guest
-    bool x2apic = true;                 // CPUID.1:ECX[21]
-    bool tsc_deadline = true;           // CPUID.1:ECX[24]
+    unsigned maxphyaddr = 46; // CPUID.80000008H:EAX[7:0] of the guest
+    bool x2apic = true;       // CPUID.1:ECX[21]
+    bool tsc_deadline = true; // CPUID.1:ECX[24]
 };
 
 // Checks every field of `s`; returns nullopt when the state is valid, otherwise a message that

@@ -30,7 +30,7 @@ namespace hv::apic {
 // doorbell). wake(): the vCPU sleeps in HLT — wake its futex/condition variable. Both must be
 // sticky: a wake() that arrives just before the vCPU sleeps must not be lost.
 class VcpuNotifier {
-public:
+  public:
     virtual ~VcpuNotifier() = default;
     virtual void kick() = 0;
     virtual void wake() = 0;
@@ -38,7 +38,7 @@ public:
 
 // What a backend asks of the VM. Called without any backend lock held.
 class ApicPlatform {
-public:
+  public:
     virtual ~ApicPlatform() = default;
     // Route an IPI sent by vCPU `from` (resolve_ipi() over every vCPU's dest_info(), then
     // deliver() to each target; INIT/SIPI/NMI as the delivery mode says).
@@ -53,16 +53,16 @@ public:
 // Events other than fixed vectors that the vCPU must act on.
 struct PendingEvents {
     bool nmi = false;
-    bool smi = false;                 // counted; KVM guests here have no SMM
-    bool init = false;                // INIT received: reset the vCPU, park it (run_state says)
-    std::optional<uint8_t> sipi;      // start in real mode at vector << 12
-    bool extint = false;              // ExtINT: the vector comes from the 8259 PIC
+    bool smi = false;            // counted; KVM guests here have no SMM
+    bool init = false;           // INIT received: reset the vCPU, park it (run_state says)
+    std::optional<uint8_t> sipi; // start in real mode at vector << 12
+    bool extint = false;         // ExtINT: the vector comes from the 8259 PIC
     bool any() const { return nmi || smi || init || sipi.has_value() || extint; }
     bool operator==(const PendingEvents&) const = default;
 };
 
 class ApicBackend {
-public:
+  public:
     virtual ~ApicBackend() = default;
     virtual std::string_view name() const = 0;
 

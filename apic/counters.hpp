@@ -29,9 +29,8 @@ inline uint64_t counter_value(const CounterList& list, std::string_view name)
     return 0;
 }
 
-template <typename Enum, std::size_t N>
-class CounterTable {
-public:
+template <typename Enum, std::size_t N> class CounterTable {
+  public:
     explicit CounterTable(const std::array<std::string_view, N>& names) : names_(names) {}
 
     void add(Enum e, uint64_t n = 1)
@@ -53,7 +52,7 @@ public:
         }
     }
 
-private:
+  private:
     std::array<std::string_view, N> names_;
     std::array<std::atomic<uint64_t>, N> c_{};
 };

@@ -22,7 +22,14 @@
 namespace hv::apic {
 
 // Architectural exits of the emulated backend: every APIC access exits.
-enum class EmulatedExit : uint8_t { XapicRead, XapicWrite, X2apicRead, X2apicWrite, OtherMsr, Count };
+enum class EmulatedExit : uint8_t {
+    XapicRead,
+    XapicWrite,
+    X2apicRead,
+    X2apicWrite,
+    OtherMsr,
+    Count
+};
 
 // Delivery statistics (per source, plus notifications).
 enum class DeliveryStat : uint8_t {
@@ -43,7 +50,7 @@ enum class DeliveryStat : uint8_t {
 };
 
 class EmulatedApic final : public ApicBackend {
-public:
+  public:
     EmulatedApic(std::size_t index, const LocalApicConfig& cfg, GuestClock& clock,
                  ApicPlatform& platform, VcpuNotifier& notifier);
 
@@ -74,7 +81,7 @@ public:
     void raise_lvt(Lvt which);
     ApicCounters model_counters() const;
 
-private:
+  private:
     enum class Sched : uint8_t { Outside, InGuest, Blocked };
     enum class Notify : uint8_t { None, Kick, Wake };
 

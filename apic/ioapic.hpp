@@ -76,7 +76,7 @@ IoApicMessage decode_redirection(uint64_t entry, uint8_t pin);
 
 // Where messages go. Called with no IoApic lock held, possibly from several threads at once.
 class IoApicSink {
-public:
+  public:
     virtual ~IoApicSink() = default;
     virtual void deliver(const IoApicMessage& msg) = 0;
 };
@@ -92,15 +92,15 @@ std::optional<std::string> validate(const IoApicState& s);
 
 struct IoApicCounters {
     uint64_t delivered = 0;
-    uint64_t masked_edges = 0;   // edges lost while masked
-    uint64_t eoi = 0;            // EOIs that cleared a remote IRR
-    uint64_t redelivered = 0;    // level pins re-sent after EOI
-    uint64_t bad_access = 0;     // unsupported MMIO size/offset, bad pin numbers
+    uint64_t masked_edges = 0; // edges lost while masked
+    uint64_t eoi = 0;          // EOIs that cleared a remote IRR
+    uint64_t redelivered = 0;  // level pins re-sent after EOI
+    uint64_t bad_access = 0;   // unsupported MMIO size/offset, bad pin numbers
     bool operator==(const IoApicCounters&) const = default;
 };
 
 class IoApic {
-public:
+  public:
     explicit IoApic(IoApicSink& sink, uint8_t id = 0);
     IoApic(const IoApic&) = delete;
     IoApic& operator=(const IoApic&) = delete;
@@ -115,7 +115,7 @@ public:
     std::optional<std::string> restore(const IoApicState& s); // no deliveries; remote IRR kept
     IoApicCounters counters() const;
 
-private:
+  private:
     struct Batch {
         std::array<IoApicMessage, ioapic::kPins> msgs{};
         unsigned n = 0;

@@ -28,7 +28,8 @@ uint64_t encode_icr(const Ipi& ipi, bool x2apic)
     v |= ipi.assert_level ? icr::kAssert : 0;
     v |= ipi.trigger == Trigger::Level ? icr::kLevel : 0;
     v |= static_cast<uint64_t>(ipi.dest.shorthand) << icr::kShorthandShift;
-    const uint64_t dest = x2apic ? ipi.dest.dest : (static_cast<uint64_t>(ipi.dest.dest & 0xFF) << 24);
+    const uint64_t dest =
+        x2apic ? ipi.dest.dest : (static_cast<uint64_t>(ipi.dest.dest & 0xFF) << 24);
     return v | (dest << icr::kDestShift);
 }
 

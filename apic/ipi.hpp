@@ -27,10 +27,10 @@ enum class Shorthand : uint8_t { None = 0, Self = 1, AllIncludingSelf = 2, AllEx
 
 // Where a message is going, as every source (ICR, IOAPIC, MSI) expresses it.
 struct Destination {
-    uint32_t dest = 0;           // xAPIC format: 8-bit ID/bitmap; x2APIC format: 32 bits
+    uint32_t dest = 0; // xAPIC format: 8-bit ID/bitmap; x2APIC format: 32 bits
     DestMode mode = DestMode::Physical;
     Shorthand shorthand = Shorthand::None;
-    bool x2apic_format = false;  // broadcast is 0xFFFFFFFF rather than 0xFF
+    bool x2apic_format = false; // broadcast is 0xFFFFFFFF rather than 0xFF
     bool operator==(const Destination&) const = default;
 };
 

@@ -31,8 +31,8 @@
 namespace hv::apic {
 
 struct LocalApicConfig {
-    uint32_t id = 0;        // initial (x2)APIC ID
-    bool bsp = false;       // IA32_APIC_BASE.BSP at reset; APs start in wait-for-SIPI
+    uint32_t id = 0;  // initial (x2)APIC ID
+    bool bsp = false; // IA32_APIC_BASE.BSP at reset; APs start in wait-for-SIPI
     ApicCaps caps{};
     uint64_t tsc_hz = 1'000'000'000; // guest TSC frequency, for IA32_TSC_DEADLINE
     uint64_t min_period_ns = 0;      // floor for the periodic timer's host firing interval
@@ -50,17 +50,17 @@ struct ApicCounters {
     uint64_t esr_events = 0;        // every error latched into the ESR
     uint64_t spurious = 0;          // acks that dispensed the spurious vector
     uint64_t eoi = 0;
-    uint64_t eoi_empty = 0;         // EOI with an empty ISR
-    uint64_t eoi_broadcast = 0;     // level-triggered EOIs to pass to the IOAPIC
-    uint64_t eoi_suppressed = 0;    // level-triggered EOIs kept back by SVR[12]
+    uint64_t eoi_empty = 0;      // EOI with an empty ISR
+    uint64_t eoi_broadcast = 0;  // level-triggered EOIs to pass to the IOAPIC
+    uint64_t eoi_suppressed = 0; // level-triggered EOIs kept back by SVR[12]
     uint64_t ipi_sent = 0;
-    uint64_t ipi_invalid = 0;       // ICR combinations the SDM marks invalid / reserved modes
+    uint64_t ipi_invalid = 0; // ICR combinations the SDM marks invalid / reserved modes
     uint64_t timer_fired = 0;
-    uint64_t timer_masked = 0;      // expiries while the LVT timer was masked
-    uint64_t timer_missed = 0;      // whole periodic periods coalesced into one interrupt
-    uint64_t gp = 0;                // #GP returned for x2APIC / APIC-base accesses
-    uint64_t mmio_ignored = 0;      // MMIO accesses of unsupported size or alignment
-    uint64_t sipi_ignored = 0;      // SIPIs outside wait-for-SIPI
+    uint64_t timer_masked = 0; // expiries while the LVT timer was masked
+    uint64_t timer_missed = 0; // whole periodic periods coalesced into one interrupt
+    uint64_t gp = 0;           // #GP returned for x2APIC / APIC-base accesses
+    uint64_t mmio_ignored = 0; // MMIO accesses of unsupported size or alignment
+    uint64_t sipi_ignored = 0; // SIPIs outside wait-for-SIPI
     bool operator==(const ApicCounters&) const = default;
 };
 
@@ -77,7 +77,7 @@ struct LvtResult {
 };
 
 class LocalApic {
-public:
+  public:
     explicit LocalApic(const LocalApicConfig& cfg);
 
     // --- mode and IA32_APIC_BASE (local_apic.cpp) ---
@@ -122,7 +122,7 @@ public:
     const ApicCounters& counters() const { return counters_; }
     const LocalApicConfig& config() const { return cfg_; }
 
-private:
+  private:
     struct TimerRun {
         bool armed = false;
         uint64_t start_ns = 0;

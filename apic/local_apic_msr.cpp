@@ -15,7 +15,7 @@ AccessResult LocalApic::msr_read(uint32_t msr, GuestTime now)
         r = AccessResult::ok(s_.apic_base);
     } else if (msr == kMsrTscDeadline) {
         // SDM Vol3 11.5.4.1 "TSC-Deadline Mode": reads 0 outside TSC-deadline mode.
-        r = !cfg_.caps.tsc_deadline ? AccessResult::gp()
+        r = !cfg_.caps.tsc_deadline                  ? AccessResult::gp()
             : timer_mode() == TimerMode::TscDeadline ? AccessResult::ok(s_.tsc_deadline)
                                                      : AccessResult::ok(0);
     } else if (msr >= kX2apicMsrFirst && msr <= kX2apicMsrLast) {
@@ -55,12 +55,12 @@ AccessResult LocalApic::x2apic_read(uint32_t off, GuestTime now)
         return AccessResult::ok(x2apic_ldr(s_.id));
     case reg::kIcrLow:
         return AccessResult::ok(s_.icr); // SDM Vol3 11.12.9: one 64-bit ICR
-    case reg::kApr:     // not available in x2APIC mode
-    case reg::kRrd:     // not available in x2APIC mode
-    case reg::kDfr:     // SDM Vol3 11.12.1.2: DFR does not exist in x2APIC mode
-    case reg::kIcrHigh: // MSR 0x831 is reserved: ICR is 0x830 alone
-    case reg::kEoi:     // write-only
-    case reg::kSelfIpi: // write-only
+    case reg::kApr:                      // not available in x2APIC mode
+    case reg::kRrd:                      // not available in x2APIC mode
+    case reg::kDfr:                      // SDM Vol3 11.12.1.2: DFR does not exist in x2APIC mode
+    case reg::kIcrHigh:                  // MSR 0x831 is reserved: ICR is 0x830 alone
+    case reg::kEoi:                      // write-only
+    case reg::kSelfIpi:                  // write-only
         return AccessResult::gp();
     default:
         break;
@@ -127,7 +127,8 @@ AccessResult LocalApic::x2apic_write(uint32_t off, uint64_t value, GuestTime now
             }
         }
         if (!is_lvt) {
-            return AccessResult::gp(); // read-only (ID, LVR, PPR, LDR, ISR/TMR/IRR, TMCCT) or reserved
+            return AccessResult::gp(); // read-only (ID, LVR, PPR, LDR, ISR/TMR/IRR, TMCCT) or
+                                       // reserved
         }
         if (off == reg::kLvtTimer) {
             const uint32_t tm = (v & lvt::kTimerModeMask) >> lvt::kTimerModeShift;

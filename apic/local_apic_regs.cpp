@@ -153,8 +153,8 @@ std::optional<Ipi> LocalApic::send_icr(uint64_t icr_value)
         ++counters_.ipi_invalid;
         return std::nullopt;
     }
-    const bool self_ish = ipi.dest.shorthand == Shorthand::Self ||
-                          ipi.dest.shorthand == Shorthand::AllIncludingSelf;
+    const bool self_ish =
+        ipi.dest.shorthand == Shorthand::Self || ipi.dest.shorthand == Shorthand::AllIncludingSelf;
     if (self_ish && ipi.mode != DeliveryMode::Fixed) {
         ++counters_.ipi_invalid;
         return std::nullopt;

@@ -62,7 +62,8 @@ void LocalApic::arm_count(uint32_t count, uint64_t now_ns)
     timer_.armed = true;
     timer_.start_ns = now_ns;
     timer_.start_count = count;
-    timer_.deadline_ns = now_ns + static_cast<uint64_t>(count) * divisor() * kTimerNsPerTick;
+    timer_.deadline_ns =
+        sat_add(now_ns, static_cast<uint64_t>(count) * divisor() * kTimerNsPerTick);
 }
 
 void LocalApic::write_tmict(uint32_t value, GuestTime now)
@@ -145,7 +146,8 @@ bool LocalApic::timer_expired(GuestTime now)
     counters_.timer_fired += raised ? 1 : 0;
 
     if (timer_mode() == TimerMode::Periodic && s_.timer_initial != 0) {
-        const uint64_t exact = static_cast<uint64_t>(s_.timer_initial) * divisor() * kTimerNsPerTick;
+        const uint64_t exact =
+            static_cast<uint64_t>(s_.timer_initial) * divisor() * kTimerNsPerTick;
         const uint64_t period = exact > cfg_.min_period_ns ? exact : cfg_.min_period_ns;
         // Periods that passed while nobody called us coalesce into this one interrupt.
         const uint64_t missed = (now.ns - timer_.deadline_ns) / period;

@@ -184,8 +184,8 @@ inline constexpr uint64_t kShorthandShift = 18;
 inline constexpr uint64_t kShorthandMask = 0x3ULL << kShorthandShift;
 inline constexpr uint64_t kDestShift = 32;
 // Writable low-dword bits (delivery status is read-only, bits 13, 16-17, 20-31 are reserved).
-inline constexpr uint64_t kLowWritable = kVectorMask | kModeMask | kLogical | kAssert | kLevel |
-                                         kShorthandMask;
+inline constexpr uint64_t kLowWritable =
+    kVectorMask | kModeMask | kLogical | kAssert | kLevel | kShorthandMask;
 static_assert(kLowWritable == 0x000CCFFFULL);
 // xAPIC ICR high dword: destination in bits 31:24 (bits 63:56 of the normalised value).
 inline constexpr uint64_t kXapicHighWritable = 0xFF000000ULL;

@@ -13,7 +13,7 @@
 namespace hv::apic::test {
 
 class FakeClock : public GuestClock {
-public:
+  public:
     GuestTime now() const override
     {
         const uint64_t t = ns.load(std::memory_order_relaxed);
@@ -23,7 +23,7 @@ public:
 };
 
 class FakeNotifier : public VcpuNotifier {
-public:
+  public:
     void kick() override { kicks.fetch_add(1); }
     void wake() override { wakes.fetch_add(1); }
     std::atomic<int> kicks{0};
@@ -31,7 +31,7 @@ public:
 };
 
 class RecordingPlatform : public ApicPlatform {
-public:
+  public:
     void send_ipi(std::size_t from, const Ipi& ipi) override
     {
         std::lock_guard lock(mu);

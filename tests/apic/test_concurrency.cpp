@@ -23,13 +23,13 @@ namespace hv::apic::test {
 namespace {
 
 constexpr std::size_t kVcpus = 4;
-constexpr unsigned kLevelPins = 8;  // pins 0-7: level, vector 0x40 + pin
-constexpr unsigned kEdgePins = 8;   // pins 8-15: edge, vector 0x60 + pin
+constexpr unsigned kLevelPins = 8; // pins 0-7: level, vector 0x40 + pin
+constexpr unsigned kEdgePins = 8;  // pins 8-15: edge, vector 0x60 + pin
 constexpr uint8_t kIpiVector = 0xB0;
 
 // The VM glue core/ would provide: routes IPIs and IOAPIC messages, forwards EOIs.
 class Vm : public ApicPlatform, public IoApicSink {
-public:
+  public:
     Vm() : ioapic(*this, 0)
     {
         for (std::size_t i = 0; i < kVcpus; ++i) {
@@ -97,8 +97,8 @@ void program_pins(IoApic& io)
     for (unsigned pin = 0; pin < kLevelPins + kEdgePins; ++pin) {
         const bool level = pin < kLevelPins;
         const uint64_t vec = level ? 0x40 + pin : 0x60 + pin;
-        const uint64_t entry = (static_cast<uint64_t>(pin % kVcpus) << 56) |
-                               (level ? ioapic::kLevel : 0) | vec;
+        const uint64_t entry =
+            (static_cast<uint64_t>(pin % kVcpus) << 56) | (level ? ioapic::kLevel : 0) | vec;
         io.mmio_write(ioapic::kRegSel, 4, 0x10 + 2 * pin + 1);
         io.mmio_write(ioapic::kWindow, 4, static_cast<uint32_t>(entry >> 32));
         io.mmio_write(ioapic::kRegSel, 4, 0x10 + 2 * pin);

@@ -60,18 +60,18 @@ TEST(Destination, XapicPhysicalAndShorthands)
     const std::vector<DestInfo> apics = {xapic(0), xapic(1), xapic(2), xapic(0x0F)};
     using D = DestMode;
     using S = Shorthand;
-    run(apics, {
-                   {"phys 1", {1, D::Physical, S::None, false}, 0, set_of({1})},
-                   {"phys 0xF", {0x0F, D::Physical, S::None, false}, 0, set_of({3})},
-                   {"phys none", {7, D::Physical, S::None, false}, 0, set_of({})},
-                   {"phys bcast", {0xFF, D::Physical, S::None, false}, 0, set_of({0, 1, 2, 3})},
-                   {"upper bits ignored", {0x101, D::Physical, S::None, false}, 0, set_of({1})},
-                   {"self", {9, D::Physical, S::Self, false}, 2, set_of({2})},
-                   {"self w/o sender", {9, D::Physical, S::Self, false}, std::nullopt, set_of({})},
-                   {"all incl", {9, D::Physical, S::AllIncludingSelf, false}, 2,
-                    set_of({0, 1, 2, 3})},
-                   {"all excl", {9, D::Logical, S::AllExcludingSelf, false}, 2, set_of({0, 1, 3})},
-               });
+    run(apics,
+        {
+            {"phys 1", {1, D::Physical, S::None, false}, 0, set_of({1})},
+            {"phys 0xF", {0x0F, D::Physical, S::None, false}, 0, set_of({3})},
+            {"phys none", {7, D::Physical, S::None, false}, 0, set_of({})},
+            {"phys bcast", {0xFF, D::Physical, S::None, false}, 0, set_of({0, 1, 2, 3})},
+            {"upper bits ignored", {0x101, D::Physical, S::None, false}, 0, set_of({1})},
+            {"self", {9, D::Physical, S::Self, false}, 2, set_of({2})},
+            {"self w/o sender", {9, D::Physical, S::Self, false}, std::nullopt, set_of({})},
+            {"all incl", {9, D::Physical, S::AllIncludingSelf, false}, 2, set_of({0, 1, 2, 3})},
+            {"all excl", {9, D::Logical, S::AllExcludingSelf, false}, 2, set_of({0, 1, 3})},
+        });
 }
 
 TEST(Destination, XapicLogicalFlat)
@@ -115,22 +115,17 @@ TEST(Destination, X2apicPhysicalClusterAndBroadcast)
     const std::vector<DestInfo> apics = {x2(0), x2(1), x2(0x10), x2(0x11), x2(0x1FF)};
     using D = DestMode;
     using S = Shorthand;
-    run(apics, {
-                   {"phys 0x1FF", {0x1FF, D::Physical, S::None, true}, 0, set_of({4})},
-                   {"phys 0xFF is not broadcast", {0xFF, D::Physical, S::None, true}, 0,
-                    set_of({})},
-                   {"phys bcast", {0xFFFFFFFF, D::Physical, S::None, true}, 0,
-                    set_of({0, 1, 2, 3, 4})},
-                   {"cluster 0 bits 0,1", {0x00000003, D::Logical, S::None, true}, 0,
-                    set_of({0, 1})},
-                   {"cluster 1 bit 1", {0x00010002, D::Logical, S::None, true}, 0, set_of({3})},
-                   {"cluster 0x1F bit 15", {0x001F8000, D::Logical, S::None, true}, 0,
-                    set_of({4})},
-                   {"logical bcast", {0xFFFFFFFF, D::Logical, S::None, true}, 0,
-                    set_of({0, 1, 2, 3, 4})},
-                   {"all excl", {0, D::Physical, S::AllExcludingSelf, true}, 4,
-                    set_of({0, 1, 2, 3})},
-               });
+    run(apics,
+        {
+            {"phys 0x1FF", {0x1FF, D::Physical, S::None, true}, 0, set_of({4})},
+            {"phys 0xFF is not broadcast", {0xFF, D::Physical, S::None, true}, 0, set_of({})},
+            {"phys bcast", {0xFFFFFFFF, D::Physical, S::None, true}, 0, set_of({0, 1, 2, 3, 4})},
+            {"cluster 0 bits 0,1", {0x00000003, D::Logical, S::None, true}, 0, set_of({0, 1})},
+            {"cluster 1 bit 1", {0x00010002, D::Logical, S::None, true}, 0, set_of({3})},
+            {"cluster 0x1F bit 15", {0x001F8000, D::Logical, S::None, true}, 0, set_of({4})},
+            {"logical bcast", {0xFFFFFFFF, D::Logical, S::None, true}, 0, set_of({0, 1, 2, 3, 4})},
+            {"all excl", {0, D::Physical, S::AllExcludingSelf, true}, 4, set_of({0, 1, 2, 3})},
+        });
 }
 
 TEST(Destination, XapicFormatMessageToX2apicReceivers)
@@ -197,8 +192,7 @@ TEST(Destination, IcrEncodeDecodeRoundTrip)
                     x2mode};
         EXPECT_EQ(decode_icr(encode_icr(ipi, x2mode), x2mode), ipi);
     }
-    EXPECT_EQ(encode_icr(decode_icr(0x5A000000'000C4930ULL, false), false),
-              0x5A000000'000C4930ULL);
+    EXPECT_EQ(encode_icr(decode_icr(0x5A000000'000C4930ULL, false), false), 0x5A000000'000C4930ULL);
 }
 
 } // namespace

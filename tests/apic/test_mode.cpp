@@ -42,18 +42,18 @@ TEST(Mode, TransitionTable)
         {M::XApic, kBase | kEn, false, M::XApic},
         {M::XApic, kBase | kX2, false, M::X2Apic},
         {M::XApic, kBase, false, M::Disabled},
-        {M::XApic, kBase | base::kExtd, true, M::XApic},   // EN=0, EXTD=1: invalid state
+        {M::XApic, kBase | base::kExtd, true, M::XApic}, // EN=0, EXTD=1: invalid state
         {M::X2Apic, kBase | kX2, false, M::X2Apic},
-        {M::X2Apic, kBase | kEn, true, M::X2Apic},         // x2APIC -> xAPIC: illegal
+        {M::X2Apic, kBase | kEn, true, M::X2Apic}, // x2APIC -> xAPIC: illegal
         {M::X2Apic, kBase, false, M::Disabled},
         {M::X2Apic, kBase | base::kExtd, true, M::X2Apic},
         {M::Disabled, kBase, false, M::Disabled},
         {M::Disabled, kBase | kEn, false, M::XApic},
-        {M::Disabled, kBase | kX2, true, M::Disabled},     // disabled -> x2APIC: illegal
+        {M::Disabled, kBase | kX2, true, M::Disabled}, // disabled -> x2APIC: illegal
         {M::Disabled, kBase | base::kExtd, true, M::Disabled},
-        {M::XApic, kBase | kEn | 0x1, true, M::XApic},     // reserved bit 0
+        {M::XApic, kBase | kEn | 0x1, true, M::XApic}, // reserved bit 0
         {M::XApic, kBase | kEn | (1ULL << 9), true, M::XApic},
-        {M::XApic, kEn | (1ULL << 46), true, M::XApic},    // beyond MAXPHYADDR (46)
+        {M::XApic, kEn | (1ULL << 46), true, M::XApic}, // beyond MAXPHYADDR (46)
         {M::XApic, kEn | 0x3FFF'FFFF'F000ULL, false, M::XApic},
     };
     for (const auto& c : cases) {

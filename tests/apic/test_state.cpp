@@ -54,7 +54,11 @@ TEST(State, InvalidStatesNameTheField)
         {"version", [](ApicState& s) { s.version = 0x15; }},
         {"tpr", [](ApicState& s) { s.tpr = 0x100; }},
         {"ldr", [](ApicState& s) { s.ldr = 0x01000001; }},
-        {"ldr", [](ApicState& s) { s.apic_base |= base::kExtd; s.ldr = 0x10; }},
+        {"ldr",
+         [](ApicState& s) {
+             s.apic_base |= base::kExtd;
+             s.ldr = 0x10;
+         }},
         {"dfr", [](ApicState& s) { s.dfr = 0xF0000000; }},
         {"svr", [](ApicState& s) { s.svr = 0x41FF; }},
         {"irr", [](ApicState& s) { set_vector(s.irr, 3); }},
@@ -66,15 +70,31 @@ TEST(State, InvalidStatesNameTheField)
         {"lvt_timer", [](ApicState& s) { s.lvt[1] = 0x40040; }, no_tsc},
         {"lvt_lint0", [](ApicState& s) { s.lvt[4] = 0x1000; }},
         {"lvt_error", [](ApicState& s) { s.lvt[6] = 0x8000 | 0x10000; }},
-        {"lvt_cmci", [](ApicState& s) { s.svr = 0xFF; s.lvt[0] = 0x30; }},
+        {"lvt_cmci",
+         [](ApicState& s) {
+             s.svr = 0xFF;
+             s.lvt[0] = 0x30;
+         }},
         {"icr", [](ApicState& s) { s.icr = icr::kDeliveryStatus; }},
         {"icr", [](ApicState& s) { s.icr = 0x00100000'00000000ULL; }},
         {"timer_divide", [](ApicState& s) { s.timer_divide = 0x4; }},
-        {"timer_remaining", [](ApicState& s) { s.timer_initial = 5; s.timer_remaining = 6; }},
-        {"timer_initial", [](ApicState& s) { s.lvt[1] = 0x40040; s.timer_initial = 5; }},
+        {"timer_remaining",
+         [](ApicState& s) {
+             s.timer_initial = 5;
+             s.timer_remaining = 6;
+         }},
+        {"timer_initial",
+         [](ApicState& s) {
+             s.lvt[1] = 0x40040;
+             s.timer_initial = 5;
+         }},
         {"tsc_deadline", [](ApicState& s) { s.tsc_deadline = 99; }},
         {"run_state", [](ApicState& s) { s.run_state = static_cast<RunState>(7); }},
-        {"irr/isr/tmr", [](ApicState& s) { s.apic_base = base::kDefaultAddr; set_vector(s.irr, 0x40); }},
+        {"irr/isr/tmr",
+         [](ApicState& s) {
+             s.apic_base = base::kDefaultAddr;
+             set_vector(s.irr, 0x40);
+         }},
     };
     for (const auto& c : cases) {
         ApicState s = valid_xapic();

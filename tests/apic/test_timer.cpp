@@ -23,8 +23,8 @@ struct DivCase {
 TEST(Timer, EveryDivideValueOneShot)
 {
     const std::vector<DivCase> cases = {
-        {0x0, 2}, {0x1, 4}, {0x2, 8}, {0x3, 16}, {0x8, 32}, {0x9, 64}, {0xA, 128}, {0xB, 1},
-        {0x4, 2}, {0xF, 1},
+        {0x0, 2},  {0x1, 4},   {0x2, 8}, {0x3, 16}, {0x8, 32},
+        {0x9, 64}, {0xA, 128}, {0xB, 1}, {0x4, 2},  {0xF, 1},
     };
     for (const auto& c : cases) {
         EXPECT_EQ(timer_divisor(c.tdcr), c.divisor);
@@ -147,7 +147,7 @@ TEST(Timer, TscDeadlineMode)
     ASSERT_TRUE(a.msr_write(kMsrTscDeadline, 3000, at(100, 1000)).is_ok());
     EXPECT_EQ(a.msr_read(kMsrTscDeadline, at(100, 1000)).value, 3000u);
     EXPECT_EQ(a.next_timer_deadline(), 1100u); // 2000 ticks ahead = 1000 ns
-    wr(a, reg::kTimerInitial, 777, 200);         // ignored in TSC-deadline mode
+    wr(a, reg::kTimerInitial, 777, 200);       // ignored in TSC-deadline mode
     EXPECT_EQ(rd(a, reg::kTimerInitial), 0u);
     EXPECT_EQ(rd(a, reg::kTimerCurrent, 200), 0u);
     EXPECT_FALSE(a.timer_expired(at(1099, 2998)));

@@ -163,8 +163,8 @@ TEST(XapicRegs, IcrWritesProduceIpis)
         {0x00044030, 0, make_ipi(0x30, DM::Fixed, 0, {}, Shorthand::Self), 0},
         {0x00084030, 0, make_ipi(0x30, DM::Fixed, 0, {}, Shorthand::AllIncludingSelf), 0},
         {0x000C4130, 0, make_ipi(0x30, DM::LowestPriority, 0, {}, Shorthand::AllExcludingSelf), 0},
-        {0x00044430, 0, std::nullopt, 0}, // NMI to self: invalid combination
-        {0x00084500, 0, std::nullopt, 0}, // INIT to all-including-self: invalid
+        {0x00044430, 0, std::nullopt, 0},          // NMI to self: invalid combination
+        {0x00084500, 0, std::nullopt, 0},          // INIT to all-including-self: invalid
         {0x00004700, 0x01000000, std::nullopt, 0}, // ExtINT is reserved in the ICR
         {0x00004300, 0x01000000, std::nullopt, 0}, // 011b reserved
         {0x00004500, 0x01000000, make_ipi(0, DM::Init, 1), 0},
