@@ -9,9 +9,7 @@
 
 #include "cmd/demo.hpp"
 #include "cmd/options.hpp"
-#ifdef HV_HAVE_PROBE
 #include "cmd/probe.hpp"
-#endif
 #include "core/error.hpp"
 #include "core/memory.hpp"
 #include "core/vm.hpp"
@@ -39,6 +37,8 @@ run options:
   --serial stdio|none|FILE   where COM1 output goes (default stdio)
   --apic BACKEND        the APIC backend: auto
   --stats               print exit and device counters on stderr at exit
+  --pin none|auto|LIST  pin vCPU threads: auto = one per core first (hwloc), or CPUs "0,2-3"
+  --pm-qos              hold a zero-latency PM QoS request (/dev/cpu_dma_latency) while running
 
 environment: HVACCEL_KVM_DEVICE overrides /dev/kvm.
 
@@ -81,6 +81,8 @@ int cmd_run(int argc, char** argv)
     o.value("--serial", [&](const std::string& v) { cfg.serial = v; });
     o.value("--apic", [&](const std::string& v) { cfg.apic = v; });
     o.flag("--stats", [&] { cfg.stats = true; });
+    o.value("--pin", [&](const std::string& v) { cfg.pin = v; });
+    o.flag("--pm-qos", [&] { cfg.pm_qos = true; });
     auto pos = o.parse(argc, argv, 2);
     if (help) {
         std::fputs(kUsage, stdout);
@@ -121,10 +123,8 @@ int main(int argc, char** argv)
             return cmd_run(argc, argv);
         if (cmd == "demo")
             return cmd_demo(argc - 1, argv + 1);
-#ifdef HV_HAVE_PROBE
         if (cmd == "probe")
             return cmd_probe(argc - 1, argv + 1);
-#endif
         hv::fail("unknown command '{}' (see --help)", cmd);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "hvaccel: %s\n", e.what());

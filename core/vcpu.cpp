@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/host/placement.hpp"
 #include "core/vm.hpp"
 
 namespace hv {
@@ -193,6 +194,10 @@ void VcpuThread::thread_main()
     sigaddset(&set, kKickSignal);
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     try {
+        if (const host::PinEntry* pin = vm_.pin_entry(id_)) {
+            host::pin_current_thread(*pin);
+            pinned_cpu_.store(static_cast<int>(pin->host_cpu));
+        }
         loop();
     } catch (const std::exception& e) {
         vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: {}", id_, e.what()));

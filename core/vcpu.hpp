@@ -45,6 +45,8 @@ public:
     kvm::Vcpu& kvm() { return vcpu_; }
     VcpuState state() const { return state_.load(); }
     const VcpuStats& stats() const { return stats_; }
+    // The host CPU the thread was pinned to (-1: not pinned or not started).
+    int pinned_cpu() const { return pinned_cpu_.load(); }
 
     void start();
     void join();
@@ -91,6 +93,7 @@ private:
     std::thread thread_;
     std::atomic<pthread_t> tid_{};
     std::atomic<bool> in_guest_{false};
+    std::atomic<int> pinned_cpu_{-1};
     std::atomic<VcpuState> state_;
     VcpuState paused_from_ = VcpuState::Running;  // under mu_
     std::atomic<std::uint32_t> requests_{0};

@@ -39,6 +39,7 @@ const VmConfig& validated(const VmConfig& cfg)
         fail("--apic {}: unknown APIC backend (available: auto)", cfg.apic);
     if (cfg.image.empty())
         fail("no image given");
+    host::parse_pin(cfg.pin);  // syntax only; the CPUs are checked against the topology later
     return cfg;
 }
 
@@ -62,6 +63,9 @@ Vm::Vm(const VmConfig& cfg)
     auto max_vcpus = static_cast<unsigned>(sys_.check_extension(KVM_CAP_MAX_VCPUS));
     if (max_vcpus && cfg_.vcpus > max_vcpus)
         fail("--vcpus {}: this KVM allows at most {}", cfg_.vcpus, max_vcpus);
+    auto pin = host::parse_pin(cfg_.pin);
+    if (pin.mode != host::PinRequest::Mode::None)
+        pin_plan_ = host::make_pin_plan(host::read_topology(), cfg_.vcpus, pin);
     setup_memory();
     setup_devices();
     boot_ = load_multiboot(mem_, image_, cfg_.image, cfg_.cmdline, modules_);
@@ -176,8 +180,18 @@ void Vm::set_boot_state(kvm::Vcpu& v)
     v.set_regs(r);
 }
 
+const host::PinEntry* Vm::pin_entry(unsigned i) const
+{
+    return i < pin_plan_.entries.size() ? &pin_plan_.entries[i] : nullptr;
+}
+
 int Vm::run()
 {
+    // Keep the host out of deep C-states while vCPUs may idle (the early-Ryzen lockup
+    // mitigation, and latency runs); released when run() returns.
+    std::optional<host::PmQosHold> pm_qos;
+    if (cfg_.pm_qos)
+        pm_qos.emplace();
     for (auto& v : vcpus_)
         v->start();
     {

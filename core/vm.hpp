@@ -18,6 +18,8 @@
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
+#include "core/host/placement.hpp"
+#include "core/host/pm_qos.hpp"
 #include "core/kvm/fd.hpp"
 #include "core/kvm/kvm.hpp"
 #include "core/loader.hpp"
@@ -67,6 +69,8 @@ public:
     unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
     const BootInfo& boot_info() const { return boot_; }
     dev::Uart16550& uart() { return *uart_; }
+    // Where vCPU `i`'s thread is pinned (none without --pin).
+    const host::PinEntry* pin_entry(unsigned i) const;
 
     std::string stats_report() const;  // vCPU exits, kicks, wakes, RAM, unclaimed I/O
 
@@ -93,6 +97,7 @@ private:
     std::unique_ptr<dev::PmTimer> pm_timer_;
     BootInfo boot_{};
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+    host::PinPlan pin_plan_;
 
     std::mutex stop_mu_;
     std::condition_variable stop_cv_;

@@ -18,6 +18,8 @@ struct VmConfig {
     std::string apic = "auto";
     std::vector<std::string> modules;  // "PATH[ args]" each
     bool stats = false;
+    std::string pin = "none";          // vCPU thread placement: none, auto or a CPU list
+    bool pm_qos = false;               // hold a PM QoS request (no deep C-states) while running
     std::string kvm_path = "/dev/kvm";
 };
 

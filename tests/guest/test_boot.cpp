@@ -102,6 +102,13 @@ TEST(GuestBoot, SerialToAFileAndStats)
     EXPECT_NE(r.err.find("exit io "), std::string::npos) << r.err;
 }
 
+TEST(GuestBoot, PinnedAutoWithPmQosHold)
+{
+    REQUIRE_KVM();
+    expect_all_passed(
+        hvtest::run({hvaccel(), "run", guest("hello"), "--vcpus", "2", "--pin", "auto", "--pm-qos"}));
+}
+
 TEST(Cli, HelpAndVersion)
 {
     auto h = hvtest::run({hvaccel(), "--help"});

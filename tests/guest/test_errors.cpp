@@ -111,6 +111,17 @@ TEST(BadInput, OptionsOutOfRange)
     expect_one_line_error(hvtest::run({hvaccel(), "launch"}), kUsage, "unknown command 'launch'");
     expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--serial", "/nonexistent/dir/f"}),
                           kUsage, "--serial /nonexistent/dir/f");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--pin", "0-"}), kUsage, "--pin");
+}
+
+TEST(BadInput, PinToCpusThatDoNotExist)
+{
+    REQUIRE_KVM();
+    auto img = guest("hello");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--pin", "4095"}), kUsage,
+                          "--pin: host CPU 4095 is not online");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--vcpus", "2", "--pin", "0"}),
+                          kUsage, "--pin");
 }
 
 TEST(BadInput, KvmDeviceMissingOrNotKvm)

@@ -97,3 +97,28 @@ TEST(VcpuStates, InitParksAndSipiRestartsAnAp)
     vm.request_stop(0);
     t.join();
 }
+
+TEST(VcpuPlacement, PinnedThreadsRunWhereThePlanSays)
+{
+    REQUIRE_KVM();
+    auto cfg = config("idle", 2);
+    cfg.pin = "1,0";
+    hv::Vm vm(cfg);
+    ASSERT_NE(vm.pin_entry(0), nullptr);
+    EXPECT_EQ(vm.pin_entry(0)->host_cpu, 1u);
+    EXPECT_EQ(vm.pin_entry(1)->host_cpu, 0u);
+    std::thread t([&] { vm.run(); });
+    ASSERT_TRUE(wait_for([&] { return vm.vcpu(1).pinned_cpu() >= 0; }));
+    ASSERT_TRUE(wait_for([&] { return vm.vcpu(0).pinned_cpu() >= 0; }));
+    EXPECT_EQ(vm.vcpu(0).pinned_cpu(), 1);
+    EXPECT_EQ(vm.vcpu(1).pinned_cpu(), 0);
+    vm.request_stop(0);
+    t.join();
+}
+
+TEST(VcpuPlacement, UnpinnedByDefault)
+{
+    REQUIRE_KVM();
+    hv::Vm vm(config("idle", 1));
+    EXPECT_EQ(vm.pin_entry(0), nullptr);
+}
