@@ -143,6 +143,7 @@ class LocalApic {
     bool write_common(uint32_t offset, uint32_t value, GuestTime now, AccessResult& r);
     AccessResult x2apic_read(uint32_t offset, GuestTime now);
     AccessResult x2apic_write(uint32_t offset, uint64_t value, GuestTime now);
+    uint32_t xapic_read(uint32_t offset, GuestTime now);
     AccessResult xapic_write(uint32_t offset, uint32_t value, GuestTime now);
     // local_apic_timer.cpp
     TimerMode timer_mode() const;

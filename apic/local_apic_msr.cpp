@@ -71,80 +71,70 @@ AccessResult LocalApic::x2apic_read(uint32_t off, GuestTime now)
     return AccessResult::gp();
 }
 
+namespace {
+
+// Writable bits of an x2APIC register; none for registers that take no writes (read-only or
+// reserved: SDM Vol3 11.12.1.2, those raise #GP).
+std::optional<uint32_t> x2apic_writable(uint32_t off, const ApicCaps& caps)
+{
+    if (auto l = lvt_at(off)) {
+        uint32_t m = lvt_writable(*l);
+        if (*l == Lvt::Timer && !caps.tsc_deadline) {
+            m &= ~(static_cast<uint32_t>(TimerMode::TscDeadline) << lvt::kTimerModeShift);
+        }
+        return m;
+    }
+    switch (off) {
+    case reg::kTpr:
+        return 0xFFu;
+    case reg::kEoi:
+    case reg::kEsr:
+        return 0u; // SDM Vol3 11.12.1.3: only 0 may be written
+    case reg::kSvr:
+        return svr::kWritable;
+    case reg::kTimerInitial:
+        return 0xFFFFFFFFu;
+    case reg::kTimerDivide:
+        return kTdcrWritable;
+    case reg::kSelfIpi:
+        return 0xFFu;
+    default:
+        return std::nullopt;
+    }
+}
+
+} // namespace
+
 AccessResult LocalApic::x2apic_write(uint32_t off, uint64_t value, GuestTime now)
 {
+    AccessResult r = AccessResult::ok();
     if (off == reg::kIcrLow) {
         if ((value & ~(icr::kLowWritable | 0xFFFFFFFF00000000ULL)) != 0) {
             return AccessResult::gp();
         }
         s_.icr = value;
-        AccessResult r = AccessResult::ok();
         r.ipi = send_icr(value);
         return r;
     }
-    if ((value >> 32) != 0) {
-        return AccessResult::gp();
+    const auto writable = x2apic_writable(off, cfg_.caps);
+    if (!writable || (value & ~static_cast<uint64_t>(*writable)) != 0) {
+        return AccessResult::gp(); // includes bits 63:32 of every 32-bit register
     }
     const auto v = static_cast<uint32_t>(value);
-    uint32_t writable = 0;
-    switch (off) {
-    case reg::kTpr:
-        writable = 0xFFu;
-        break;
-    case reg::kEoi:
-    case reg::kEsr:
-        writable = 0; // SDM Vol3 11.12.1.3: only 0 may be written
-        break;
-    case reg::kSvr:
-        writable = svr::kWritable;
-        break;
-    case reg::kTimerInitial:
-        writable = 0xFFFFFFFFu;
-        break;
-    case reg::kTimerDivide:
-        writable = kTdcrWritable;
-        break;
-    case reg::kSelfIpi: {
-        // SDM Vol3 11.12.11 "SELF IPI Register": bits 7:0 vector, the rest reserved; a fixed,
-        // edge-triggered IPI to this APIC alone. The ICR is not changed.
-        if ((v & ~0xFFu) != 0) {
-            return AccessResult::gp();
-        }
+    if (off == reg::kLvtTimer && (v & lvt::kTimerModeMask) == lvt::kTimerModeMask) {
+        return AccessResult::gp(); // timer mode 11b is reserved
+    }
+    if (off == reg::kSelfIpi) {
+        // SDM Vol3 11.12.11 "SELF IPI Register": a fixed, edge-triggered IPI to this APIC alone;
+        // the ICR is not changed.
         Ipi ipi;
         ipi.vector = static_cast<uint8_t>(v);
         ipi.dest.shorthand = Shorthand::Self;
         ipi.dest.x2apic_format = true;
-        AccessResult r = AccessResult::ok();
         r.ipi = send_icr(encode_icr(ipi, true));
         return r;
     }
-    default: {
-        bool is_lvt = false;
-        for (std::size_t i = 0; i < kLvtCount; ++i) {
-            if (lvt_offset(static_cast<Lvt>(i)) == off) {
-                writable = lvt_writable(static_cast<Lvt>(i));
-                is_lvt = true;
-            }
-        }
-        if (!is_lvt) {
-            return AccessResult::gp(); // read-only (ID, LVR, PPR, LDR, ISR/TMR/IRR, TMCCT) or
-                                       // reserved
-        }
-        if (off == reg::kLvtTimer) {
-            const uint32_t tm = (v & lvt::kTimerModeMask) >> lvt::kTimerModeShift;
-            if (tm == 3u || (tm == 2u && !cfg_.caps.tsc_deadline)) {
-                return AccessResult::gp();
-            }
-        }
-    }
-    }
-    if ((v & ~writable) != 0) {
-        return AccessResult::gp();
-    }
-    AccessResult r = AccessResult::ok();
-    if (!write_common(off, v, now, r)) {
-        return AccessResult::gp();
-    }
+    write_common(off, v, now, r);
     return r;
 }
 

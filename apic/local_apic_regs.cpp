@@ -9,16 +9,6 @@ constexpr bool in_block(uint32_t off, uint32_t first)
     return off >= first && off < first + 0x80 && (off & 0xFu) == 0;
 }
 
-constexpr std::optional<Lvt> lvt_at(uint32_t off)
-{
-    for (std::size_t i = 0; i < kLvtCount; ++i) {
-        if (lvt_offset(static_cast<Lvt>(i)) == off) {
-            return static_cast<Lvt>(i);
-        }
-    }
-    return std::nullopt;
-}
-
 // Registers that exist in xAPIC mode but are read-only there (writes are ignored).
 constexpr bool xapic_read_only(uint32_t off)
 {
@@ -172,58 +162,51 @@ std::optional<Ipi> LocalApic::send_icr(uint64_t icr_value)
     return ipi;
 }
 
+uint32_t LocalApic::xapic_read(uint32_t off, GuestTime now)
+{
+    switch (off) {
+    case reg::kId:
+        return (s_.id & 0xFFu) << 24;
+    case reg::kApr:
+        return apr();
+    case reg::kRrd: // remote read is not supported by xAPIC processors: reads 0
+    case reg::kEoi: // write-only: reads 0
+        return 0;
+    case reg::kLdr:
+        return s_.ldr;
+    case reg::kDfr:
+        return s_.dfr;
+    case reg::kIcrLow:
+        return static_cast<uint32_t>(s_.icr);
+    case reg::kIcrHigh:
+        return static_cast<uint32_t>(s_.icr >> 32);
+    default:
+        break;
+    }
+    if (auto c = read_common(off, now)) {
+        return *c;
+    }
+    // SDM Vol3 11.5.3: "Illegal Register Address" for a reserved register in xAPIC mode.
+    ++counters_.illegal_register;
+    record_error(esr::kIllegalRegister);
+    return 0;
+}
+
 AccessResult LocalApic::mmio_read(uint32_t offset, unsigned size, GuestTime now)
 {
     if (mode() != ApicMode::XApic || offset >= reg::kPageSize) {
         return AccessResult::not_mine();
     }
-    const uint32_t reg_off = offset & ~0xFu;
     const uint32_t in = offset & 0xFu;
     const bool size_ok = size == 1 || size == 2 || size == 4;
-    if (!size_ok || in + size > 16) {
-        ++counters_.mmio_ignored;
-        return AccessResult::ok(0);
-    }
-    if (in >= 4) {
+    if (size_ok && in >= 4 && in + size <= 16) {
         return AccessResult::ok(0); // padding between registers
     }
-    if (in + size > 4) {
+    if (!size_ok || in + size > 4) {
         ++counters_.mmio_ignored;
         return AccessResult::ok(0);
     }
-    uint32_t v = 0;
-    switch (reg_off) {
-    case reg::kId:
-        v = (s_.id & 0xFFu) << 24;
-        break;
-    case reg::kApr:
-        v = apr();
-        break;
-    case reg::kRrd:
-    case reg::kEoi: // write-only: reads 0
-        v = 0;
-        break;
-    case reg::kLdr:
-        v = s_.ldr;
-        break;
-    case reg::kDfr:
-        v = s_.dfr;
-        break;
-    case reg::kIcrLow:
-        v = static_cast<uint32_t>(s_.icr);
-        break;
-    case reg::kIcrHigh:
-        v = static_cast<uint32_t>(s_.icr >> 32);
-        break;
-    default:
-        if (auto c = read_common(reg_off, now)) {
-            v = *c;
-        } else {
-            // SDM Vol3 11.5.3: "Illegal Register Address" for a reserved register in xAPIC mode.
-            ++counters_.illegal_register;
-            record_error(esr::kIllegalRegister);
-        }
-    }
+    const uint32_t v = xapic_read(offset & ~0xFu, now);
     const uint64_t mask = size == 4 ? 0xFFFFFFFFULL : ((1ULL << (size * 8)) - 1);
     return AccessResult::ok((v >> (in * 8)) & mask);
 }

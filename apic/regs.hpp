@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 namespace hv::apic {
 
@@ -126,6 +127,18 @@ constexpr uint32_t lvt_offset(Lvt l)
     }
     return 0;
 }
+
+// The LVT entry at an MMIO offset, none if the offset is not an LVT register.
+constexpr std::optional<Lvt> lvt_at(uint32_t offset)
+{
+    for (std::size_t i = 0; i < kLvtCount; ++i) {
+        if (lvt_offset(static_cast<Lvt>(i)) == offset) {
+            return static_cast<Lvt>(i);
+        }
+    }
+    return std::nullopt;
+}
+static_assert(lvt_at(reg::kLvtLint1) == Lvt::Lint1 && !lvt_at(reg::kTpr));
 
 // SDM Vol3 11.5.1 "Local Vector Table" (Figure "Local Vector Table (LVT)").
 namespace lvt {
