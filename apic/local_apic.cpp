@@ -1,22 +1,9 @@
 // LocalApic: mode state machine, acceptance, priority, EOI, INIT/SIPI, state.
 #include "apic/local_apic.hpp"
 
-#include <bit>
-
 #include "apic/vector_bits.hpp"
 
 namespace hv::apic {
-
-std::optional<uint8_t> highest_vector(const std::array<uint32_t, 8>& words)
-{
-    for (std::size_t i = words.size(); i-- > 0;) {
-        if (words[i] != 0) {
-            const int bit = 31 - std::countl_zero(words[i]);
-            return static_cast<uint8_t>(i * 32 + static_cast<std::size_t>(bit));
-        }
-    }
-    return std::nullopt;
-}
 
 LocalApic::LocalApic(const LocalApicConfig& cfg) : cfg_(cfg)
 {
@@ -84,11 +71,7 @@ AccessResult LocalApic::write_apic_base(uint64_t v)
 
 uint8_t LocalApic::ppr() const
 {
-    // SDM Vol3 11.8.3.1 "Task and Processor Priorities": PPR = TPR if TPR[7:4] >= ISRV[7:4],
-    // else ISRV[7:4] << 4.
-    const uint32_t tpr = s_.tpr & 0xFFu;
-    const uint32_t isrv = highest_vector(s_.isr).value_or(0);
-    return static_cast<uint8_t>((tpr & 0xF0u) >= (isrv & 0xF0u) ? tpr : (isrv & 0xF0u));
+    return processor_priority(s_.tpr, s_.isr);
 }
 
 uint8_t LocalApic::apr() const

@@ -27,6 +27,7 @@
 #include "apic/destination.hpp"
 #include "apic/ipi.hpp"
 #include "apic/regs.hpp"
+#include "apic/vector_bits.hpp"
 
 namespace hv::apic {
 
@@ -162,8 +163,5 @@ class LocalApic {
     TimerRun timer_;
     ApicCounters counters_;
 };
-
-// Highest set vector in an 8x32 vector register, none if empty.
-std::optional<uint8_t> highest_vector(const std::array<uint32_t, 8>& words);
 
 } // namespace hv::apic
