@@ -109,6 +109,10 @@ AccessResult LocalApic::x2apic_write(uint32_t off, uint64_t value, GuestTime now
 {
     AccessResult r = AccessResult::ok();
     if (off == reg::kIcrLow) {
+        // SDM Vol3 11.12.9 "ICR Operation in x2APIC Mode": there is no delivery status bit.
+        // Intel processors ignore a set bit 12 while AMD's raise #GP; hvaccel follows Intel (and
+        // KVM), so the kernel and emulated backends agree.
+        value &= ~icr::kDeliveryStatus;
         if ((value & ~(icr::kLowWritable | 0xFFFFFFFF00000000ULL)) != 0) {
             return AccessResult::gp();
         }

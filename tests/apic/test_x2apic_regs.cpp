@@ -50,7 +50,7 @@ TEST(X2apicRegs, AccessRulesPerMsr)
         {0x82F, false, 0x107FF, false}, // CMCI
         {0x82F, false, 0x20000, true},
         {0x830, false, 0x00000005'000C4030ULL, false}, // ICR, 64-bit
-        {0x830, false, 0x1000 | 0x30, true},           // bit 12 (no delivery status in x2APIC)
+        {0x830, false, 0x1000 | 0x30, false},          // bit 12 ignored (Intel; AMD #GPs)
         {0x830, false, 0x2000 | 0x30, true},           // bit 13
         {0x830, false, 0x10000 | 0x30, true},          // bit 16
         {0x830, false, 0x100000 | 0x30, true},         // bit 20
@@ -131,6 +131,16 @@ TEST(X2apicRegs, IcrWriteSendsWithA32BitDestination)
     EXPECT_TRUE(r.ipi->dest.x2apic_format);
     EXPECT_EQ(r.ipi->dest.mode, DestMode::Logical);
     EXPECT_EQ(a.msr_read(0x830, at(0)).value, 0x00012345'00000831ULL);
+}
+
+TEST(X2apicRegs, IcrBit12IsIgnoredNotStored)
+{
+    LocalApic a = make_x2();
+    const AccessResult r = a.msr_write(0x830, 0x00000002'00001040ULL, at(0));
+    ASSERT_TRUE(r.is_ok());
+    ASSERT_TRUE(r.ipi.has_value());
+    EXPECT_EQ(r.ipi->vector, 0x40);
+    EXPECT_EQ(a.msr_read(0x830, at(0)).value, 0x00000002'00000040ULL);
 }
 
 TEST(X2apicRegs, SelfIpiIsAFixedSelfMessageAndLeavesIcrAlone)
