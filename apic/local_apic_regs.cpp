@@ -150,13 +150,13 @@ std::optional<Ipi> LocalApic::send_icr(uint64_t icr_value)
         return std::nullopt;
     }
     // SDM Vol3 11.5.3 "Error Handling": "Send Illegal Vector" for a fixed or lowest-priority
-    // message with vector 0-15; hvaccel does not send such a message at all.
+    // message with vector 0-15. The message still goes out: each receiver refuses it and sets
+    // "Receive Illegal Vector" (accept() does), including this APIC for a self-IPI.
     const bool has_vector =
         ipi.mode == DeliveryMode::Fixed || ipi.mode == DeliveryMode::LowestPriority;
     if (has_vector && !is_legal_vector(ipi.vector)) {
         ++counters_.tx_illegal_vector;
         record_error(esr::kSendIllegalVector);
-        return std::nullopt;
     }
     ++counters_.ipi_sent;
     return ipi;

@@ -41,6 +41,20 @@ TEST(Esr, BitsAccumulate)
     EXPECT_EQ(a.counters().esr_events, 3u);
 }
 
+// SDM Vol3 11.5.3: the sender flags "send illegal vector", every receiver "receive illegal
+// vector" — for a self-IPI the same APIC gets both.
+TEST(Esr, IllegalSelfIpiSetsSendAndReceiveBits)
+{
+    LocalApic a = make_apic();
+    const AccessResult r = wr(a, reg::kIcrLow, 0x00044003);
+    ASSERT_TRUE(r.ipi.has_value());
+    EXPECT_EQ(r.ipi->dest.shorthand, Shorthand::Self);
+    EXPECT_FALSE(a.accept(r.ipi->vector, r.ipi->trigger)); // the caller's routing step
+    wr(a, reg::kEsr, 0);
+    EXPECT_EQ(rd(a, reg::kEsr), esr::kSendIllegalVector | esr::kReceiveIllegalVector);
+    EXPECT_EQ(a.highest_pending(), std::nullopt);
+}
+
 TEST(Esr, ErrorsRaiseTheLvtErrorInterrupt)
 {
     LocalApic a = make_apic();

@@ -154,11 +154,14 @@ TEST(X2apicRegs, SelfIpiIsAFixedSelfMessageAndLeavesIcrAlone)
     EXPECT_EQ(r.ipi->dest.shorthand, Shorthand::Self);
     EXPECT_EQ(a.msr_read(0x830, at(0)).value, 0x00000007'00004050ULL);
 
+    // An illegal vector still goes out (the receiver, here this APIC, refuses it).
     const AccessResult bad = a.msr_write(0x83F, 0x05, at(0));
     EXPECT_TRUE(bad.is_ok());
-    EXPECT_FALSE(bad.ipi.has_value());
+    ASSERT_TRUE(bad.ipi.has_value());
+    EXPECT_EQ(bad.ipi->vector, 0x05);
+    EXPECT_FALSE(a.accept(bad.ipi->vector, Trigger::Edge));
     a.msr_write(0x828, 0, at(0));
-    EXPECT_EQ(a.msr_read(0x828, at(0)).value, esr::kSendIllegalVector);
+    EXPECT_EQ(a.msr_read(0x828, at(0)).value, esr::kSendIllegalVector | esr::kReceiveIllegalVector);
 }
 
 TEST(X2apicRegs, EoiWriteCompletesTheInterrupt)

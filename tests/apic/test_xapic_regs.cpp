@@ -174,8 +174,8 @@ TEST(XapicRegs, IcrWritesProduceIpis)
         {0x00004400, 0xFF000000, make_ipi(0, DM::Nmi, 0xFF), 0},
         {0x0000440F, 0x01000000, make_ipi(0x0F, DM::Nmi, 1), 0}, // NMI ignores the vector
         {0x00004200, 0x01000000, make_ipi(0, DM::Smi, 1), 0},
-        {0x0000400F, 0x01000000, std::nullopt, esr::kSendIllegalVector},
-        {0x0000410F, 0x01000000, std::nullopt, esr::kSendIllegalVector},
+        {0x0000400F, 0x01000000, make_ipi(0x0F, DM::Fixed, 1), esr::kSendIllegalVector},
+        {0x0000410F, 0x01000000, make_ipi(0x0F, DM::LowestPriority, 1), esr::kSendIllegalVector},
     };
     for (const auto& c : cases) {
         LocalApic a = make_apic();
