@@ -91,7 +91,8 @@ class ApicBackend {
     // --- scheduling hooks (vCPU thread) ---
     virtual void enter_guest() = 0;
     virtual void leave_guest() = 0;
-    // About to sleep in HLT; false when an interrupt or event is already pending (do not sleep).
+    // About to sleep in HLT (or parked in wait-for-SIPI); false when an interrupt or event is
+    // already pending (do not sleep). A later delivery then wakes the vCPU through wake().
     virtual bool block() = 0;
     virtual void unblock() = 0;
 
