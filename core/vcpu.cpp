@@ -121,7 +121,7 @@ void VcpuThread::join()
 void VcpuThread::post(std::uint32_t req)
 {
     requests_.fetch_or(req);
-    kick();
+    signal_out();
     {
         // Taking the lock orders this post against a sleeper's predicate check.
         std::lock_guard lk(mu_);
@@ -129,7 +129,7 @@ void VcpuThread::post(std::uint32_t req)
     cv_.notify_all();
 }
 
-void VcpuThread::kick()
+void VcpuThread::signal_out()
 {
     __atomic_store_n(&vcpu_.run_struct()->immediate_exit, 1, __ATOMIC_SEQ_CST);
     if (in_guest_.load()) {
@@ -209,6 +209,59 @@ void VcpuThread::thread_main()
     cv_.notify_all();
 }
 
+// Acts on what the local APIC has for this vCPU: INIT, SIPI and NMI events, and a halted
+// vCPU's wake-up (SDM Vol3 9.4 for INIT/SIPI; HLT ends on an interrupt or NMI).
+void VcpuThread::poll_apic()
+{
+    if (!apic_)
+        return;
+    apic::PendingEvents ev = apic_->take_events();
+    if (ev.init) {
+        state_.store(VcpuState::WaitForSipi);
+        apic_->unblock();
+    }
+    if (ev.sipi && state_.load() == VcpuState::WaitForSipi) {
+        enter_real_mode(*ev.sipi);
+        state_.store(VcpuState::Running);
+        apic_->unblock();
+        vm_.note_alive(id_);
+    }
+    if (ev.nmi && state_.load() != VcpuState::WaitForSipi) {
+        vcpu_.nmi();
+        if (state_.load() == VcpuState::Halted) {
+            state_.store(VcpuState::Running);
+            apic_->set_run_state(apic::RunState::Running);
+            apic_->unblock();
+            vm_.note_alive(id_);
+        }
+    }
+    if (state_.load() == VcpuState::Halted && apic_->pending_vector()) {
+        state_.store(VcpuState::Running);
+        apic_->set_run_state(apic::RunState::Running);
+        apic_->unblock();
+        vm_.note_alive(id_);
+    }
+}
+
+// The injection point of a userspace APIC: if the guest can take an interrupt now, move the
+// highest deliverable vector IRR -> ISR and inject it (KVM_INTERRUPT); otherwise ask KVM for an
+// exit when the interrupt window opens.
+void VcpuThread::inject_interrupts()
+{
+    kvm_run* run = vcpu_.run_struct();
+    if (!apic_->pending_vector()) {
+        run->request_interrupt_window = 0;
+        return;
+    }
+    if (run->ready_for_interrupt_injection && run->if_flag) {
+        apic::AckResult a = apic_->ack();
+        vcpu_.interrupt(a.vector);
+        run->request_interrupt_window = apic_->pending_vector() ? 1 : 0;
+    } else {
+        run->request_interrupt_window = 1;
+    }
+}
+
 bool VcpuThread::take_requests()
 {
     std::uint32_t r = requests_.exchange(0);
@@ -225,10 +278,12 @@ bool VcpuThread::take_requests()
         state_.store(VcpuState::Running);
         vm_.note_alive(id_);
     }
-    if ((r & kReqNotify) && state_.load() == VcpuState::Halted) {
+    if ((r & kReqNotify) && state_.load() == VcpuState::Halted && !apic_) {
         state_.store(VcpuState::Running);
         vm_.note_alive(id_);
     }
+    if (state_.load() != VcpuState::Paused)
+        poll_apic();
     if (r & kReqPause) {
         std::lock_guard lk(mu_);
         paused_from_ = state_.load();
@@ -239,10 +294,14 @@ bool VcpuThread::take_requests()
 }
 
 // Sleeps in userspace while the state stays `s` and nothing is requested.
-void VcpuThread::sleep_while(VcpuState s)
+void VcpuThread::sleep_while(VcpuState s, std::optional<std::chrono::milliseconds> limit)
 {
     std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return state_.load() != s || requests_.load() != 0; });
+    auto done = [&] { return state_.load() != s || requests_.load() != 0; };
+    if (limit)
+        cv_.wait_for(lk, *limit, done);
+    else
+        cv_.wait(lk, done);
     stats_.wakes.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -254,17 +313,33 @@ void VcpuThread::loop()
             return;
         VcpuState s = state_.load();
         if (s != VcpuState::Running) {
-            sleep_while(s);
+            // A sleeping vCPU is "blocked" for its APIC, so that a delivery wakes it.
+            bool can_sleep = s == VcpuState::Paused || !apic_ || apic_->block();
+            if (can_sleep)
+                sleep_while(s);
+            else if (s == VcpuState::WaitForSipi)
+                sleep_while(s, std::chrono::milliseconds(1));  // only INIT/SIPI matter here
             continue;
+        }
+        // Entering the guest first, then looking for interrupts: a delivery that comes after
+        // this point kicks the vCPU, one before it is injected now.
+        if (apic_) {
+            apic_->enter_guest();
+            inject_interrupts();
         }
         // Clear immediate_exit before looking at requests: a kick that lands after the check
         // sets it again and KVM_RUN returns at once (see post()).
         __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-        if (requests_.load() != 0)
+        if (requests_.load() != 0) {
+            if (apic_)
+                apic_->leave_guest();
             continue;
+        }
         in_guest_.store(true);
         int rc = vcpu_.run();
         in_guest_.store(false);
+        if (apic_)
+            apic_->leave_guest();
         if (rc < 0)
             continue;  // kicked
         if (run->exit_reason < stats_.exits.size())
@@ -367,8 +442,19 @@ void VcpuThread::handle_mmio()
     std::uint64_t v = 0;
     if (m.is_write) {
         std::memcpy(&v, m.data, m.len);
+        if (apic_ && apic_->mmio_write(m.phys_addr, m.len, static_cast<std::uint32_t>(v)).status !=
+                         apic::AccessStatus::NotMine)
+            return;
         vm_.mmio().write(m.phys_addr, m.len, v);
     } else {
+        if (apic_) {
+            auto r = apic_->mmio_read(m.phys_addr, m.len);
+            if (r.status != apic::AccessStatus::NotMine) {
+                v = r.value;
+                std::memcpy(m.data, &v, m.len);
+                return;
+            }
+        }
         vm_.mmio().read(m.phys_addr, m.len, v);
         std::memcpy(m.data, &v, m.len);
     }
@@ -402,10 +488,15 @@ void VcpuThread::handle_hlt()
 {
     // KVM has already moved RIP past the HLT.
     kvm_regs r = vcpu_.get_regs();
+    // An interrupt that is already pending and deliverable ends the HLT at once.
+    if (apic_ && (r.rflags & kRflagsIf) && apic_->pending_vector())
+        return;
     {
         std::lock_guard lk(mu_);
         state_.store(VcpuState::Halted);
     }
+    if (apic_)
+        apic_->set_run_state(apic::RunState::Halted);
     if (!(r.rflags & kRflagsIf))
         vm_.note_dead_halt(id_, r.rip - 1);
 }

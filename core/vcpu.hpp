@@ -9,6 +9,8 @@
 #include <pthread.h>
 
 #include <array>
+#include <chrono>
+#include <optional>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "apic/backend.hpp"
 #include "core/kvm/kvm.hpp"
 
 namespace hv {
@@ -34,10 +37,12 @@ struct VcpuStats {
     std::atomic<std::uint64_t> msr_faults{0};            // unhandled MSR access -> #GP
 };
 
-class VcpuThread {
+// A VcpuThread is also its APIC backend's VcpuNotifier: kick() and wake() both post a notify
+// request, which signals the thread out of KVM_RUN or wakes it from its userspace sleep.
+class VcpuThread final : public apic::VcpuNotifier {
 public:
     VcpuThread(Vm& vm, unsigned id);
-    ~VcpuThread();
+    ~VcpuThread() override;
     VcpuThread(const VcpuThread&) = delete;
     VcpuThread& operator=(const VcpuThread&) = delete;
 
@@ -47,6 +52,10 @@ public:
     const VcpuStats& stats() const { return stats_; }
     // The host CPU the thread was pinned to (-1: not pinned or not started).
     int pinned_cpu() const { return pinned_cpu_.load(); }
+
+    // The vCPU's local APIC; set once before start().
+    void set_apic(apic::ApicBackend* backend) { apic_ = backend; }
+    apic::ApicBackend* apic() const { return apic_; }
 
     void start();
     void join();
@@ -59,6 +68,8 @@ public:
     void request_sipi(std::uint8_t vector);  // start in real mode at vector << 12
     // Makes a halted vCPU re-evaluate (an interrupt became pending) and a running one exit.
     void notify();
+    void kick() override { notify(); }
+    void wake() override { notify(); }
 
     // Blocks until the vCPU has reached Paused (or Stopped). Call after request_pause().
     void wait_paused();
@@ -73,11 +84,13 @@ private:
     };
 
     void post(std::uint32_t req);
-    void kick();
+    void signal_out();  // immediate_exit + signal if in KVM_RUN
     void thread_main();
     void loop();
     bool take_requests();  // false: stop
-    void sleep_while(VcpuState s);
+    void sleep_while(VcpuState s, std::optional<std::chrono::milliseconds> limit = {});
+    void poll_apic();
+    void inject_interrupts();
     void enter_real_mode(std::uint8_t vector);
     void handle_exit();
     void handle_io();
@@ -90,6 +103,7 @@ private:
     Vm& vm_;
     unsigned id_;
     kvm::Vcpu vcpu_;
+    apic::ApicBackend* apic_ = nullptr;
     std::thread thread_;
     std::atomic<pthread_t> tid_{};
     std::atomic<bool> in_guest_{false};

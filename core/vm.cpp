@@ -7,6 +7,7 @@
 
 #include "core/cpuid.hpp"
 #include "core/devices/acpi.hpp"
+#include "apic/emulated.hpp"
 #include "core/error.hpp"
 
 namespace hv {
@@ -35,8 +36,8 @@ const VmConfig& validated(const VmConfig& cfg)
              kMaxMemory >> 20);
     if (cfg.vcpus == 0 || cfg.vcpus > kMaxVcpus)
         fail("--vcpus {} out of range (1 to {})", cfg.vcpus, kMaxVcpus);
-    if (cfg.apic != "auto")
-        fail("--apic {}: unknown APIC backend (available: auto)", cfg.apic);
+    if (cfg.apic != "auto" && cfg.apic != "emulated")
+        fail("--apic {}: unknown APIC backend (available: auto, emulated)", cfg.apic);
     if (cfg.image.empty())
         fail("no image given");
     host::parse_pin(cfg.pin);  // syntax only; the CPUs are checked against the topology later
@@ -80,6 +81,8 @@ Vm::~Vm()
         v->request_stop();
     for (auto& v : vcpus_)
         v->join();
+    if (interrupts_)
+        interrupts_->stop();
     if (uart_)
         uart_->flush();
 }
@@ -97,9 +100,27 @@ void Vm::setup_memory()
         vm_.set_memory_region(slot++, r.gpa, r.size, r.host);
     vm_.set_tss_addr(kTssAddr);
     vm_.set_identity_map_addr(kIdentityMapAddr);
-    // MSRs KVM does not know exit to userspace, where Vm::msr_read/msr_write dispatch them.
-    vm_.enable_cap(KVM_CAP_X86_USER_SPACE_MSR,
-                   KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER);
+    // MSRs KVM does not know or refuses exit to userspace, where Vm::msr_read/msr_write dispatch
+    // them. The x2APIC range needs INVAL: KVM exempts it from MSR filters and, without an
+    // in-kernel LAPIC, refuses it rather than calling it unknown.
+    vm_.enable_cap(KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_UNKNOWN |
+                                                   KVM_MSR_EXIT_REASON_INVAL |
+                                                   KVM_MSR_EXIT_REASON_FILTER);
+    // IA32_APIC_BASE and IA32_TSC_DEADLINE are KVM's own MSRs: filter them (an empty bitmap
+    // denies, i.e. exits) so that the userspace APIC owns them. The x2APIC range is listed too,
+    // for kernels that still filter it.
+    static const std::uint8_t kDenyAll[0x100 / 8] = {};
+    kvm_msr_filter f{};
+    f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+    const std::uint32_t ranges[][2] = {{apic::kMsrApicBase, 1}, {apic::kMsrTscDeadline, 1},
+                                       {apic::kX2apicMsrFirst, 0x100}};
+    for (std::size_t i = 0; i < std::size(ranges); ++i) {
+        f.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+        f.ranges[i].base = ranges[i][0];
+        f.ranges[i].nmsrs = ranges[i][1];
+        f.ranges[i].bitmap = const_cast<std::uint8_t*>(kDenyAll);
+    }
+    vm_.set_msr_filter(f);
 }
 
 void Vm::setup_devices()
@@ -128,6 +149,7 @@ void Vm::setup_devices()
     pio_.attach(dev::Pic8259::kSlave, dev::Pic8259::kPorts, pic_slave_.get(), "PIC slave");
     pm_timer_ = std::make_unique<dev::PmTimer>();
     pio_.attach(dev::PmTimer::kPort, dev::PmTimer::kPorts, pm_timer_.get(), "PM timer");
+    apic_backend_ = "emulated";  // `auto` until the kernel backend lands
 
     dev::AcpiConfig acpi;
     acpi.cpus = cfg_.vcpus;
@@ -147,6 +169,32 @@ void Vm::setup_vcpus()
             set_boot_state(v->kvm());
         vcpus_.push_back(std::move(v));
     }
+    setup_interrupts();
+}
+
+// One backend per vCPU, the IOAPIC on the MMIO bus, and the guest clock. The guest TSC is
+// KVM's: read vCPU 0's IA32_TSC beside the host TSC once to learn the offset.
+void Vm::setup_interrupts()
+{
+    kvm::Vcpu& v0 = vcpus_[0]->kvm();
+    std::uint64_t host_tsc = __builtin_ia32_rdtsc();
+    std::uint64_t guest_tsc = v0.get_msr(0x10);  // IA32_TIME_STAMP_COUNTER
+    std::uint64_t tsc_hz = std::uint64_t{v0.tsc_khz()} * 1000;
+    interrupts_ = std::make_unique<Interrupts>(guest_tsc - host_tsc, tsc_hz);
+    for (unsigned i = 0; i < cfg_.vcpus; ++i) {
+        apic::LocalApicConfig lc;
+        lc.id = i;
+        lc.bsp = i == 0;
+        lc.tsc_hz = tsc_hz;
+        // A periodic timer fires at most every 100 us on the host, as KVM's min_timer_period_us
+        // keeps a guest from turning the host timer into a storm.
+        lc.min_period_ns = 100'000;
+        interrupts_->add(std::make_unique<apic::EmulatedApic>(i, lc, *interrupts_, *interrupts_,
+                                                              *vcpus_[i]));
+        vcpus_[i]->set_apic(&interrupts_->backend(i));
+    }
+    mmio_.attach(apic::ioapic::kDefaultBase, apic::ioapic::kMmioSize, &interrupts_->ioapic_mmio(),
+                 "IOAPIC");
 }
 
 // Multiboot 0.6.96 3.2 "Machine state": 32-bit protected mode, flat 4 GiB segments, paging off,
@@ -192,6 +240,7 @@ int Vm::run()
     std::optional<host::PmQosHold> pm_qos;
     if (cfg_.pm_qos)
         pm_qos.emplace();
+    interrupts_->start();
     for (auto& v : vcpus_)
         v->start();
     {
@@ -202,6 +251,7 @@ int Vm::run()
         v->request_stop();
     for (auto& v : vcpus_)
         v->join();
+    interrupts_->stop();
     uart_->flush();
     if (!exit_message_.empty())
         std::fprintf(stderr, "hvaccel: %s\n", exit_message_.c_str());
@@ -239,14 +289,17 @@ void Vm::resume()
         v->request_resume();
 }
 
-bool Vm::msr_read(unsigned /*vcpu*/, std::uint32_t /*msr*/, std::uint64_t& /*value*/)
+// Userspace MSRs: the local APIC's; anything else takes #GP as an unimplemented MSR does.
+bool Vm::msr_read(unsigned vcpu, std::uint32_t msr, std::uint64_t& value)
 {
-    return false;  // no userspace MSR handlers yet: the access takes #GP
+    auto r = interrupts_->backend(vcpu).msr_read(msr);
+    value = r.value;
+    return r.is_ok();
 }
 
-bool Vm::msr_write(unsigned /*vcpu*/, std::uint32_t /*msr*/, std::uint64_t /*value*/)
+bool Vm::msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value)
 {
-    return false;
+    return interrupts_->backend(vcpu).msr_write(msr, value).is_ok();
 }
 
 void Vm::note_dead_halt(unsigned vcpu, std::uint64_t rip)

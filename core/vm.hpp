@@ -19,6 +19,7 @@
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
 #include "core/host/placement.hpp"
+#include "core/interrupts.hpp"
 #include "core/host/pm_qos.hpp"
 #include "core/kvm/fd.hpp"
 #include "core/kvm/kvm.hpp"
@@ -66,6 +67,8 @@ public:
     Bus& pio() { return pio_; }
     Bus& mmio() { return mmio_; }
     VcpuThread& vcpu(unsigned i) { return *vcpus_.at(i); }
+    Interrupts& interrupts() { return *interrupts_; }
+    const std::string& apic_backend() const { return apic_backend_; }
     unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
     const BootInfo& boot_info() const { return boot_; }
     dev::Uart16550& uart() { return *uart_; }
@@ -80,6 +83,7 @@ private:
     void setup_devices();
     void setup_vcpus();
     void set_boot_state(kvm::Vcpu& v);
+    void setup_interrupts();
 
     VmConfig cfg_;
     std::vector<std::uint8_t> image_;  // read and checked before KVM is opened; freed once loaded
@@ -98,6 +102,8 @@ private:
     BootInfo boot_{};
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     host::PinPlan pin_plan_;
+    std::string apic_backend_;
+    std::unique_ptr<Interrupts> interrupts_;  // after vcpus_: destroyed first, threads joined
 
     std::mutex stop_mu_;
     std::condition_variable stop_cv_;

@@ -247,6 +247,14 @@ void Vcpu::interrupt(std::uint8_t vector) const
     ioctl_checked(KVM_INTERRUPT, &i, "KVM_INTERRUPT");
 }
 
+std::uint32_t Vcpu::tsc_khz() const
+{
+    int khz = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0)
+        throw_errno(fmt::format("KVM_GET_TSC_KHZ on vCPU {}", id_));
+    return static_cast<std::uint32_t>(khz);
+}
+
 void Vcpu::nmi() const
 {
     ioctl_checked(KVM_NMI, nullptr, "KVM_NMI");

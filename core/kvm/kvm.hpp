@@ -77,6 +77,8 @@ public:
     std::uint64_t get_msr(std::uint32_t index) const;
     void set_msr(std::uint32_t index, std::uint64_t value) const;
     void interrupt(std::uint8_t vector) const;
+    // The guest TSC frequency (KVM_GET_TSC_KHZ), in kHz.
+    std::uint32_t tsc_khz() const;
     void nmi() const;
     kvm_mp_state get_mp_state() const;
     void set_mp_state(std::uint32_t state) const;

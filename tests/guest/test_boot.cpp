@@ -102,6 +102,14 @@ TEST(GuestBoot, SerialToAFileAndStats)
     EXPECT_NE(r.err.find("exit io "), std::string::npos) << r.err;
 }
 
+TEST(GuestBoot, LocalApicOnTheEmulatedBackend)
+{
+    REQUIRE_KVM();
+    auto r = hvtest::run({hvaccel(), "run", guest("apic_local"), "--apic", "emulated"});
+    expect_all_passed(r);
+    EXPECT_NE(r.out.find("x2APIC SELF_IPI delivered"), std::string::npos) << r.out;
+}
+
 TEST(GuestBoot, PinnedAutoWithPmQosHold)
 {
     REQUIRE_KVM();

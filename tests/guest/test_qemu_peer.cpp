@@ -18,14 +18,20 @@ bool have_qemu()
 
 // The "ok N"/"not ok N" sequence, the summary line and any unexpected-exception report,
 // without the values a check prints.
-std::string verdicts(const std::string& out)
+// Lines whose text contains one of `ignore` are left out, with the summary line.
+std::string verdicts(const std::string& out, const std::vector<std::string>& ignore = {})
 {
     std::istringstream in(out);
     std::string line, v;
     while (std::getline(in, line)) {
+        bool skip = false;
+        for (const auto& i : ignore)
+            skip = skip || line.find(i) != std::string::npos;
+        if (skip)
+            continue;
         if (line.rfind("ok ", 0) == 0 || line.rfind("not ok ", 0) == 0)
             v += line.substr(0, line.find(" - ")) + "\n";
-        else if (line.find(" passed, ") != std::string::npos)
+        else if (line.find(" passed, ") != std::string::npos && ignore.empty())
             v += line + "\n";
         else if (line.rfind("unexpected ", 0) == 0)
             v += line.substr(0, line.find(" at rip=")) + "\n";
@@ -33,7 +39,8 @@ std::string verdicts(const std::string& out)
     return v;
 }
 
-void compare(const std::string& image, const std::string& machine)
+void compare(const std::string& image, const std::string& machine,
+             const std::vector<std::string>& ignore = {})
 {
     auto ours = hvtest::run({hvaccel(), "run", guest(image)});
     auto qemu = hvtest::run({"qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu",
@@ -42,9 +49,11 @@ void compare(const std::string& image, const std::string& machine)
                              "stdio", "-display", "none"},
                             120);
     ASSERT_FALSE(qemu.timed_out);
-    EXPECT_EQ(ours.status, qemu.status) << "qemu: " << qemu.out << qemu.err;
+    if (ignore.empty()) {
+        EXPECT_EQ(ours.status, qemu.status) << "qemu: " << qemu.out << qemu.err;
+    }
     EXPECT_FALSE(verdicts(ours.out).empty());
-    EXPECT_EQ(verdicts(ours.out), verdicts(qemu.out)) << "qemu: " << qemu.out;
+    EXPECT_EQ(verdicts(ours.out, ignore), verdicts(qemu.out, ignore)) << "qemu: " << qemu.out;
 }
 
 }  // namespace
@@ -65,3 +74,6 @@ TEST_F(QemuPeer, Ring3Microvm) { compare("ring3", "microvm"); }
 // The ACPI tables and the PM timer are the pc machine's (microvm has neither at these places).
 TEST_F(QemuPeer, PlatformPc) { compare("platform", "pc"); }
 TEST_F(QemuPeer, UnhandledExceptionMicrovm) { compare("crash_ud", "microvm"); }
+// QEMU's APIC here is KVM's in-kernel LAPIC, which does not set ESR "send illegal vector"
+// (SDM Vol3 11.5.3) for an ICR write with a vector below 16; hvaccel's model does.
+TEST_F(QemuPeer, LocalApicMicrovm) { compare("apic_local", "microvm", {"ESR"}); }

@@ -1,0 +1,138 @@
+#include "core/interrupts.hpp"
+
+#include <time.h>
+#include <x86intrin.h>
+
+#include <algorithm>
+
+namespace hv {
+
+namespace {
+
+std::uint64_t monotonic_ns()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Interrupts::Interrupts(std::uint64_t tsc_offset, std::uint64_t tsc_hz)
+    : start_ns_(monotonic_ns()), tsc_offset_(tsc_offset), tsc_hz_(tsc_hz), ioapic_(*this)
+{
+}
+
+Interrupts::~Interrupts()
+{
+    stop();
+}
+
+void Interrupts::add(std::unique_ptr<apic::ApicBackend> backend)
+{
+    backends_.push_back(std::move(backend));
+}
+
+void Interrupts::start()
+{
+    if (!timer_thread_.joinable())
+        timer_thread_ = std::thread([this] { timer_loop(); });
+}
+
+void Interrupts::stop()
+{
+    {
+        std::lock_guard lk(timer_mu_);
+        timer_stop_ = true;
+    }
+    timer_cv_.notify_all();
+    if (timer_thread_.joinable())
+        timer_thread_.join();
+}
+
+apic::GuestTime Interrupts::now() const
+{
+    return {monotonic_ns() - start_ns_, __rdtsc() + tsc_offset_};
+}
+
+void Interrupts::route(std::optional<std::size_t> from, const apic::Ipi& ipi, apic::Source source)
+{
+    // Destination information is read without holding any lock across backends: each
+    // dest_info() is a consistent snapshot of one APIC, as a bus message sees it.
+    std::vector<apic::DestInfo> dests;
+    dests.reserve(backends_.size());
+    for (const auto& b : backends_)
+        dests.push_back(b->dest_info());
+    apic::TargetSet targets = apic::resolve_ipi(ipi, dests, from);
+    apic::Interrupt irq{ipi.vector, ipi.mode, ipi.trigger, ipi.assert_level, source};
+    for (std::size_t i = 0; i < backends_.size(); ++i)
+        if (targets.test(i))
+            backends_[i]->deliver(irq);
+}
+
+void Interrupts::send_ipi(std::size_t from, const apic::Ipi& ipi)
+{
+    route(from, ipi, apic::Source::Ipi);
+}
+
+void Interrupts::deliver(const apic::IoApicMessage& msg)
+{
+    apic::Ipi ipi;
+    ipi.vector = msg.vector;
+    ipi.mode = msg.mode;
+    ipi.trigger = msg.trigger;
+    ipi.dest = msg.dest;
+    route(std::nullopt, ipi, apic::Source::IoApic);
+}
+
+void Interrupts::eoi_to_ioapic(uint8_t vector)
+{
+    ioapic_.eoi(vector);
+}
+
+void Interrupts::timer_changed(std::size_t /*vcpu*/)
+{
+    {
+        std::lock_guard lk(timer_mu_);
+        timer_dirty_ = true;
+    }
+    timer_cv_.notify_all();
+}
+
+// One host thread sleeps until the earliest LAPIC timer deadline of any vCPU (no busy-wait),
+// then fires every expired timer. Deadlines are guest ns; guest ns = host monotonic - start.
+void Interrupts::timer_loop()
+{
+    std::unique_lock lk(timer_mu_);
+    while (!timer_stop_) {
+        timer_dirty_ = false;
+        std::optional<std::uint64_t> next;
+        lk.unlock();
+        std::uint64_t now_ns = now().ns;
+        for (auto& b : backends_) {
+            auto d = b->timer_deadline();
+            if (!d)
+                continue;
+            if (*d <= now_ns) {
+                b->timer_fired();  // may re-arm (periodic): the next pass sees the new deadline
+                d = b->timer_deadline();
+                if (!d)
+                    continue;
+            }
+            next = next ? std::min(*next, *d) : *d;
+        }
+        lk.lock();
+        if (timer_stop_ || timer_dirty_)
+            continue;
+        if (!next) {
+            timer_cv_.wait(lk, [this] { return timer_stop_ || timer_dirty_; });
+        } else {
+            auto wait_ns = *next > now().ns ? *next - now().ns : 0;
+            timer_cv_.wait_for(lk, std::chrono::nanoseconds(wait_ns),
+                               [this] { return timer_stop_ || timer_dirty_; });
+        }
+    }
+}
+
+}  // namespace hv

@@ -1,0 +1,90 @@
+// The VM's interrupt fabric: one APIC backend per vCPU, the IOAPIC, IPI and IOAPIC routing
+// through the common destination logic (apic/destination.hpp), the guest clock, and the host
+// timer thread that fires the LAPIC timers. It is the ApicPlatform the backends call.
+//
+// Locking: backends never call in here while holding their own lock (apic/backend.hpp), and
+// this class holds no lock while it calls a backend or the IOAPIC — except the timer thread's
+// own mutex, which guards only the deadline table. So IPI routing (vCPU -> vCPU), IOAPIC
+// delivery (device -> vCPU) and EOIs (vCPU -> IOAPIC) cannot form a lock cycle.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "apic/backend.hpp"
+#include "apic/ioapic.hpp"
+#include "core/bus.hpp"
+
+namespace hv {
+
+class Interrupts final : public apic::ApicPlatform,
+                         public apic::GuestClock,
+                         public apic::IoApicSink {
+public:
+    // `tsc_offset`: guest TSC = host TSC + tsc_offset; `tsc_hz`: the guest TSC frequency.
+    Interrupts(std::uint64_t tsc_offset, std::uint64_t tsc_hz);
+    ~Interrupts() override;
+    Interrupts(const Interrupts&) = delete;
+    Interrupts& operator=(const Interrupts&) = delete;
+
+    // Adds the backend of the next vCPU (index = number added so far).
+    void add(std::unique_ptr<apic::ApicBackend> backend);
+    apic::ApicBackend& backend(std::size_t vcpu) { return *backends_.at(vcpu); }
+    std::size_t size() const { return backends_.size(); }
+
+    // The IOAPIC as an MMIO device at apic::ioapic::kDefaultBase.
+    IoDevice& ioapic_mmio() { return ioapic_dev_; }
+    apic::IoApic& ioapic() { return ioapic_; }
+
+    // Starts and stops the timer thread (around the vCPU threads' lifetime).
+    void start();
+    void stop();
+
+    // ApicPlatform
+    void send_ipi(std::size_t from, const apic::Ipi& ipi) override;
+    void eoi_to_ioapic(uint8_t vector) override;
+    void timer_changed(std::size_t vcpu) override;
+    // GuestClock: guest ns since the VM was created, and the guest TSC.
+    apic::GuestTime now() const override;
+    // IoApicSink
+    void deliver(const apic::IoApicMessage& msg) override;
+
+    std::uint64_t tsc_hz() const { return tsc_hz_; }
+
+private:
+    struct IoApicDevice : IoDevice {
+        apic::IoApic& io;
+        explicit IoApicDevice(apic::IoApic& i) : io(i) {}
+        std::uint64_t read(std::uint64_t off, unsigned size) override
+        {
+            return io.mmio_read(off, size);
+        }
+        void write(std::uint64_t off, unsigned size, std::uint64_t v) override
+        {
+            io.mmio_write(off, size, static_cast<std::uint32_t>(v));
+        }
+    };
+
+    void route(std::optional<std::size_t> from, const apic::Ipi& ipi, apic::Source source);
+    void timer_loop();
+
+    std::uint64_t start_ns_;
+    std::uint64_t tsc_offset_;
+    std::uint64_t tsc_hz_;
+    std::vector<std::unique_ptr<apic::ApicBackend>> backends_;
+    apic::IoApic ioapic_;
+    IoApicDevice ioapic_dev_{ioapic_};
+
+    std::mutex timer_mu_;
+    std::condition_variable timer_cv_;
+    bool timer_stop_ = false;
+    bool timer_dirty_ = false;
+    std::thread timer_thread_;
+};
+
+}  // namespace hv

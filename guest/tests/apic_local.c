@@ -1,0 +1,145 @@
+/* One vCPU's local APIC: self-IPI with ISR/EOI, nested interrupts and EOI order, TPR masking,
+ * the three timer modes, an illegal vector setting ESR, and the x2APIC switch at run time.
+ * Waits use sti; hlt (never a ring-0 spin), bounded. */
+#include "apic.h"
+
+static volatile unsigned count[256];
+static volatile uint8_t order[8];
+static volatile unsigned order_n;
+static volatile bool nest;
+
+static void on_irq(struct rt_frame *f)
+{
+    uint8_t v = (uint8_t)f->vector;
+    ++count[v];
+    if (order_n < 8)
+        order[order_n++] = v;
+    if (v == 0x40 && nest) {
+        /* While 0x40 is in service, a higher-class self-IPI preempts it (SDM Vol3 11.8.3). */
+        nest = false;
+        apic_icr(0, ICR_SELF | 0x60);
+        sti();
+        for (int i = 0; i < 50 && !count[0x60]; ++i)
+            __asm__ volatile("hlt");
+        cli();
+    }
+    apic_eoi();
+}
+
+/* Waits until count[v] reaches n, sleeping in HLT; at most `tries` wake-ups. */
+static bool wait_count(uint8_t v, unsigned n, int tries)
+{
+    for (int i = 0; i < tries && count[v] < n; ++i)
+        rt_wait_irq();
+    return count[v] >= n;
+}
+
+static void self_ipi(void)
+{
+    apic_icr(0, ICR_SELF | 0x40);
+    bool ok = wait_count(0x40, 1, 100);
+    rt_check(ok, "self-IPI 0x40 delivered (%u)", count[0x40]);
+    rt_check(!apic_isr(0x40) && !apic_irr(0x40), "ISR and IRR clear after EOI");
+
+    /* With interrupts off the IPI stays pending in IRR. */
+    apic_icr(0, ICR_SELF | 0x41);
+    rt_check(apic_irr(0x41), "a self-IPI with IF=0 waits in IRR");
+    rt_check(wait_count(0x41, 1, 100), "and is taken at sti; hlt");
+}
+
+static void nested(void)
+{
+    order_n = 0;
+    nest = true;
+    apic_icr(0, ICR_SELF | 0x40);
+    wait_count(0x60, 1, 100);
+    wait_count(0x40, 2, 100);
+    rt_check(order_n == 2 && order[0] == 0x40 && order[1] == 0x60,
+             "0x60 nests inside 0x40 (order %#x %#x)", order[0], order[1]);
+}
+
+static void tpr(void)
+{
+    apic_write(APIC_TPR, 0x50);
+    apic_icr(0, ICR_SELF | 0x45);
+    sti();
+    for (int i = 0; i < 20; ++i)
+        __asm__ volatile("nop");
+    cli();
+    rt_check(count[0x45] == 0 && apic_irr(0x45), "TPR 0x50 holds back vector 0x45");
+    rt_check(apic_read(APIC_PPR) == 0x50, "PPR follows TPR (%#x)", apic_read(APIC_PPR));
+    apic_write(APIC_TPR, 0);
+    rt_check(wait_count(0x45, 1, 100), "lowering TPR delivers it");
+}
+
+static void timers(void)
+{
+    apic_write(APIC_TDCR, 0xb); /* divide by 1 */
+    apic_write(APIC_LVT_TIMER, TIMER_ONESHOT | 0x50);
+    apic_write(APIC_TMICT, 2000000);
+    uint32_t cc = apic_read(APIC_TMCCT);
+    rt_check(cc > 0 && cc <= 2000000, "one-shot current count counts down (%u)", cc);
+    rt_check(wait_count(0x50, 1, 1000), "one-shot timer fired");
+    rt_check(apic_read(APIC_TMCCT) == 0, "and stopped at 0");
+
+    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0x51);
+    apic_write(APIC_TMICT, 1000000);
+    bool ok = wait_count(0x51, 3, 3000);
+    rt_check(ok, "periodic timer fired 3 times (%u)", count[0x51]);
+    apic_write(APIC_LVT_TIMER, LVT_MASKED | 0x51);
+    apic_write(APIC_TMICT, 0);
+
+    uint32_t r[4];
+    rt_cpuid(1, 0, r);
+    if (rt_check(r[2] & (1u << 24), "CPUID advertises the TSC-deadline timer")) {
+        apic_write(APIC_LVT_TIMER, TIMER_TSC_DEADLINE | 0x52);
+        wrmsr(MSR_TSC_DEADLINE, rdtsc() + 2000000);
+        rt_check(wait_count(0x52, 1, 1000), "TSC-deadline timer fired");
+        rt_check(rdmsr(MSR_TSC_DEADLINE) == 0, "and IA32_TSC_DEADLINE reads 0 afterwards");
+    }
+}
+
+static void esr(void)
+{
+    apic_write(APIC_ESR, 0);
+    apic_icr(0, ICR_SELF | 0x05); /* vectors 0-15 are illegal */
+    apic_write(APIC_ESR, 0);
+    uint32_t e = apic_read(APIC_ESR);
+    rt_check(e & (1u << 5), "an illegal vector sets ESR 'send illegal vector' (%#x)", e);
+    apic_write(APIC_ESR, 0);
+    apic_write(APIC_ESR, 0);
+    rt_check(apic_read(APIC_ESR) == 0, "ESR clears after write-then-read");
+}
+
+static void x2apic(void)
+{
+    uint32_t r[4];
+    rt_cpuid(1, 0, r);
+    if (!rt_check(r[2] & (1u << 21), "CPUID advertises x2APIC"))
+        return;
+    uint32_t xid = apic_id();
+    apic_enable_x2apic();
+    rt_check(apic_id() == xid, "x2APIC ID equals the xAPIC ID (%u)", apic_id());
+    rt_check(apic_read(APIC_LDR) == ((xid >> 4) << 16 | (1u << (xid & 15))),
+             "x2APIC LDR is derived from the ID (%#x)", apic_read(APIC_LDR));
+    wrmsr(0x83f, 0x42); /* SELF_IPI */
+    rt_check(wait_count(0x42, 1, 100), "x2APIC SELF_IPI delivered");
+    apic_icr(xid, 0x43);
+    rt_check(wait_count(0x43, 1, 100), "x2APIC ICR to our own ID delivered");
+}
+
+void guest_main(void)
+{
+    for (unsigned v = 0x20; v < 0x100; ++v)
+        rt_set_handler((uint8_t)v, on_irq);
+    apic_enable(0xff);
+    rt_check(apic_id() == 0, "BSP APIC ID is 0");
+    rt_check((apic_read(APIC_VERSION) & 0xff) >= 0x10, "integrated APIC version (%#x)",
+             apic_read(APIC_VERSION));
+    self_ipi();
+    nested();
+    tpr();
+    timers();
+    esr();
+    x2apic();
+}
