@@ -72,6 +72,9 @@ Error check_lvts(const ApicState& s, const ApicCaps& caps)
             return fmt::format("{}: reserved or read-only bits {:#x} set", kNames[i],
                                s.lvt[i] & ~allowed);
         }
+        if (which == Lvt::Cmci && !caps.cmci && s.lvt[i] != lvt::kReset) {
+            return fmt::format("{}: set although this CPU model has no CMCI LVT", kNames[i]);
+        }
         // SDM Vol3 11.4.7.2 "Local APIC State After It Has Been Software Disabled": all LVT
         // entries are masked while SVR[8] is clear.
         if ((s.svr & svr::kEnable) == 0 && (s.lvt[i] & lvt::kMasked) == 0) {
@@ -111,16 +114,17 @@ Error check_timer(const ApicState& s)
     return std::nullopt;
 }
 
-Error check_misc(const ApicState& s)
+Error check_misc(const ApicState& s, const ApicCaps& caps)
 {
-    if (s.version != kVersionValue) {
-        return fmt::format("version: {:#x}, this model implements {:#x}", s.version, kVersionValue);
+    if (s.version != caps.version()) {
+        return fmt::format("version: {:#x}, this CPU model has {:#x}", s.version, caps.version());
     }
     if (s.tpr > 0xFFu) {
         return fmt::format("tpr: reserved bits {:#x} set", s.tpr);
     }
-    if ((s.svr & ~svr::kWritable) != 0) {
-        return fmt::format("svr: reserved bits {:#x} set", s.svr & ~svr::kWritable);
+    const uint32_t svr_ok = svr::writable(caps.directed_eoi);
+    if ((s.svr & ~svr_ok) != 0) {
+        return fmt::format("svr: reserved bits {:#x} set", s.svr & ~svr_ok);
     }
     if ((s.esr & ~esr::kDefined) != 0 || (s.esr_pending & ~esr::kDefined) != 0) {
         return std::string("esr: reserved bits set");
@@ -159,7 +163,7 @@ std::optional<std::string> validate(const ApicState& s, const ApicCaps& caps)
     if (auto e = check_base(s, caps)) {
         return e;
     }
-    for (auto e : {check_misc(s), check_ids(s), check_vector_words("isr", s.isr),
+    for (auto e : {check_misc(s, caps), check_ids(s), check_vector_words("isr", s.isr),
                    check_vector_words("tmr", s.tmr), check_vector_words("irr", s.irr),
                    check_lvts(s, caps), check_timer(s), check_disabled(s)}) {
         if (e) {
@@ -173,6 +177,8 @@ ApicState reset_registers(const ApicState& from)
 {
     ApicState s; // member initialisers are the power-up values
     s.apic_base = from.apic_base;
+    s.version =
+        from.version; // SDM Vol3 11.12.5.1: "the local APIC version register is not affected"
     s.id = from.id;
     s.run_state = from.run_state;
     if (s.x2apic()) {

@@ -66,6 +66,9 @@ struct ApicCaps {
     unsigned maxphyaddr = 46; // CPUID.80000008H:EAX[7:0] of the guest
     bool x2apic = true;       // CPUID.1:ECX[21]
     bool tsc_deadline = true; // CPUID.1:ECX[24]
+    bool cmci = true;         // LVT CMCI present (IA32_MCG_CAP.MCG_CMCI_P)
+    bool directed_eoi = true; // version bit 24: SVR[12] suppresses EOI broadcasts
+    uint32_t version() const { return apic_version(cmci, directed_eoi); }
 };
 
 // Checks every field of `s`; returns nullopt when the state is valid, otherwise a message that

@@ -8,6 +8,7 @@ namespace hv::apic {
 LocalApic::LocalApic(const LocalApicConfig& cfg) : cfg_(cfg)
 {
     s_.id = cfg.id;
+    s_.version = cfg.caps.version();
     s_.apic_base = base::kDefaultAddr | base::kEnable | (cfg.bsp ? base::kBsp : 0);
     // SDM Vol3 9.4.1 "BSP and AP Processors": after reset the APs wait for a start-up IPI.
     s_.run_state = cfg.bsp ? RunState::Running : RunState::WaitForSipi;

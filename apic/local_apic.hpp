@@ -133,6 +133,12 @@ class LocalApic {
 
     // local_apic.cpp
     bool sw_enabled() const { return (s_.svr & svr::kEnable) != 0; }
+    // The LVT register at `offset` in this CPU model (the CMCI entry may not exist).
+    std::optional<Lvt> lvt_reg(uint32_t offset) const
+    {
+        const auto l = lvt_at(offset);
+        return l && (*l != Lvt::Cmci || cfg_.caps.cmci) ? l : std::nullopt;
+    }
     void record_error(uint32_t esr_bits);
     AccessResult write_apic_base(uint64_t value);
     void write_svr(uint32_t value);

@@ -77,7 +77,7 @@ namespace {
 // reserved: SDM Vol3 11.12.1.2, those raise #GP).
 std::optional<uint32_t> x2apic_writable(uint32_t off, const ApicCaps& caps)
 {
-    if (auto l = lvt_at(off)) {
+    if (auto l = lvt_at(off); l && (*l != Lvt::Cmci || caps.cmci)) {
         uint32_t m = lvt_writable(*l);
         if (*l == Lvt::Timer && !caps.tsc_deadline) {
             m &= ~(static_cast<uint32_t>(TimerMode::TscDeadline) << lvt::kTimerModeShift);
@@ -91,7 +91,7 @@ std::optional<uint32_t> x2apic_writable(uint32_t off, const ApicCaps& caps)
     case reg::kEsr:
         return 0u; // SDM Vol3 11.12.1.3: only 0 may be written
     case reg::kSvr:
-        return svr::kWritable;
+        return svr::writable(caps.directed_eoi);
     case reg::kTimerInitial:
         return 0xFFFFFFFFu;
     case reg::kTimerDivide:

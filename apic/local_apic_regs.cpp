@@ -31,7 +31,7 @@ std::optional<uint32_t> LocalApic::read_common(uint32_t off, GuestTime now)
     if (in_block(off, reg::kIrr)) {
         return s_.irr[(off - reg::kIrr) >> 4];
     }
-    if (auto l = lvt_at(off)) {
+    if (auto l = lvt_reg(off)) {
         return s_.lvt_of(*l);
     }
     switch (off) {
@@ -59,7 +59,7 @@ std::optional<uint32_t> LocalApic::read_common(uint32_t off, GuestTime now)
 // Writes whose semantics (after the mode's own reserved-bit checks) are the same in both modes.
 bool LocalApic::write_common(uint32_t off, uint32_t value, GuestTime now, AccessResult& r)
 {
-    if (auto l = lvt_at(off)) {
+    if (auto l = lvt_reg(off)) {
         write_lvt(*l, value, r);
         return true;
     }
@@ -91,7 +91,7 @@ bool LocalApic::write_common(uint32_t off, uint32_t value, GuestTime now, Access
 
 void LocalApic::write_svr(uint32_t value)
 {
-    s_.svr = value & svr::kWritable;
+    s_.svr = value & svr::writable(cfg_.caps.directed_eoi);
     // SDM Vol3 11.4.7.2: software disable sets every LVT mask bit (and keeps IRR/ISR).
     if (!sw_enabled()) {
         for (auto& e : s_.lvt) {

@@ -78,11 +78,16 @@ constexpr uint64_t addr_mask(unsigned maxphyaddr)
 }
 } // namespace base
 
-// SDM Vol3 11.4.8 "Local APIC Version Register": version 0x14 (integrated APIC) like KVM, max LVT
-// entry 6 (CMCI is the 7th LVT), bit 24 = support for EOI-broadcast suppression.
-inline constexpr uint32_t kMaxLvt = 6;
-inline constexpr uint32_t kVersionValue = 0x14u | (kMaxLvt << 16) | (1u << 24);
-static_assert(kVersionValue == 0x01060014u);
+// SDM Vol3 11.4.8 "Local APIC Version Register": version 0x14 (integrated APIC) like KVM; max LVT
+// entry 6 when the CMCI LVT exists (5 without), bit 24 = support for EOI-broadcast suppression.
+// KVM reports the same: CMCI only with MCG_CAP.MCG_CMCI_P, directed EOI only with a split irqchip
+// and x2APIC in CPUID, so the guest CPU model decides both (ApicCaps).
+constexpr uint32_t apic_version(bool cmci, bool directed_eoi)
+{
+    return 0x14u | ((cmci ? 6u : 5u) << 16) | (directed_eoi ? 1u << 24 : 0u);
+}
+inline constexpr uint32_t kVersionValue = apic_version(true, true);
+static_assert(kVersionValue == 0x01060014u && apic_version(false, false) == 0x00050014u);
 
 // SDM Vol3 11.9 "Spurious Interrupt" (Spurious-Interrupt Vector Register layout).
 namespace svr {
@@ -92,6 +97,11 @@ inline constexpr uint32_t kFocusCheck = 1u << 9; // stored, no effect: no focus 
 inline constexpr uint32_t kSuppressEoiBroadcast = 1u << 12;
 inline constexpr uint32_t kWritable = kVectorMask | kEnable | kFocusCheck | kSuppressEoiBroadcast;
 inline constexpr uint32_t kReset = 0xFF;
+// Bit 12 exists only when the version register advertises EOI-broadcast suppression.
+constexpr uint32_t writable(bool directed_eoi)
+{
+    return directed_eoi ? kWritable : (kWritable & ~kSuppressEoiBroadcast);
+}
 } // namespace svr
 
 // SDM Vol3 11.5.3 "Error Handling" (ESR bits). Bits 0-3 exist only on P6/Pentium; bit 4

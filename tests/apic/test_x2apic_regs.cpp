@@ -196,3 +196,51 @@ TEST(X2apicRegs, GpIsCounted)
 
 } // namespace
 } // namespace hv::apic::test
+
+namespace hv::apic::test {
+namespace {
+
+// SDM Vol3 11.4.8: the version register tells which LVTs exist and whether SVR[12] exists.
+TEST(CpuModel, WithoutCmciAndDirectedEoi)
+{
+    ApicCaps caps;
+    caps.cmci = false;
+    caps.directed_eoi = false;
+    LocalApic a = make_apic(0, true, caps);
+    EXPECT_EQ(rd(a, reg::kVersion), 0x00050014u);
+    wr(a, reg::kSvr, 0x11FF);
+    EXPECT_EQ(rd(a, reg::kSvr), 0x1FFu);
+    wr(a, reg::kEsr, 0);
+    EXPECT_EQ(rd(a, reg::kLvtCmci), 0u);
+    wr(a, reg::kEsr, 0);
+    EXPECT_EQ(rd(a, reg::kEsr), esr::kIllegalRegister);
+
+    ASSERT_TRUE(to_x2apic(a).is_ok());
+    EXPECT_TRUE(a.msr_read(0x82F, at(0)).is_gp());
+    EXPECT_TRUE(a.msr_write(0x82F, lvt::kMasked, at(0)).is_gp());
+    EXPECT_TRUE(a.msr_write(0x80F, 0x11FF, at(0)).is_gp());
+    EXPECT_TRUE(a.msr_write(0x80F, 0x1FF, at(0)).is_ok());
+
+    const ApicState s = a.flatten(at(0));
+    EXPECT_EQ(validate(s, caps), std::nullopt);
+    const auto err = validate(s); // a CPU model with CMCI and directed EOI
+    ASSERT_TRUE(err.has_value());
+    EXPECT_EQ(err->rfind("version", 0), 0u) << *err;
+    ApicState with_cmci = s;
+    with_cmci.lvt[0] = 0x30 | lvt::kMasked;
+    EXPECT_EQ(validate(with_cmci, caps)->rfind("lvt_cmci", 0), 0u);
+}
+
+TEST(CpuModel, VersionSurvivesDisableAndInit)
+{
+    ApicCaps caps;
+    caps.cmci = false;
+    LocalApic a = make_apic(0, true, caps);
+    a.msr_write(kMsrApicBase, base::kDefaultAddr, at(0));
+    a.msr_write(kMsrApicBase, base::kDefaultAddr | base::kEnable, at(0));
+    a.init();
+    EXPECT_EQ(rd(a, reg::kVersion), 0x01050014u);
+}
+
+} // namespace
+} // namespace hv::apic::test
