@@ -173,6 +173,56 @@ std::optional<std::string> validate(const ApicState& s, const ApicCaps& caps)
     return std::nullopt;
 }
 
+namespace {
+
+void diff_field(std::string& out, const std::string& name, uint64_t a, uint64_t b)
+{
+    if (a == b) {
+        return;
+    }
+    if (!out.empty()) {
+        out += "; ";
+    }
+    out += fmt::format("{}: {:#x} != {:#x}", name, a, b);
+}
+
+template <std::size_t N>
+void diff_array(std::string& out, const char* name, const std::array<uint32_t, N>& a,
+                const std::array<uint32_t, N>& b)
+{
+    for (std::size_t i = 0; i < N; ++i) {
+        diff_field(out, fmt::format("{}[{}]", name, i), a[i], b[i]);
+    }
+}
+
+} // namespace
+
+std::string describe_difference(const ApicState& a, const ApicState& b)
+{
+    std::string out;
+    diff_field(out, "apic_base", a.apic_base, b.apic_base);
+    diff_field(out, "id", a.id, b.id);
+    diff_field(out, "version", a.version, b.version);
+    diff_field(out, "tpr", a.tpr, b.tpr);
+    diff_field(out, "ldr", a.ldr, b.ldr);
+    diff_field(out, "dfr", a.dfr, b.dfr);
+    diff_field(out, "svr", a.svr, b.svr);
+    diff_array(out, "isr", a.isr, b.isr);
+    diff_array(out, "tmr", a.tmr, b.tmr);
+    diff_array(out, "irr", a.irr, b.irr);
+    diff_field(out, "esr", a.esr, b.esr);
+    diff_field(out, "esr_pending", a.esr_pending, b.esr_pending);
+    diff_array(out, "lvt", a.lvt, b.lvt);
+    diff_field(out, "icr", a.icr, b.icr);
+    diff_field(out, "timer_initial", a.timer_initial, b.timer_initial);
+    diff_field(out, "timer_remaining", a.timer_remaining, b.timer_remaining);
+    diff_field(out, "timer_divide", a.timer_divide, b.timer_divide);
+    diff_field(out, "tsc_deadline", a.tsc_deadline, b.tsc_deadline);
+    diff_field(out, "run_state", static_cast<uint64_t>(a.run_state),
+               static_cast<uint64_t>(b.run_state));
+    return out;
+}
+
 ApicState reset_registers(const ApicState& from)
 {
     ApicState s; // member initialisers are the power-up values

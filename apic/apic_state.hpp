@@ -75,6 +75,11 @@ struct ApicCaps {
 // starts with the name of the first field at fault (e.g. "irr[0]: vectors 0-15 set").
 std::optional<std::string> validate(const ApicState& s, const ApicCaps& caps = {});
 
+// Names and both values of every field in which `a` and `b` differ, e.g.
+// "tpr: 0x10 != 0x20; irr[2]: 0x1 != 0x0"; empty when equal. For test failures and for checking
+// that two backends flatten the same guest situation alike.
+std::string describe_difference(const ApicState& a, const ApicState& b);
+
 // The x2APIC logical ID derived from the x2APIC ID.
 // SDM Vol3 11.12.10.2 "Deriving Logical x2APIC ID from the Local x2APIC ID": cluster = ID[19:4]
 // in bits 31:16, one-hot ID[3:0] in bits 15:0.

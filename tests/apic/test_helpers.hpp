@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ostream>
 
 #include "apic/local_apic.hpp"
 #include "apic/regs.hpp"
@@ -58,3 +59,11 @@ inline bool tmr_has(LocalApic& a, uint8_t v)
 }
 
 } // namespace hv::apic::test
+
+namespace hv::apic {
+// Readable gtest output for ApicState mismatches (found by ADL).
+inline void PrintTo(const ApicState& s, std::ostream* os)
+{
+    *os << "ApicState{" << describe_difference(ApicState{}, s) << "} (fields differing from reset)";
+}
+} // namespace hv::apic

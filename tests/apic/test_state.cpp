@@ -180,6 +180,18 @@ TEST(State, RestoreOfTscDeadlineRearmsFromGuestTsc)
     EXPECT_EQ(a.next_timer_deadline(), 7u + 40'000u);
 }
 
+TEST(State, DescribeDifferenceNamesEveryDifferingField)
+{
+    ApicState a = valid_xapic();
+    ApicState b = a;
+    EXPECT_EQ(describe_difference(a, b), "");
+    b.tpr = 0x20;
+    set_vector(b.irr, 0x41);
+    b.run_state = RunState::Halted;
+    EXPECT_EQ(describe_difference(a, b),
+              "tpr: 0x0 != 0x20; irr[2]: 0x0 != 0x2; run_state: 0x0 != 0x1");
+}
+
 TEST(State, ResetRegistersKeepsIdentity)
 {
     ApicState s = valid_xapic();
