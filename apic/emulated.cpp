@@ -1,3 +1,4 @@
+// EmulatedApic: register access, injection point, scheduling hooks, timer and state.
 #include "apic/emulated.hpp"
 
 namespace hv::apic {
@@ -134,110 +135,6 @@ AccessResult EmulatedApic::msr_write(uint32_t msr, uint64_t value)
     notify(n);
     finish(r);
     return r;
-}
-
-void EmulatedApic::count_source(Source s)
-{
-    switch (s) {
-    case Source::Ipi:
-        stats_.add(DeliveryStat::FromIpi);
-        break;
-    case Source::Msi:
-        stats_.add(DeliveryStat::FromMsi);
-        break;
-    case Source::IoApic:
-        stats_.add(DeliveryStat::FromIoApic);
-        break;
-    case Source::Timer:
-        stats_.add(DeliveryStat::FromTimer);
-        break;
-    case Source::LocalLvt:
-    case Source::Count:
-        stats_.add(DeliveryStat::FromLocalLvt);
-        break;
-    }
-}
-
-void EmulatedApic::deliver(const Interrupt& irq)
-{
-    Notify n = Notify::None;
-    {
-        std::lock_guard lock(mu_);
-        switch (irq.mode) {
-        case DeliveryMode::Fixed:
-        case DeliveryMode::LowestPriority:
-            if (apic_.accept(irq.vector, irq.trigger)) {
-                count_source(irq.source);
-            } else {
-                stats_.add(DeliveryStat::Refused);
-            }
-            break;
-        case DeliveryMode::Nmi:
-            events_.nmi = true;
-            stats_.add(DeliveryStat::Nmi);
-            break;
-        case DeliveryMode::Smi:
-            events_.smi = true;
-            stats_.add(DeliveryStat::Smi);
-            break;
-        case DeliveryMode::Init:
-            // INIT level de-assert only resynchronises arbitration IDs: nothing to model.
-            if (irq.assert_level || irq.trigger == Trigger::Edge) {
-                apic_.init();
-                events_.init = true;
-                events_.sipi.reset();
-                stats_.add(DeliveryStat::Init);
-            }
-            break;
-        case DeliveryMode::StartUp:
-            if (auto v = apic_.sipi(irq.vector)) {
-                events_.sipi = v;
-                stats_.add(DeliveryStat::Sipi);
-            }
-            break;
-        case DeliveryMode::ExtInt:
-            events_.extint = true;
-            stats_.add(DeliveryStat::ExtInt);
-            break;
-        case DeliveryMode::Reserved3:
-            stats_.add(DeliveryStat::Refused);
-            break;
-        }
-        n = notify_locked();
-    }
-    notify(n);
-}
-
-void EmulatedApic::raise_lvt(Lvt which)
-{
-    Notify n = Notify::None;
-    {
-        std::lock_guard lock(mu_);
-        const LvtResult res = apic_.raise_lvt(which);
-        switch (res.event) {
-        case LocalEvent::Fixed:
-            stats_.add(DeliveryStat::FromLocalLvt);
-            break;
-        case LocalEvent::Nmi:
-            events_.nmi = true;
-            break;
-        case LocalEvent::Smi:
-            events_.smi = true;
-            break;
-        case LocalEvent::Init:
-            apic_.init();
-            events_.init = true;
-            break;
-        case LocalEvent::ExtInt:
-            events_.extint = true;
-            break;
-        case LocalEvent::None:
-        case LocalEvent::Masked:
-            break;
-        }
-        n = notify_locked();
-    }
-    notify(n);
 }
 
 DestInfo EmulatedApic::dest_info() const
