@@ -95,3 +95,47 @@ rt_mb_info:  .long 0
     .space 16384
     .globl rt_boot_stack_top
 rt_boot_stack_top:
+
+/*
+ * Application-processor start-up (SDM Vol3 9.4.4): the BSP copies this trampoline to
+ * RT_AP_TRAMPOLINE (0x8000) and sends INIT-SIPI-SIPI with vector 0x08. The AP starts in real mode
+ * at 0800:0000 and goes straight to long mode (PE and PG set together), then to rt_ap_start on
+ * the stack the BSP left in rt_ap_stack.
+ */
+    .section .text
+    .code16
+    .globl rt_ap_trampoline, rt_ap_trampoline_end
+rt_ap_trampoline:
+    cli
+    movw %cs, %ax
+    movw %ax, %ds
+    lgdtl (ap_gdt_ptr - rt_ap_trampoline)
+    movl $0x6a0, %eax             /* PAE | PGE | OSFXSR | OSXMMEXCPT */
+    movl %eax, %cr4
+    movl $pml4, %eax
+    movl %eax, %cr3
+    movl $0xc0000080, %ecx        /* IA32_EFER: LME | SCE */
+    rdmsr
+    orl $0x101, %eax
+    wrmsr
+    movl $0x80000011, %eax        /* PG | ET | PE */
+    movl %eax, %cr0
+    ljmpl $0x08, $ap_long_mode
+    .balign 8
+ap_gdt_ptr:
+    .word gdt_end - rt_gdt - 1
+    .long rt_gdt
+rt_ap_trampoline_end:
+
+    .code64
+ap_long_mode:
+    movl $0x10, %eax
+    movl %eax, %ds
+    movl %eax, %es
+    movl %eax, %ss
+    movl %eax, %fs
+    movl %eax, %gs
+    movq rt_ap_stack(%rip), %rsp
+    call rt_ap_start              /* never returns */
+2:  hlt
+    jmp 2b

@@ -37,6 +37,7 @@ extern uint64_t rt_user_ctx;
 extern void rt_user_enter(void (*fn)(void *), void *arg, uint64_t rsp, uint64_t rflags);
 
 static struct tss64 tss;
+struct desc_ptr rt_idt_ptr; /* shared with the APs (smp.c) */
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static rt_handler handlers[256];
 static uint8_t irq_stack[16384] __attribute__((aligned(16)));
@@ -66,8 +67,9 @@ static void setup_idt(void)
         idt[v].offset_mid = (uint16_t)(a >> 16);
         idt[v].offset_hi = (uint32_t)(a >> 32);
     }
-    struct desc_ptr p = {sizeof idt - 1, (uint64_t)(uintptr_t)idt};
-    __asm__ volatile("lidt %0" ::"m"(p));
+    rt_idt_ptr.limit = sizeof idt - 1;
+    rt_idt_ptr.base = (uint64_t)(uintptr_t)idt;
+    __asm__ volatile("lidt %0" ::"m"(rt_idt_ptr));
 }
 
 _Noreturn void rt_start(void)

@@ -110,6 +110,17 @@ TEST(GuestBoot, LocalApicOnTheEmulatedBackend)
     EXPECT_NE(r.out.find("x2APIC SELF_IPI delivered"), std::string::npos) << r.out;
 }
 
+TEST(GuestBoot, SmpBringUpAndIpisOnTheEmulatedBackend)
+{
+    REQUIRE_KVM();
+    for (const char* n : {"2", "3", "4"}) {
+        auto r = hvtest::run({hvaccel(), "run", guest("apic_smp"), "--vcpus", n});
+        expect_all_passed(r);
+        EXPECT_NE(r.out.find("INIT parks AP 1 and a new SIPI starts it again"), std::string::npos)
+            << r.out;
+    }
+}
+
 TEST(GuestBoot, PinnedAutoWithPmQosHold)
 {
     REQUIRE_KVM();

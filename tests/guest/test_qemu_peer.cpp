@@ -40,13 +40,14 @@ std::string verdicts(const std::string& out, const std::vector<std::string>& ign
 }
 
 void compare(const std::string& image, const std::string& machine,
-             const std::vector<std::string>& ignore = {})
+             const std::vector<std::string>& ignore = {}, unsigned vcpus = 1)
 {
-    auto ours = hvtest::run({hvaccel(), "run", guest(image)});
+    auto ours = hvtest::run({hvaccel(), "run", guest(image), "--vcpus", std::to_string(vcpus)});
     auto qemu = hvtest::run({"qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu",
-                             "host", "-m", "128", "-nodefaults", "-kernel", guest(image),
-                             "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-serial",
-                             "stdio", "-display", "none"},
+                             "host", "-smp", std::to_string(vcpus), "-m", "128", "-nodefaults",
+                             "-kernel", guest(image), "-device",
+                             "isa-debug-exit,iobase=0xf4,iosize=4", "-serial", "stdio",
+                             "-display", "none"},
                             120);
     ASSERT_FALSE(qemu.timed_out);
     if (ignore.empty()) {
@@ -77,3 +78,5 @@ TEST_F(QemuPeer, UnhandledExceptionMicrovm) { compare("crash_ud", "microvm"); }
 // QEMU's APIC here is KVM's in-kernel LAPIC, which does not set ESR "send illegal vector"
 // (SDM Vol3 11.5.3) for an ICR write with a vector below 16; hvaccel's model does.
 TEST_F(QemuPeer, LocalApicMicrovm) { compare("apic_local", "microvm", {"ESR"}); }
+TEST_F(QemuPeer, SmpTwoVcpusMicrovm) { compare("apic_smp", "microvm", {}, 2); }
+TEST_F(QemuPeer, SmpFourVcpusMicrovm) { compare("apic_smp", "microvm", {}, 4); }
