@@ -4,6 +4,10 @@
 #include <x86intrin.h>
 
 #include <algorithm>
+#include <cstring>
+
+#include "core/kernel_apic.hpp"
+#include "core/kvm/uapi.hpp"
 
 namespace hv {
 
@@ -76,8 +80,44 @@ void Interrupts::send_ipi(std::size_t from, const apic::Ipi& ipi)
     route(from, ipi, apic::Source::Ipi);
 }
 
+void Interrupts::use_kernel_irqchip(const kvm::Vm& vm)
+{
+    kernel_vm_ = &vm;
+    sync_kernel_routes();
+}
+
+// One MSI route per IOAPIC pin, built from its redirection entry (KVM only looks at the
+// trigger mode and destination of these to decide which vectors need an EOI exit).
+void Interrupts::sync_kernel_routes()
+{
+    std::lock_guard lk(routes_mu_);
+    constexpr unsigned kPins = apic::ioapic::kPins;
+    std::vector<std::uint8_t> buf(kvm::uapi::kEntriesOffset + kPins * sizeof(kvm_irq_routing_entry));
+    kvm::uapi::IrqRoutingHeader h{kPins, 0};
+    std::memcpy(buf.data(), &h, sizeof h);
+    for (unsigned pin = 0; pin < kPins; ++pin) {
+        apic::IoApicMessage m = apic::decode_redirection(ioapic_.redirection(pin), 0);
+        apic::Interrupt irq{m.vector, m.mode, m.trigger, true, apic::Source::IoApic};
+        Msi msi = msi_for(m.dest.dest, m.dest.mode == apic::DestMode::Logical, irq);
+        kvm_irq_routing_entry e{};
+        e.gsi = pin;
+        e.type = KVM_IRQ_ROUTING_MSI;
+        e.u.msi.address_lo = static_cast<std::uint32_t>(msi.address);
+        e.u.msi.address_hi = static_cast<std::uint32_t>(msi.address >> 32);
+        e.u.msi.data = msi.data;
+        std::memcpy(buf.data() + kvm::uapi::kEntriesOffset + pin * sizeof e, &e, sizeof e);
+    }
+    kernel_vm_->ioctl_checked(kvm::uapi::kSetGsiRouting, buf.data(), "KVM_SET_GSI_ROUTING");
+}
+
 void Interrupts::deliver(const apic::IoApicMessage& msg)
 {
+    if (kernel_vm_) {
+        apic::Interrupt irq{msg.vector, msg.mode, msg.trigger, true, apic::Source::IoApic};
+        Msi m = msi_for(msg.dest.dest, msg.dest.mode == apic::DestMode::Logical, irq);
+        kernel_vm_->signal_msi(m.address, m.data);
+        return;
+    }
     apic::Ipi ipi;
     ipi.vector = msg.vector;
     ipi.mode = msg.mode;

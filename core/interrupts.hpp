@@ -19,6 +19,7 @@
 #include "apic/backend.hpp"
 #include "apic/ioapic.hpp"
 #include "core/bus.hpp"
+#include "core/kvm/kvm.hpp"
 
 namespace hv {
 
@@ -31,6 +32,11 @@ public:
     ~Interrupts() override;
     Interrupts(const Interrupts&) = delete;
     Interrupts& operator=(const Interrupts&) = delete;
+
+    // With KVM's in-kernel LAPICs (the `kernel` backend) KVM resolves destinations: IOAPIC
+    // messages go to it as MSIs, and the IOAPIC's pins are mirrored as MSI routes so that KVM
+    // exits with KVM_EXIT_IOAPIC_EOI for level-triggered vectors (split irqchip).
+    void use_kernel_irqchip(const kvm::Vm& vm);
 
     // Adds the backend of the next vCPU (index = number added so far).
     void add(std::unique_ptr<apic::ApicBackend> backend);
@@ -58,17 +64,20 @@ public:
 
 private:
     struct IoApicDevice : IoDevice {
-        apic::IoApic& io;
-        explicit IoApicDevice(apic::IoApic& i) : io(i) {}
+        Interrupts& owner;
+        explicit IoApicDevice(Interrupts& o) : owner(o) {}
         std::uint64_t read(std::uint64_t off, unsigned size) override
         {
-            return io.mmio_read(off, size);
+            return owner.ioapic_.mmio_read(off, size);
         }
         void write(std::uint64_t off, unsigned size, std::uint64_t v) override
         {
-            io.mmio_write(off, size, static_cast<std::uint32_t>(v));
+            owner.ioapic_.mmio_write(off, size, static_cast<std::uint32_t>(v));
+            if (owner.kernel_vm_)
+                owner.sync_kernel_routes();
         }
     };
+    void sync_kernel_routes();
 
     void route(std::optional<std::size_t> from, const apic::Ipi& ipi, apic::Source source);
     void timer_loop();
@@ -78,7 +87,9 @@ private:
     std::uint64_t tsc_hz_;
     std::vector<std::unique_ptr<apic::ApicBackend>> backends_;
     apic::IoApic ioapic_;
-    IoApicDevice ioapic_dev_{ioapic_};
+    IoApicDevice ioapic_dev_{*this};
+    const kvm::Vm* kernel_vm_ = nullptr;
+    std::mutex routes_mu_;
 
     std::mutex timer_mu_;
     std::condition_variable timer_cv_;

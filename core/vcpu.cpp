@@ -96,7 +96,8 @@ VcpuThread::VcpuThread(Vm& vm, unsigned id)
     : vm_(vm), id_(id), vcpu_(vm.system(), vm.kvm(), id),
       // Application processors start in wait-for-SIPI (SDM Vol3 9.4 "Multiple-Processor
       // Initialization"); the BSP runs from the boot state.
-      state_(id == 0 ? VcpuState::Running : VcpuState::WaitForSipi)
+      // With KVM's LAPIC, KVM itself holds APs in wait-for-SIPI inside KVM_RUN.
+      state_(id == 0 || vm.apic_in_kernel() ? VcpuState::Running : VcpuState::WaitForSipi)
 {
 }
 
@@ -170,6 +171,11 @@ void VcpuThread::request_sipi(std::uint8_t vector)
 {
     sipi_vector_.store(vector);
     post(kReqSipi);
+}
+
+void VcpuThread::request_liveness_check()
+{
+    post(kReqLiveness);
 }
 
 void VcpuThread::notify()
@@ -284,6 +290,8 @@ bool VcpuThread::take_requests()
     }
     if (state_.load() != VcpuState::Paused)
         poll_apic();
+    if ((r & kReqLiveness) && vm_.apic_in_kernel() && state_.load() == VcpuState::Running)
+        check_liveness();
     if (r & kReqPause) {
         std::lock_guard lk(mu_);
         paused_from_ = state_.load();
@@ -348,6 +356,25 @@ void VcpuThread::loop()
     }
 }
 
+// With KVM's LAPIC a vCPU halts and waits for SIPI inside KVM_RUN, out of hvaccel's sight.
+// Kicked out periodically while the VM runs, it reports whether it is stuck: halted with
+// interrupts disabled, or parked waiting for SIPI.
+void VcpuThread::check_liveness()
+{
+    auto mp = vcpu_.get_mp_state().mp_state;
+    if (mp == KVM_MP_STATE_HALTED) {
+        kvm_regs r = vcpu_.get_regs();
+        if (!(r.rflags & kRflagsIf))
+            vm_.note_dead_halt(id_, r.rip - 1);
+        else
+            vm_.note_alive(id_);
+    } else if (mp == KVM_MP_STATE_UNINITIALIZED || mp == KVM_MP_STATE_INIT_RECEIVED) {
+        vm_.note_parked(id_);
+    } else {
+        vm_.note_alive(id_);
+    }
+}
+
 void VcpuThread::enter_real_mode(std::uint8_t vector)
 {
     // SDM Vol3 9.4.4 / 11.6.1: the SIPI vector VV starts the AP at VV00:0000 in real mode.
@@ -396,6 +423,10 @@ void VcpuThread::handle_exit()
         break;
     case KVM_EXIT_INTR:
     case KVM_EXIT_IRQ_WINDOW_OPEN:
+        break;
+    case KVM_EXIT_IOAPIC_EOI:
+        // Split irqchip: the guest EOIed a level-triggered IOAPIC vector in KVM's LAPIC.
+        vm_.interrupts().eoi_to_ioapic(run->eoi.vector);
         break;
     case KVM_EXIT_SHUTDOWN:
         crash("triple fault (shutdown)");

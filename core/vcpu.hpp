@@ -71,6 +71,9 @@ public:
     void kick() override { notify(); }
     void wake() override { notify(); }
 
+    // Asks the vCPU whether it can still make progress (see check_liveness()).
+    void request_liveness_check();
+
     // Blocks until the vCPU has reached Paused (or Stopped). Call after request_pause().
     void wait_paused();
 
@@ -81,6 +84,7 @@ private:
         kReqInit = 1u << 2,
         kReqSipi = 1u << 3,
         kReqNotify = 1u << 4,
+        kReqLiveness = 1u << 5,
     };
 
     void post(std::uint32_t req);
@@ -90,6 +94,7 @@ private:
     bool take_requests();  // false: stop
     void sleep_while(VcpuState s, std::optional<std::chrono::milliseconds> limit = {});
     void poll_apic();
+    void check_liveness();
     void inject_interrupts();
     void enter_real_mode(std::uint8_t vector);
     void handle_exit();

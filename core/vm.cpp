@@ -9,6 +9,7 @@
 #include "core/devices/acpi.hpp"
 #include "apic/emulated.hpp"
 #include "core/error.hpp"
+#include "core/kernel_apic.hpp"
 
 namespace hv {
 
@@ -36,8 +37,8 @@ const VmConfig& validated(const VmConfig& cfg)
              kMaxMemory >> 20);
     if (cfg.vcpus == 0 || cfg.vcpus > kMaxVcpus)
         fail("--vcpus {} out of range (1 to {})", cfg.vcpus, kMaxVcpus);
-    if (cfg.apic != "auto" && cfg.apic != "emulated")
-        fail("--apic {}: unknown APIC backend (available: auto, emulated)", cfg.apic);
+    if (cfg.apic != "auto" && cfg.apic != "emulated" && cfg.apic != "kernel")
+        fail("--apic {}: unknown APIC backend (available: auto, kernel, emulated)", cfg.apic);
     if (cfg.image.empty())
         fail("no image given");
     host::parse_pin(cfg.pin);  // syntax only; the CPUs are checked against the topology later
@@ -61,6 +62,7 @@ Vm::Vm(const VmConfig& cfg)
       modules_((plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
       sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
 {
+    choose_apic_backend();
     auto max_vcpus = static_cast<unsigned>(sys_.check_extension(KVM_CAP_MAX_VCPUS));
     if (max_vcpus && cfg_.vcpus > max_vcpus)
         fail("--vcpus {}: this KVM allows at most {}", cfg_.vcpus, max_vcpus);
@@ -87,6 +89,16 @@ Vm::~Vm()
         uart_->flush();
 }
 
+// `auto` takes KVM's own LAPIC where KVM offers the split irqchip (on hosts with APICv or
+// AVIC that is the hardware path), else the emulated model.
+void Vm::choose_apic_backend()
+{
+    bool split = vm_.check_extension(KVM_CAP_SPLIT_IRQCHIP) > 0;
+    if (cfg_.apic == "kernel" && !split)
+        fail("--apic kernel: KVM lacks capability KVM_CAP_SPLIT_IRQCHIP");
+    apic_backend_ = cfg_.apic == "auto" ? (split ? "kernel" : "emulated") : cfg_.apic;
+}
+
 void Vm::check_capabilities()
 {
     for (const auto& cap : kRequired)
@@ -106,6 +118,14 @@ void Vm::setup_memory()
     vm_.enable_cap(KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_UNKNOWN |
                                                    KVM_MSR_EXIT_REASON_INVAL |
                                                    KVM_MSR_EXIT_REASON_FILTER);
+    if (apic_in_kernel()) {
+        // The LAPICs in KVM, the IOAPIC here (24 pins routed as MSIs); 32-bit x2APIC IDs in
+        // KVM_GET_LAPIC and MSIs. Both before any vCPU exists.
+        vm_.enable_cap(KVM_CAP_SPLIT_IRQCHIP, 24);
+        vm_.enable_cap(KVM_CAP_X2APIC_API,
+                       KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);
+        return;
+    }
     // IA32_APIC_BASE and IA32_TSC_DEADLINE are KVM's own MSRs: filter them (an empty bitmap
     // denies, i.e. exits) so that the userspace APIC owns them. The x2APIC range is listed too,
     // for kernels that still filter it.
@@ -149,17 +169,16 @@ void Vm::setup_devices()
     pio_.attach(dev::Pic8259::kSlave, dev::Pic8259::kPorts, pic_slave_.get(), "PIC slave");
     pm_timer_ = std::make_unique<dev::PmTimer>();
     pio_.attach(dev::PmTimer::kPort, dev::PmTimer::kPorts, pm_timer_.get(), "PM timer");
-    apic_backend_ = "emulated";  // `auto` until the kernel backend lands
 
     dev::AcpiConfig acpi;
     acpi.cpus = cfg_.vcpus;
-    acpi.ioapic_id = static_cast<std::uint8_t>(cfg_.vcpus);
     dev::write_acpi_tables(mem_, acpi);
 }
 
 void Vm::setup_vcpus()
 {
-    auto supported = sys_.supported_cpuid();
+    supported_cpuid_ = sys_.supported_cpuid();
+    const auto& supported = supported_cpuid_;
     CpuidApicFeatures apic;
     dead_halt_.assign(cfg_.vcpus, false);
     for (unsigned i = 0; i < cfg_.vcpus; ++i) {
@@ -181,10 +200,27 @@ void Vm::setup_interrupts()
     std::uint64_t guest_tsc = v0.get_msr(0x10);  // IA32_TIME_STAMP_COUNTER
     std::uint64_t tsc_hz = std::uint64_t{v0.tsc_khz()} * 1000;
     interrupts_ = std::make_unique<Interrupts>(guest_tsc - host_tsc, tsc_hz);
-    for (unsigned i = 0; i < cfg_.vcpus; ++i) {
+    // The APIC the guest's CPUID describes, the same for every backend: no CMCI (hvaccel sets
+    // up no machine-check banks), directed EOI (the IOAPIC has an EOI register), and the
+    // physical-address width that bounds IA32_APIC_BASE.
+    apic::ApicCaps caps;
+    caps.cmci = false;
+    caps.directed_eoi = true;
+    for (const auto& e : supported_cpuid_)
+        if (e.function == 0x80000008)
+            caps.maxphyaddr = e.eax & 0xff;
+    if (apic_in_kernel()) {
+        for (unsigned i = 0; i < cfg_.vcpus; ++i) {
+            interrupts_->add(std::make_unique<KernelApic>(vm_, vcpus_[i]->kvm(), caps));
+            vcpus_[i]->set_apic(&interrupts_->backend(i));
+        }
+        interrupts_->use_kernel_irqchip(vm_);
+    }
+    for (unsigned i = 0; i < cfg_.vcpus && !apic_in_kernel(); ++i) {
         apic::LocalApicConfig lc;
         lc.id = i;
         lc.bsp = i == 0;
+        lc.caps = caps;
         lc.tsc_hz = tsc_hz;
         // A periodic timer fires at most every 100 us on the host, as KVM's min_timer_period_us
         // keeps a guest from turning the host timer into a storm.
@@ -244,8 +280,17 @@ int Vm::run()
     for (auto& v : vcpus_)
         v->start();
     {
+        // With KVM's LAPIC, halts happen inside KVM: ask the vCPUs every second whether they
+        // are stuck, so that a guest halted for good ends instead of hanging.
         std::unique_lock lk(stop_mu_);
-        stop_cv_.wait(lk, [this] { return stopping(); });
+        while (!stop_cv_.wait_for(lk, std::chrono::seconds(1), [this] { return stopping(); })) {
+            if (!apic_in_kernel())
+                continue;
+            lk.unlock();
+            for (auto& v : vcpus_)
+                v->request_liveness_check();
+            lk.lock();
+        }
     }
     for (auto& v : vcpus_)
         v->request_stop();
@@ -302,12 +347,32 @@ bool Vm::msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value)
     return interrupts_->backend(vcpu).msr_write(msr, value).is_ok();
 }
 
-void Vm::note_dead_halt(unsigned vcpu, std::uint64_t rip)
+void Vm::note_parked(unsigned vcpu)
 {
-    bool all_dead = true;
     {
         std::lock_guard lk(stop_mu_);
         dead_halt_.at(vcpu) = true;
+    }
+    check_all_stuck();
+}
+
+void Vm::note_dead_halt(unsigned vcpu, std::uint64_t rip)
+{
+    {
+        std::lock_guard lk(stop_mu_);
+        dead_halt_.at(vcpu) = true;
+        last_dead_halt_ = {vcpu, rip};
+    }
+    check_all_stuck();
+}
+
+void Vm::check_all_stuck()
+{
+    bool all_dead = true;
+    std::pair<unsigned, std::uint64_t> where;
+    {
+        std::lock_guard lk(stop_mu_);
+        where = last_dead_halt_;
         for (unsigned i = 0; i < dead_halt_.size(); ++i) {
             if (dead_halt_[i])
                 continue;
@@ -319,7 +384,7 @@ void Vm::note_dead_halt(unsigned vcpu, std::uint64_t rip)
         request_stop(kExitGuestCrash,
                      fmt::format("guest halted with interrupts disabled on every vCPU "
                                  "(vCPU {} at RIP {:#x})",
-                                 vcpu, rip));
+                                 where.first, where.second));
 }
 
 void Vm::note_alive(unsigned vcpu)

@@ -59,6 +59,8 @@ public:
     // stuck that way or waiting for SIPI (nothing can ever wake them).
     void note_dead_halt(unsigned vcpu, std::uint64_t rip);
     void note_alive(unsigned vcpu);
+    // A vCPU that waits for SIPI inside KVM (kernel backend): stuck unless another vCPU acts.
+    void note_parked(unsigned vcpu);
 
     const VmConfig& config() const { return cfg_; }
     const kvm::System& system() const { return sys_; }
@@ -69,6 +71,7 @@ public:
     VcpuThread& vcpu(unsigned i) { return *vcpus_.at(i); }
     Interrupts& interrupts() { return *interrupts_; }
     const std::string& apic_backend() const { return apic_backend_; }
+    bool apic_in_kernel() const { return apic_backend_ == "kernel"; }
     unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
     const BootInfo& boot_info() const { return boot_; }
     dev::Uart16550& uart() { return *uart_; }
@@ -79,6 +82,7 @@ public:
 
 private:
     void check_capabilities();
+    void choose_apic_backend();
     void setup_memory();
     void setup_devices();
     void setup_vcpus();
@@ -103,6 +107,7 @@ private:
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     host::PinPlan pin_plan_;
     std::string apic_backend_;
+    std::vector<kvm_cpuid_entry2> supported_cpuid_;
     std::unique_ptr<Interrupts> interrupts_;  // after vcpus_: destroyed first, threads joined
 
     std::mutex stop_mu_;
@@ -110,7 +115,9 @@ private:
     std::atomic<bool> stopping_{false};
     int exit_status_ = 0;
     std::string exit_message_;
-    std::vector<bool> dead_halt_;  // under stop_mu_
+    std::vector<bool> dead_halt_;  // under stop_mu_: halted with IF=0, or parked in KVM
+    std::pair<unsigned, std::uint64_t> last_dead_halt_{};  // under stop_mu_
+    void check_all_stuck();
 };
 
 }  // namespace hv

@@ -61,8 +61,12 @@ TEST(GuestErrors, TripleFaultNamesTheVcpuAndRip)
 TEST(GuestErrors, HaltWithInterruptsOffEndsInsteadOfHanging)
 {
     REQUIRE_KVM();
-    auto r = hvtest::run({hvaccel(), "run", guest("dead_halt"), "--vcpus", "2"}, 30);
-    expect_one_line_error(r, kCrash, "guest halted with interrupts disabled on every vCPU");
+    for (const char* apic : {"emulated", "kernel"}) {
+        auto r = hvtest::run(
+            {hvaccel(), "run", guest("dead_halt"), "--vcpus", "2", "--apic", apic}, 30);
+        expect_one_line_error(r, kCrash, "guest halted with interrupts disabled on every vCPU");
+        EXPECT_NE(r.err.find("(vCPU 0 at RIP 0x"), std::string::npos) << apic << ": " << r.err;
+    }
 }
 
 TEST(BadInput, MissingUnreadableOrNonMultibootImage)

@@ -30,6 +30,7 @@ hv::VmConfig config(const std::string& image, unsigned vcpus)
     c.vcpus = vcpus;
     c.memory_mib = 16;
     c.serial = "none";
+    c.apic = "emulated";  // halts and wait-for-SIPI happen in userspace, where they are visible
     return c;
 }
 
@@ -121,4 +122,26 @@ TEST(VcpuPlacement, UnpinnedByDefault)
     REQUIRE_KVM();
     hv::Vm vm(config("idle", 1));
     EXPECT_EQ(vm.pin_entry(0), nullptr);
+}
+
+TEST(VcpuStates, KernelApicVcpusPauseOutOfKvm)
+{
+    REQUIRE_KVM();
+    auto cfg = config("idle", 2);
+    cfg.apic = "kernel";
+    hv::Vm vm(cfg);
+    ASSERT_TRUE(vm.apic_in_kernel());
+    int status = -1;
+    std::thread t([&] { status = vm.run(); });
+    // Both vCPUs sit inside KVM_RUN (BSP halted, AP waiting for SIPI in KVM): kicks get them out.
+    std::this_thread::sleep_for(50ms);
+    vm.pause();
+    EXPECT_EQ(vm.vcpu(0).state(), hv::VcpuState::Paused);
+    EXPECT_EQ(vm.vcpu(1).state(), hv::VcpuState::Paused);
+    EXPECT_EQ(vm.vcpu(0).apic()->run_state(), hv::apic::RunState::Halted);
+    EXPECT_EQ(vm.vcpu(1).apic()->run_state(), hv::apic::RunState::WaitForSipi);
+    vm.resume();
+    vm.request_stop(3);
+    t.join();
+    EXPECT_EQ(status, 3);
 }
