@@ -107,6 +107,7 @@ private:
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     host::PinPlan pin_plan_;
     std::string apic_backend_;
+    std::string apic_reason_;  // why the backend was chosen (host/backend.hpp)
     std::vector<kvm_cpuid_entry2> supported_cpuid_;
     std::unique_ptr<Interrupts> interrupts_;  // after vcpus_: destroyed first, threads joined
 
