@@ -245,6 +245,10 @@ void Vm::setup_interrupts()
     }
     mmio_.attach(apic::ioapic::kDefaultBase, apic::ioapic::kMmioSize, &interrupts_->ioapic_mmio(),
                  "IOAPIC");
+    irq_testdev_ = std::make_unique<dev::IrqTestDev>(
+        [this](unsigned pin, bool level) { interrupts_->ioapic().set_irq(pin, level); });
+    pio_.attach(dev::IrqTestDev::kPort, dev::IrqTestDev::kLines, irq_testdev_.get(),
+                "IRQ test lines");
 }
 
 // Multiboot 0.6.96 3.2 "Machine state": 32-bit protected mode, flat 4 GiB segments, paging off,

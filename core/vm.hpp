@@ -15,6 +15,7 @@
 #include "core/bus.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
+#include "core/devices/irq_testdev.hpp"
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
@@ -103,6 +104,7 @@ private:
     std::unique_ptr<dev::FwCfg> fw_cfg_;
     std::unique_ptr<dev::Pic8259> pic_master_, pic_slave_;
     std::unique_ptr<dev::PmTimer> pm_timer_;
+    std::unique_ptr<dev::IrqTestDev> irq_testdev_;
     BootInfo boot_{};
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     host::PinPlan pin_plan_;

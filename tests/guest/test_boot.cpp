@@ -121,6 +121,12 @@ TEST(GuestBoot, SmpBringUpAndIpisOnTheEmulatedBackend)
     }
 }
 
+TEST(GuestBoot, IoApicEdgeLevelAndDirectedEoi)
+{
+    REQUIRE_KVM();
+    expect_all_passed(hvtest::run({hvaccel(), "run", guest("apic_ioapic"), "--apic", "emulated"}));
+}
+
 TEST(GuestBoot, PinnedAutoWithPmQosHold)
 {
     REQUIRE_KVM();

@@ -40,15 +40,17 @@ std::string verdicts(const std::string& out, const std::vector<std::string>& ign
 }
 
 void compare(const std::string& image, const std::string& machine,
-             const std::vector<std::string>& ignore = {}, unsigned vcpus = 1)
+             const std::vector<std::string>& ignore = {}, unsigned vcpus = 1,
+             const std::vector<std::string>& qemu_extra = {})
 {
     auto ours = hvtest::run({hvaccel(), "run", guest(image), "--vcpus", std::to_string(vcpus)});
-    auto qemu = hvtest::run({"qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu",
+    std::vector<std::string> qemu_argv = {"qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu",
                              "host", "-smp", std::to_string(vcpus), "-m", "128", "-nodefaults",
                              "-kernel", guest(image), "-device",
                              "isa-debug-exit,iobase=0xf4,iosize=4", "-serial", "stdio",
-                             "-display", "none"},
-                            120);
+                             "-display", "none"};
+    qemu_argv.insert(qemu_argv.end(), qemu_extra.begin(), qemu_extra.end());
+    auto qemu = hvtest::run(qemu_argv, 120);
     ASSERT_FALSE(qemu.timed_out);
     if (ignore.empty()) {
         EXPECT_EQ(ours.status, qemu.status) << "qemu: " << qemu.out << qemu.err;
@@ -80,3 +82,8 @@ TEST_F(QemuPeer, UnhandledExceptionMicrovm) { compare("crash_ud", "microvm"); }
 TEST_F(QemuPeer, LocalApicMicrovm) { compare("apic_local", "microvm", {"ESR"}); }
 TEST_F(QemuPeer, SmpTwoVcpusMicrovm) { compare("apic_smp", "microvm", {}, 2); }
 TEST_F(QemuPeer, SmpFourVcpusMicrovm) { compare("apic_smp", "microvm", {}, 4); }
+// The IRQ test lines are QEMU's pc-testdev; the split irqchip is hvaccel's kernel backend's.
+TEST_F(QemuPeer, IoApicPcSplitIrqchip)
+{
+    compare("apic_ioapic", "pc,kernel-irqchip=split", {}, 1, {"-device", "pc-testdev"});
+}
