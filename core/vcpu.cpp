@@ -222,7 +222,12 @@ void VcpuThread::poll_apic()
     if (!apic_)
         return;
     apic::PendingEvents ev = apic_->take_events();
-    if (ev.init) {
+    if (ev.init && id_ == 0) {
+        // SDM Vol3 9.1.1: INIT resets the BSP to the reset vector (F000:FFF0), as KVM's LAPIC does;
+        // APs go to wait-for-SIPI.
+        enter_reset_state();
+        apic_->unblock();
+    } else if (ev.init) {
         state_.store(VcpuState::WaitForSipi);
         apic_->unblock();
     }
@@ -373,6 +378,24 @@ void VcpuThread::check_liveness()
     } else {
         vm_.note_alive(id_);
     }
+}
+
+void VcpuThread::enter_reset_state()
+{
+    kvm_sregs s = vcpu_.get_sregs();
+    s.cs = real_mode_segment(0xf000, 0xb);
+    s.cs.base = 0xffff0000;
+    s.ds = s.es = s.fs = s.gs = s.ss = real_mode_segment(0, 0x3);
+    s.cr0 = 0x60000010;
+    s.cr3 = 0;
+    s.cr4 = 0;
+    s.efer = 0;
+    vcpu_.set_sregs(s);
+    kvm_regs r{};
+    r.rip = 0xfff0;
+    r.rflags = 0x2;
+    vcpu_.set_regs(r);
+    state_.store(VcpuState::Running);
 }
 
 void VcpuThread::enter_real_mode(std::uint8_t vector)

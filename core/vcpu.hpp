@@ -97,6 +97,7 @@ private:
     void check_liveness();
     void inject_interrupts();
     void enter_real_mode(std::uint8_t vector);
+    void enter_reset_state();
     void handle_exit();
     void handle_io();
     void handle_mmio();

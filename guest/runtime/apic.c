@@ -40,6 +40,11 @@ void apic_enable_x2apic(void)
     x2 = true;
 }
 
+void apic_x2_forget(void)
+{
+    x2 = false;
+}
+
 uint32_t apic_id(void)
 {
     uint32_t id = apic_read(APIC_ID);

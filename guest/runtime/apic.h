@@ -53,6 +53,8 @@ void apic_write(uint32_t reg, uint32_t v);
 /* Enables the APIC (IA32_APIC_BASE.EN, SVR bit 8 with `spurious` as the vector). */
 void apic_enable(uint8_t spurious);
 void apic_enable_x2apic(void);
+/* After IA32_APIC_BASE was reset behind the helpers' back: use xAPIC MMIO again. */
+void apic_x2_forget(void);
 uint32_t apic_id(void);
 void apic_eoi(void);
 /* Sends an IPI: `dest` is the destination (APIC ID or logical bitmap), `lo` the ICR low bits. */

@@ -107,6 +107,12 @@ static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 /* Waits for an interrupt the cheap way on every host: sti; hlt (the STI shadow covers HLT). */
 static inline void rt_wait_irq(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
+/* One HLT with interrupts on, but bounded: a one-shot APIC timer... is the caller's business;
+ * this only opens an interrupt window for pending interrupts without halting. */
+static inline void rt_wait_irq_bounded(void)
+{
+    __asm__ volatile("sti; nop; nop; nop; nop; cli" ::: "memory");
+}
 static inline void rt_pause(void) { __asm__ volatile("pause"); }
 
 #endif

@@ -127,6 +127,16 @@ TEST(GuestBoot, IoApicEdgeLevelAndDirectedEoi)
     expect_all_passed(hvtest::run({hvaccel(), "run", guest("apic_ioapic"), "--apic", "emulated"}));
 }
 
+TEST(GuestBoot, HostileApicWritesLeaveTheVmmRunning)
+{
+    REQUIRE_KVM();
+    for (const char* apic : {"emulated", "kernel"}) {
+        auto r = hvtest::run({hvaccel(), "run", guest("apic_stress"), "--apic", apic, "--stats"});
+        expect_all_passed(r);
+        EXPECT_NE(r.err.find("hvaccel statistics"), std::string::npos) << apic;
+    }
+}
+
 TEST(GuestBoot, PinnedAutoWithPmQosHold)
 {
     REQUIRE_KVM();
