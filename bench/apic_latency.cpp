@@ -1,0 +1,187 @@
+// Interrupt latency per APIC backend and beside QEMU, in the same run: boots
+// build/guest/ipi_latency.elf (self-IPI and cross-vCPU IPI round trip, timed in the guest with
+// the TSC) on each backend and under qemu-system-x86_64 -accel kvm, then prints count, min, p50,
+// p99, max in microseconds, and the userspace exits per interrupt of hvaccel's backends (the
+// difference of two runs with different sample counts, so boot cancels out; port I/O, which is
+// the guest printing its samples, is left out).
+// Reports only; asserts nothing.
+//
+//   hv_bench_apic_latency [--samples N]
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string run(const std::vector<std::string>& argv, std::string* err = nullptr)
+{
+    int out[2], er[2];
+    if (pipe(out) || pipe(er))
+        return {};
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(er[1], 2);
+        close(out[0]);
+        close(er[0]);
+        std::vector<char*> a;
+        for (const auto& s : argv)
+            a.push_back(const_cast<char*>(s.c_str()));
+        a.push_back(nullptr);
+        execvp(a[0], a.data());
+        _exit(127);
+    }
+    close(out[1]);
+    close(er[1]);
+    std::string o, e;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(out[0], buf, sizeof buf)) > 0)
+        o.append(buf, static_cast<std::size_t>(n));
+    while ((n = read(er[0], buf, sizeof buf)) > 0)
+        e.append(buf, static_cast<std::size_t>(n));
+    close(out[0]);
+    close(er[0]);
+    waitpid(pid, nullptr, 0);
+    if (err)
+        *err = e;
+    return o;
+}
+
+// The guest's TSC runs at the host's rate (no scaling here): measure it against the clock.
+double tsc_hz()
+{
+    timespec a{}, b{};
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    unsigned long long t0 = __rdtsc();
+    usleep(200000);
+    unsigned long long t1 = __rdtsc();
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = static_cast<double>(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+    return static_cast<double>(t1 - t0) / s;
+}
+
+std::vector<double> samples(const std::string& out, const std::string& name)
+{
+    std::vector<double> v;
+    auto p = out.find(name + ":");
+    if (p == std::string::npos)
+        return v;
+    std::istringstream in(out.substr(p + name.size() + 1, out.find('\n', p) - p));
+    std::string tok;
+    while (std::getline(in, tok, ','))
+        if (!tok.empty() && isdigit(static_cast<unsigned char>(tok[0])))
+            v.push_back(std::stod(tok));
+    return v;
+}
+
+// Sums of "exit X N" and "apic X N" counters from --stats, over all vCPUs.
+std::map<std::string, long> counters(const std::string& stats)
+{
+    std::map<std::string, long> c;
+    std::istringstream in(stats);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream l(line);
+        std::string kind, name;
+        long n = 0;
+        if (l >> kind >> name >> n && (kind == "exit" || kind == "apic"))
+            c[kind + " " + name] += n;
+    }
+    return c;
+}
+
+void row(const char* who, const char* what, std::vector<double> v, double hz, const std::string& exits)
+{
+    if (v.size() > 10)
+        v.erase(v.begin(), v.begin() + 10);  // warm-up
+    if (v.empty()) {
+        std::printf("| %-22s | %-13s | %5s | %7s | %7s | %7s | %7s | %s |\n", who, what, "-", "-",
+                    "-", "-", "-", exits.c_str());
+        return;
+    }
+    std::sort(v.begin(), v.end());
+    auto us = [&](double c) { return c / hz * 1e6; };
+    auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))]; };
+    std::printf("| %-22s | %-13s | %5zu | %7.1f | %7.1f | %7.1f | %7.1f | %s |\n", who, what,
+                v.size(), us(v.front()), us(pct(0.5)), us(pct(0.99)), us(v.back()), exits.c_str());
+}
+
+std::string exits_per_irq(const std::map<std::string, long>& a, const std::map<std::string, long>& b,
+                          int extra, int irqs_per_sample)
+{
+    std::string s;
+    for (const auto& [k, v] : b) {
+        if (k.rfind("exit ", 0) != 0 || k == "exit io")
+            continue;  // port I/O here is the guest printing its samples, not interrupt work
+        long d = v - (a.count(k) ? a.at(k) : 0);
+        if (d <= 0)
+            continue;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s%s %.2f", s.empty() ? "" : ", ", k.c_str() + 5,
+                      static_cast<double>(d) / (extra * irqs_per_sample));
+        s += buf;
+    }
+    return s.empty() ? "0" : s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    int n = 200;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--samples") && i + 1 < argc)
+            n = std::max(20, std::min(1000, std::atoi(argv[++i])));
+        else {
+            std::fprintf(stderr, "usage: %s [--samples N]\n", argv[0]);
+            return 2;
+        }
+    }
+    const std::string image = HV_GUEST_DIR "/ipi_latency.elf";
+    double hz = tsc_hz();
+    std::printf("interrupt latency, %d samples per workload (10 warm-up dropped), TSC %.0f MHz, "
+                "2 vCPUs\n\n",
+                n, hz / 1e6);
+    std::printf("| %-22s | %-13s | %5s | %7s | %7s | %7s | %7s | %s |\n", "path", "workload", "count",
+                "min us", "p50 us", "p99 us", "max us", "userspace exits per interrupt");
+    std::printf("|---|---|---|---|---|---|---|---|\n");
+    for (const char* backend : {"emulated", "kernel"}) {
+        std::vector<std::string> base = {HV_BINARY, "run", image, "--vcpus", "2", "--apic", backend,
+                                         "--stats", "--cmdline"};
+        std::string err_small, err_big;
+        auto a = base, b = base;
+        a.push_back("samples=20");
+        b.push_back("samples=" + std::to_string(n));
+        run(a, &err_small);
+        std::string out = run(b, &err_big);
+        auto ca = counters(err_small), cb = counters(err_big);
+        int extra = n - 20;
+        // Per workload the exits cannot be told apart from one --stats; both workloads run the
+        // same number of samples, so the per-sample exits of the two are reported together.
+        std::string ex = exits_per_irq(ca, cb, extra, 1) + " (per self-IPI + round trip)";
+        std::string who = std::string("hvaccel ") + backend;
+        row(who.c_str(), "self-IPI", samples(out, "self_ipi"), hz, ex);
+        row(who.c_str(), "IPI round trip", samples(out, "ipi_roundtrip"), hz, "");
+    }
+    if (system("command -v qemu-system-x86_64 >/dev/null") == 0) {
+        std::string out = run({"qemu-system-x86_64", "-machine", "microvm", "-accel", "kvm", "-cpu",
+                               "host", "-smp", "2", "-m", "128", "-nodefaults", "-display", "none",
+                               "-serial", "stdio", "-kernel", image, "-append",
+                               "samples=" + std::to_string(n), "-device",
+                               "isa-debug-exit,iobase=0xf4,iosize=4"});
+        row("qemu microvm (KVM LAPIC)", "self-IPI", samples(out, "self_ipi"), hz, "n/a");
+        row("qemu microvm (KVM LAPIC)", "IPI round trip", samples(out, "ipi_roundtrip"), hz, "");
+    }
+    return 0;
+}
