@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -50,8 +51,11 @@ std::string slurp(const std::string& path)
     return ss.str();
 }
 
-// Boots apic_state on `backend`, waits for "ready", pauses and flattens every vCPU.
-std::vector<hv::apic::ApicState> flatten_on(const std::string& backend, unsigned vcpus)
+// Boots apic_state on `backend`, waits for "ready", pauses, runs `while_paused` (default:
+// flatten every vCPU) and returns the flattened states.
+std::vector<hv::apic::ApicState> flatten_on(
+    const std::string& backend, unsigned vcpus,
+    const std::function<void(hv::Vm&)>& while_paused = {})
 {
     char path[] = "/tmp/hvaccel-state-XXXXXX";
     int fd = mkstemp(path);
@@ -69,6 +73,8 @@ std::vector<hv::apic::ApicState> flatten_on(const std::string& backend, unsigned
         std::this_thread::sleep_for(2ms);
     EXPECT_NE(slurp(path).find("ok 1 - 0x90 and 0x70 pending"), std::string::npos) << slurp(path);
     vm.pause();
+    if (while_paused)
+        while_paused(vm);
     std::vector<hv::apic::ApicState> out;
     for (unsigned i = 0; i < vcpus; ++i)
         out.push_back(vm.vcpu(i).apic()->flatten());
@@ -117,4 +123,27 @@ TEST(ApicBackends, FlattenedStatesAreEqual)
     EXPECT_TRUE(emu[0].irr[0x70 / 32] & (1u << (0x70 % 32)));
     EXPECT_EQ(emu[0].tpr, 0xa0u);
     EXPECT_EQ(emu[1].run_state, hv::apic::RunState::WaitForSipi);
+}
+
+TEST(ApicBackends, InvalidRestoreChangesNothingValidRestoreApplies)
+{
+    REQUIRE_KVM();
+    for (const char* backend : {"emulated", "kernel"}) {
+        flatten_on(backend, 1, [&](hv::Vm& vm) {
+            auto* apic = vm.vcpu(0).apic();
+            hv::apic::ApicState before = apic->flatten();
+            hv::apic::ApicState bad = before;
+            bad.irr[0] |= 1u << 5;  // vectors 0-15 cannot be pending
+            auto err = apic->restore(bad);
+            ASSERT_TRUE(err.has_value()) << backend;
+            EXPECT_EQ(err->rfind("irr", 0), 0u) << *err;
+            EXPECT_EQ(apic->flatten(), before) << backend;
+            hv::apic::ApicState changed = before;
+            changed.tpr = 0x30;
+            changed.irr[0x55 / 32] |= 1u << (0x55 % 32);
+            EXPECT_FALSE(apic->restore(changed).has_value()) << backend;
+            EXPECT_EQ(apic->flatten(), changed) << backend << ": "
+                << hv::apic::describe_difference(apic->flatten(), changed);
+        });
+    }
 }
