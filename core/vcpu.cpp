@@ -110,6 +110,7 @@ VcpuThread::~VcpuThread()
 void VcpuThread::start()
 {
     install_kick_handler();
+    started_.store(true);
     thread_ = std::thread([this] { thread_main(); });
 }
 
@@ -185,10 +186,12 @@ void VcpuThread::notify()
 
 void VcpuThread::wait_paused()
 {
+    if (!started_.load())
+        return;  // nothing runs: nothing to wait for
     std::unique_lock lk(mu_);
     cv_.wait(lk, [this] {
         auto s = state_.load();
-        return s == VcpuState::Paused || s == VcpuState::Stopped || !thread_.joinable();
+        return s == VcpuState::Paused || s == VcpuState::Stopped;
     });
 }
 

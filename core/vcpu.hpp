@@ -113,6 +113,7 @@ private:
     std::thread thread_;
     std::atomic<pthread_t> tid_{};
     std::atomic<bool> in_guest_{false};
+    std::atomic<bool> started_{false};
     std::atomic<int> pinned_cpu_{-1};
     std::atomic<VcpuState> state_;
     VcpuState paused_from_ = VcpuState::Running;  // under mu_
