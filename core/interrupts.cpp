@@ -1,27 +1,15 @@
 #include "core/interrupts.hpp"
 
-#include <time.h>
 #include <x86intrin.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "core/clock.hpp"
 #include "core/kernel_apic.hpp"
 #include "core/kvm/uapi.hpp"
 
 namespace hv {
-
-namespace {
-
-std::uint64_t monotonic_ns()
-{
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-}  // namespace
 
 Interrupts::Interrupts(std::uint64_t tsc_offset, std::uint64_t tsc_hz)
     : start_ns_(monotonic_ns()), tsc_offset_(tsc_offset), tsc_hz_(tsc_hz), ioapic_(*this)

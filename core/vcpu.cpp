@@ -383,11 +383,14 @@ void VcpuThread::check_liveness()
     }
 }
 
-void VcpuThread::enter_reset_state()
+// Real mode at cs_selector:rip with the segment base given, and the rest of the CPU as after
+// INIT (SDM Vol3 9.1.1 "Processor State After Reset": CR0 = CD | NW | ET, paging and long mode off).
+void VcpuThread::enter_real_mode_at(std::uint16_t cs_selector, std::uint64_t cs_base,
+                                    std::uint64_t rip)
 {
     kvm_sregs s = vcpu_.get_sregs();
-    s.cs = real_mode_segment(0xf000, 0xb);
-    s.cs.base = 0xffff0000;
+    s.cs = real_mode_segment(cs_selector, 0xb);
+    s.cs.base = cs_base;
     s.ds = s.es = s.fs = s.gs = s.ss = real_mode_segment(0, 0x3);
     s.cr0 = 0x60000010;
     s.cr3 = 0;
@@ -395,27 +398,23 @@ void VcpuThread::enter_reset_state()
     s.efer = 0;
     vcpu_.set_sregs(s);
     kvm_regs r{};
-    r.rip = 0xfff0;
+    r.rip = rip;
     r.rflags = 0x2;
     vcpu_.set_regs(r);
+}
+
+// The BSP after INIT: the reset vector F000:FFF0 with CS.base 0xFFFF0000.
+void VcpuThread::enter_reset_state()
+{
+    enter_real_mode_at(0xf000, 0xffff0000, 0xfff0);
     state_.store(VcpuState::Running);
 }
 
+// SDM Vol3 9.4.4 / 11.6.1: the SIPI vector VV starts the AP at VV00:0000 in real mode.
 void VcpuThread::enter_real_mode(std::uint8_t vector)
 {
-    // SDM Vol3 9.4.4 / 11.6.1: the SIPI vector VV starts the AP at VV00:0000 in real mode.
-    kvm_sregs s = vcpu_.get_sregs();
-    s.cs = real_mode_segment(static_cast<std::uint16_t>(vector << 8), 0xb);
-    s.ds = s.es = s.fs = s.gs = s.ss = real_mode_segment(0, 0x3);
-    s.cr0 = 0x60000010;  // reset value: CD, NW, ET
-    s.cr3 = 0;
-    s.cr4 = 0;
-    s.efer = 0;
-    vcpu_.set_sregs(s);
-    kvm_regs r{};
-    r.rip = 0;
-    r.rflags = 0x2;
-    vcpu_.set_regs(r);
+    auto sel = static_cast<std::uint16_t>(vector << 8);
+    enter_real_mode_at(sel, std::uint64_t{sel} << 4, 0);
 }
 
 void VcpuThread::crash(const std::string& what)

@@ -96,6 +96,7 @@ private:
     void poll_apic();
     void check_liveness();
     void inject_interrupts();
+    void enter_real_mode_at(std::uint16_t cs_selector, std::uint64_t cs_base, std::uint64_t rip);
     void enter_real_mode(std::uint8_t vector);
     void enter_reset_state();
     void handle_exit();

@@ -1,18 +1,8 @@
 #include "core/devices/pm_timer.hpp"
 
-#include <time.h>
+#include "core/clock.hpp"
 
 namespace hv::dev {
-
-namespace {
-std::uint64_t monotonic_ns()
-{
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
-}  // namespace
 
 PmTimer::PmTimer() : start_ns_(monotonic_ns()) {}
 

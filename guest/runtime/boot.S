@@ -9,6 +9,21 @@
 #define MB_MAGIC 0x1BADB002
 #define MB_FLAGS 0x00000003 /* page-align modules, want memory info */
 
+/* CR4, CR3, EFER and CR0 for long mode with paging: the same for the BSP (entered in 32-bit
+ * protected mode) and the APs (entered in real mode; PE and PG are set together). */
+.macro enable_long_mode
+    movl $0x6a0, %eax             /* CR4: PAE | PGE | OSFXSR | OSXMMEXCPT */
+    movl %eax, %cr4
+    movl $pml4, %eax
+    movl %eax, %cr3
+    movl $0xc0000080, %ecx        /* IA32_EFER: LME | SCE */
+    rdmsr
+    orl $0x101, %eax
+    wrmsr
+    movl $0x80000011, %eax        /* CR0: PG | ET | PE */
+    movl %eax, %cr0
+.endm
+
     .section .multiboot, "a"
     .balign 4
     .long MB_MAGIC
@@ -22,16 +37,7 @@ _start:
     movl %eax, rt_mb_magic
     movl %ebx, rt_mb_info
     lgdt gdt_ptr
-    movl $pml4, %eax
-    movl %eax, %cr3
-    movl $0x6a0, %eax            /* PAE | PGE | OSFXSR | OSXMMEXCPT */
-    movl %eax, %cr4
-    movl $0xc0000080, %ecx        /* IA32_EFER: LME | SCE */
-    rdmsr
-    orl $0x101, %eax
-    wrmsr
-    movl $0x80000011, %eax        /* PG | ET | PE */
-    movl %eax, %cr0
+    enable_long_mode
     ljmp $0x08, $long_mode
 
     .code64
@@ -110,16 +116,7 @@ rt_ap_trampoline:
     movw %cs, %ax
     movw %ax, %ds
     lgdtl (ap_gdt_ptr - rt_ap_trampoline)
-    movl $0x6a0, %eax             /* PAE | PGE | OSFXSR | OSXMMEXCPT */
-    movl %eax, %cr4
-    movl $pml4, %eax
-    movl %eax, %cr3
-    movl $0xc0000080, %ecx        /* IA32_EFER: LME | SCE */
-    rdmsr
-    orl $0x101, %eax
-    wrmsr
-    movl $0x80000011, %eax        /* PG | ET | PE */
-    movl %eax, %cr0
+    enable_long_mode
     ljmpl $0x08, $ap_long_mode
     .balign 8
 ap_gdt_ptr:
