@@ -1,0 +1,415 @@
+// AvicBackend: backing page <-> model synchronisation, the injection point, scheduling hooks
+// (IsRunning), delivery, the hypervisor-emulated timer, state and counters.
+#include "svm/avic_backend.hpp"
+
+#include <array>
+#include <bit>
+
+#include "apic/apic_page.hpp"
+
+namespace hv::svm {
+namespace {
+
+constexpr std::array<std::string_view, static_cast<std::size_t>(AvicExit::Count)> kExitNames{
+    "avic_incomplete_ipi_invalid_int_type",
+    "avic_incomplete_ipi_not_running",
+    "avic_incomplete_ipi_invalid_target",
+    "avic_incomplete_ipi_invalid_backing_page",
+    "avic_incomplete_ipi_invalid_vector",
+    "avic_noaccel_trap",
+    "avic_noaccel_fault_read",
+    "avic_noaccel_fault_write",
+    "msr",
+    "hlt"};
+
+} // namespace
+
+AvicBackend::AvicBackend(AvicVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
+                         apic::GuestClock& clock, apic::ApicPlatform& platform,
+                         apic::VcpuNotifier& notifier)
+    : vm_(vm), index_(index), clock_(clock), platform_(platform), apic_(cfg), exits_(kExitNames)
+{
+    vm_.attach(index_, &notifier);
+    // APM Vol2 15.29.3 "AVIC Enable": what the hypervisor programs into the VMCB.
+    vmcb_.int_ctl = int_ctl::kAvicEnable;
+    vmcb_.avic_backing_page = (AvicVm::backing_frame(index_) << 12) & kTableAddrMask;
+    vmcb_.avic_logical_id = vm_.logical_table_pointer();
+    vmcb_.avic_physical_id = vm_.physical_table_pointer();
+    std::lock_guard lock(mu_);
+    sync_locked(now(), true);
+}
+
+// --- backing page <-> model ---
+
+void AvicBackend::poll_timer_locked(apic::GuestTime t, bool& changed)
+{
+    const auto d = apic_.next_timer_deadline();
+    if (d && *d <= t.ns) {
+        apic_.timer_expired(t);
+        changed = true;
+    }
+}
+
+void AvicBackend::fold_locked(apic::GuestTime t)
+{
+    // Posts made to the page since the last fold enter the model through the acceptance rules.
+    const apic::ApicState s = apic_.flatten(t);
+    BackingPage& page = vm_.backing_page(index_);
+    const apic::VectorWords irr = page.irr();
+    for (uint32_t w = 0; w < 8; ++w) {
+        for (uint32_t bits = irr[w] & ~s.irr[w]; bits != 0; bits &= bits - 1) {
+            const auto v = static_cast<uint8_t>(w * 32 + static_cast<uint32_t>(std::countr_zero(bits)));
+            if (!apic_.accept(v, apic::Trigger::Edge)) {
+                page.clear_irr(v);
+                vm_.stats(index_).add(AvicStat::Refused);
+            }
+        }
+    }
+}
+
+void AvicBackend::sync_locked(apic::GuestTime t, bool replace_irr)
+{
+    const apic::ApicState s = apic_.flatten(t);
+    vm_.backing_page(index_).write_registers(apic::to_register_page(s), replace_irr);
+    // V_TPR mirrors TPR[7:4] (APM Vol2 15.21.1); x2AVIC mode follows the guest's APIC mode.
+    uint32_t ic = (vmcb_.int_ctl & ~int_ctl::kVTprMask) | ((s.tpr >> 4) & 0xFu);
+    const bool x2 = s.x2apic() && vm_.options().x2avic;
+    ic = x2 ? (ic | int_ctl::kX2apicMode) : (ic & ~int_ctl::kX2apicMode);
+    const uint64_t bar = s.apic_base & kApicBarMask;
+    if (ic != vmcb_.int_ctl || bar != vmcb_.avic_apic_bar) {
+        vmcb_.clean &= ~kCleanAvic; // APM Vol2 15.15.3: the CPU must reload the AVIC fields
+    }
+    vmcb_.int_ctl = ic;
+    vmcb_.avic_apic_bar = bar;
+    // Table maintenance: the hypervisor rebuilds the entries when ID, LDR, DFR or mode change
+    // (Linux avic_handle_apic_id_update / _ldr_update / _dfr_update).
+    const apic::DestInfo d = apic_.dest_info();
+    const Addressing a{d.id, d.ldr, d.dfr, d.enabled, d.x2apic};
+    if (!addressing_valid_ || a != addressing_) {
+        addressing_ = a;
+        addressing_valid_ = true;
+        vm_.update_addressing(index_, a);
+    }
+}
+
+bool AvicBackend::pending_locked() const
+{
+    return apic_.highest_pending().has_value() || events_.any();
+}
+
+void AvicBackend::record_exit_locked(ExitCode code, uint64_t info1, uint64_t info2)
+{
+    vmcb_.exit_code = static_cast<uint32_t>(code);
+    vmcb_.exit_code_hi = 0;
+    vmcb_.exit_info_1 = info1;
+    vmcb_.exit_info_2 = info2;
+}
+
+// --- injection point ---
+
+std::optional<uint8_t> AvicBackend::pending_vector()
+{
+    bool changed = false;
+    std::optional<uint8_t> v;
+    {
+        std::lock_guard lock(mu_);
+        const apic::GuestTime t = now();
+        poll_timer_locked(t, changed);
+        fold_locked(t);
+        if (changed) {
+            sync_locked(t, false);
+        }
+        // APM Vol2 15.29.2.2 "Virtual Interrupt Delivery": the highest IRR vector whose class is
+        // above the virtual PPR is delivered (the same rule as SDM Vol3 11.8.3.1).
+        v = apic_.highest_pending();
+    }
+    if (changed) {
+        platform_.timer_changed(index_);
+    }
+    return v;
+}
+
+apic::AckResult AvicBackend::ack()
+{
+    std::lock_guard lock(mu_);
+    const apic::GuestTime t = now();
+    fold_locked(t);
+    const apic::AckResult a = apic_.ack();
+    if (!a.spurious) {
+        vm_.backing_page(index_).clear_irr(a.vector); // IRR -> ISR in the page
+    }
+    sync_locked(t, false);
+    return a;
+}
+
+apic::PendingEvents AvicBackend::take_events()
+{
+    std::lock_guard lock(mu_);
+    const apic::PendingEvents e = events_;
+    events_ = apic::PendingEvents{};
+    return e;
+}
+
+apic::RunState AvicBackend::run_state() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.run_state();
+}
+
+void AvicBackend::set_run_state(apic::RunState r)
+{
+    std::lock_guard lock(mu_);
+    apic_.set_run_state(r);
+}
+
+apic::DestInfo AvicBackend::dest_info() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.dest_info();
+}
+
+// --- scheduling hooks: IsRunning and the host APIC ID (Linux avic_vcpu_load/put) ---
+
+void AvicBackend::enter_guest()
+{
+    vm_.set_sched(index_, Sched::InGuest);
+    vm_.set_running(index_, true);
+    std::lock_guard lock(mu_);
+    vmcb_.clean |= kCleanAvic; // VMRUN has cached the AVIC fields
+}
+
+void AvicBackend::leave_guest()
+{
+    vm_.set_running(index_, false);
+    vm_.set_sched(index_, Sched::Outside);
+}
+
+bool AvicBackend::block()
+{
+    // Blocked is published before the IRR is read (both seq_cst), so a post that this check
+    // misses sees Blocked and wakes us (the GA-log / wake-up path).
+    vm_.set_running(index_, false);
+    vm_.set_sched(index_, Sched::Blocked);
+    std::lock_guard lock(mu_);
+    if (apic_.run_state() != apic::RunState::WaitForSipi) {
+        exits_.add(AvicExit::Hlt);
+        record_exit_locked(ExitCode::Hlt, 0, 0);
+    }
+    fold_locked(now());
+    if (pending_locked()) {
+        vm_.set_sched(index_, Sched::Outside);
+        return false;
+    }
+    return true;
+}
+
+void AvicBackend::unblock()
+{
+    vm_.set_sched(index_, Sched::Outside);
+}
+
+// --- delivery (any thread) ---
+
+void AvicBackend::deliver(const apic::Interrupt& irq)
+{
+    const bool fixed = irq.mode == apic::DeliveryMode::Fixed ||
+                       irq.mode == apic::DeliveryMode::LowestPriority;
+    if (fixed && irq.trigger == apic::Trigger::Edge && apic::is_legal_vector(irq.vector)) {
+        // The hardware-shaped path: IRR bit in the backing page, then doorbell or wake-up.
+        vm_.post_interrupt(index_, irq.vector);
+        return;
+    }
+    {
+        std::lock_guard lock(mu_);
+        const apic::GuestTime t = now();
+        bool replace = false;
+        switch (irq.mode) {
+        case apic::DeliveryMode::Fixed:
+        case apic::DeliveryMode::LowestPriority:
+            // Level-triggered (TMR) or illegal vectors (ESR) need the hypervisor's model.
+            fold_locked(t);
+            if (!apic_.accept(irq.vector, irq.trigger)) {
+                vm_.stats(index_).add(AvicStat::Refused);
+            }
+            break;
+        case apic::DeliveryMode::Nmi:
+            events_.nmi = true;
+            break;
+        case apic::DeliveryMode::Smi:
+            events_.smi = true;
+            break;
+        case apic::DeliveryMode::Init:
+            if (irq.assert_level || irq.trigger == apic::Trigger::Edge) {
+                apic_.init();
+                events_.init = true;
+                events_.sipi.reset();
+                replace = true;
+            }
+            break;
+        case apic::DeliveryMode::StartUp:
+            if (auto v = apic_.sipi(irq.vector)) {
+                events_.sipi = v;
+            }
+            break;
+        case apic::DeliveryMode::ExtInt:
+            events_.extint = true;
+            break;
+        case apic::DeliveryMode::Reserved3:
+            vm_.stats(index_).add(AvicStat::Refused);
+            break;
+        }
+        sync_locked(t, replace);
+        if (!pending_locked()) {
+            return;
+        }
+    }
+    vm_.notify(index_, AvicStat::Kicks);
+}
+
+void AvicBackend::raise_lvt(apic::Lvt which)
+{
+    {
+        std::lock_guard lock(mu_);
+        const apic::GuestTime t = now();
+        fold_locked(t);
+        const apic::LvtResult res = apic_.raise_lvt(which);
+        bool replace = false;
+        switch (res.event) {
+        case apic::LocalEvent::Nmi:
+            events_.nmi = true;
+            break;
+        case apic::LocalEvent::Smi:
+            events_.smi = true;
+            break;
+        case apic::LocalEvent::Init:
+            apic_.init();
+            events_.init = true;
+            replace = true;
+            break;
+        case apic::LocalEvent::ExtInt:
+            events_.extint = true;
+            break;
+        case apic::LocalEvent::Fixed:
+        case apic::LocalEvent::None:
+        case apic::LocalEvent::Masked:
+            break;
+        }
+        sync_locked(t, replace);
+        if (!pending_locked()) {
+            return;
+        }
+    }
+    vm_.notify(index_, AvicStat::Doorbells);
+}
+
+// --- the LAPIC timer, emulated by the hypervisor half ---
+
+std::optional<uint64_t> AvicBackend::timer_deadline() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.next_timer_deadline();
+}
+
+void AvicBackend::timer_fired()
+{
+    bool changed = false;
+    bool pending = false;
+    {
+        std::lock_guard lock(mu_);
+        const apic::GuestTime t = now();
+        poll_timer_locked(t, changed);
+        if (changed) {
+            sync_locked(t, false); // the timer vector lands in the backing page IRR
+        }
+        pending = apic_.highest_pending().has_value();
+    }
+    if (pending) {
+        vm_.notify(index_, AvicStat::Doorbells); // Linux: kvm_apic_set_irr + avic doorbell
+    }
+    if (changed) {
+        platform_.timer_changed(index_);
+    }
+}
+
+// --- state ---
+
+apic::ApicState AvicBackend::flatten()
+{
+    bool changed = false;
+    apic::ApicState s;
+    {
+        std::lock_guard lock(mu_);
+        const apic::GuestTime t = now();
+        poll_timer_locked(t, changed);
+        fold_locked(t); // IRR comes from the backing page
+        s = apic_.flatten(t);
+        if (changed) {
+            sync_locked(t, false);
+        }
+    }
+    if (changed) {
+        platform_.timer_changed(index_);
+    }
+    return s; // IsRunning and the host APIC ID are not architectural state: never saved
+}
+
+std::optional<std::string> AvicBackend::restore(const apic::ApicState& s)
+{
+    {
+        std::lock_guard lock(mu_);
+        const apic::GuestTime t = now();
+        if (auto err = apic_.restore(s, t)) { // validates before changing anything
+            return err;
+        }
+        // The page is rewritten (IRR included) and the tables rebuilt from the restored ID,
+        // LDR and DFR; IsRunning follows this vCPU's scheduling state, not the snapshot.
+        sync_locked(t, true);
+    }
+    platform_.timer_changed(index_);
+    return std::nullopt;
+}
+
+VmcbControl AvicBackend::vmcb() const
+{
+    std::lock_guard lock(mu_);
+    return vmcb_;
+}
+
+uint64_t AvicBackend::total_exits() const
+{
+    uint64_t n = 0;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(AvicExit::Count); ++i) {
+        n += exits_.get(static_cast<AvicExit>(i));
+    }
+    return n;
+}
+
+apic::CounterList AvicBackend::exit_counters() const
+{
+    apic::CounterList out;
+    exits_.append_to(out);
+    return out;
+}
+
+apic::CounterList AvicBackend::stats() const
+{
+    apic::CounterList out;
+    vm_.stats(index_).append_to(out);
+    apic::ApicCounters c;
+    {
+        std::lock_guard lock(mu_);
+        c = apic_.counters();
+    }
+    out.push_back({"spurious", c.spurious});
+    out.push_back({"esr_events", c.esr_events});
+    out.push_back({"eoi", c.eoi});
+    out.push_back({"eoi_broadcast", c.eoi_broadcast});
+    out.push_back({"ipi_sent", c.ipi_sent});
+    out.push_back({"ipi_invalid", c.ipi_invalid});
+    out.push_back({"timer_fired", c.timer_fired});
+    out.push_back({"timer_masked", c.timer_masked});
+    out.push_back({"gp", c.gp});
+    return out;
+}
+
+} // namespace hv::svm
