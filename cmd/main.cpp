@@ -9,6 +9,8 @@
 
 #include "cmd/demo.hpp"
 #include "cmd/options.hpp"
+#include "cmd/session.hpp"
+#include "cmd/snapshot_cmd.hpp"
 #include "cmd/probe.hpp"
 #include "core/error.hpp"
 #include "core/memory.hpp"
@@ -24,6 +26,8 @@ constexpr const char* kUsage = R"(usage: hvaccel COMMAND [options]
 
 commands:
   run IMAGE [options]   boot a multiboot v1 image (ELF32, ELF64 or a.out-kludge) on KVM
+  restore FILE [opts]   continue a VM from a snapshot
+  snapshot inspect|diff examine snapshots
   demo [--vcpus N]      boot the guest embedded in hvaccel and show its output and counters
   probe [--json]        show the host profile, the errata that apply and the APIC path
   --help                this text
@@ -35,10 +39,20 @@ run options:
   --cmdline STR         the multiboot command line after the image path
   --module "FILE ARGS"  a multiboot boot module (repeatable)
   --serial stdio|none|FILE   where COM1 output goes (default stdio)
-  --apic BACKEND        the APIC backend: auto
+  --apic BACKEND        the APIC backend: auto (from the host profile), kernel, emulated
   --stats               print exit and device counters on stderr at exit
   --pin none|auto|LIST  pin vCPU threads: auto = one per core first (hwloc), or CPUs "0,2-3"
   --pm-qos              hold a zero-latency PM QoS request (/dev/cpu_dma_latency) while running
+  --control PATH        a Unix socket taking JSON lines: pause, resume, snapshot, stats, quit
+  --snapshot-on SIG FILE   write a snapshot to FILE on signal SIG (USR2, HUP, QUIT, TSTP)
+
+restore FILE [options]  continue a snapshot, on any APIC backend; takes the run options above
+  but --vcpus/--memory/--cmdline/--module (they come from the file), and:
+  --clock-offset NS     move the guest clock forward by NS nanoseconds
+  --allow-tsc-mismatch  restore although this host's TSC frequency differs
+
+snapshot inspect FILE [--json]   print a snapshot's sections
+snapshot diff A B                 show where two snapshots differ
 
 environment: HVACCEL_KVM_DEVICE overrides /dev/kvm.
 
@@ -46,26 +60,10 @@ exit status: the guest's debug-exit value v gives (v << 1) | 1, as QEMU's isa-de
   2 bad usage or input, 4 guest crash (triple fault, KVM error, halted forever), 130 interrupted.
 )";
 
-hv::Vm* g_vm = nullptr;
-
-// SIGINT/SIGTERM end the VM cleanly from a thread of their own (no work in a signal handler).
-void watch_signals()
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    std::thread([set] {
-        int sig = 0;
-        if (sigwait(&set, &sig) == 0 && g_vm)
-            g_vm->request_stop(hv::kExitInterrupted, fmt::format("stopped by signal {}", sig));
-    }).detach();
-}
-
 int cmd_run(int argc, char** argv)
 {
     hv::VmConfig cfg;
+    hv::cli::SessionOptions session;
     hv::cli::Options o;
     bool help = false;
     o.flag("--help", [&] { help = true; });
@@ -78,11 +76,7 @@ int cmd_run(int argc, char** argv)
     });
     o.value("--cmdline", [&](const std::string& v) { cfg.cmdline = v; });
     o.value("--module", [&](const std::string& v) { cfg.modules.push_back(v); });
-    o.value("--serial", [&](const std::string& v) { cfg.serial = v; });
-    o.value("--apic", [&](const std::string& v) { cfg.apic = v; });
-    o.flag("--stats", [&] { cfg.stats = true; });
-    o.value("--pin", [&](const std::string& v) { cfg.pin = v; });
-    o.flag("--pm-qos", [&] { cfg.pm_qos = true; });
+    hv::cli::add_session_options(o, cfg, session);
     auto pos = o.parse(argc, argv, 2);
     if (help) {
         std::fputs(kUsage, stdout);
@@ -93,12 +87,8 @@ int cmd_run(int argc, char** argv)
     cfg.image = pos[0];
     if (const char* dev = std::getenv("HVACCEL_KVM_DEVICE"))
         cfg.kvm_path = dev;
-    watch_signals();
     hv::Vm vm(cfg);
-    g_vm = &vm;
-    int status = vm.run();
-    g_vm = nullptr;
-    return status;
+    return hv::cli::run_session(vm, session);
 }
 
 }  // namespace
@@ -121,6 +111,10 @@ int main(int argc, char** argv)
         }
         if (cmd == "run")
             return cmd_run(argc, argv);
+        if (cmd == "restore")
+            return cmd_restore(argc - 1, argv + 1);
+        if (cmd == "snapshot")
+            return cmd_snapshot(argc - 1, argv + 1);
         if (cmd == "demo")
             return cmd_demo(argc - 1, argv + 1);
         if (cmd == "probe")

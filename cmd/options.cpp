@@ -16,6 +16,12 @@ void Options::flag(const std::string& name, std::function<void()> handler)
     opts_.push_back({name, false, [h = std::move(handler)](const std::string&) { h(); }});
 }
 
+void Options::pair(const std::string& name,
+                   std::function<void(const std::string&, const std::string&)> handler)
+{
+    opts_.push_back({name, true, {}, std::move(handler)});
+}
+
 std::vector<std::string> Options::parse(int argc, char** argv, int first) const
 {
     std::vector<std::string> positional;
@@ -43,6 +49,14 @@ std::vector<std::string> Options::parse(int argc, char** argv, int first) const
                 opt = &o;
         if (!opt)
             fail("unknown option '{}' (see --help)", name);
+        if (opt->handler2) {
+            if (has_eq || i + 2 >= argc)
+                fail("option '{}' needs two values", name);
+            std::string a = argv[i + 1], b = argv[i + 2];
+            i += 2;
+            opt->handler2(a, b);
+            continue;
+        }
         if (opt->takes_value && !has_eq) {
             if (i + 1 >= argc)
                 fail("option '{}' needs a value", name);

@@ -14,6 +14,9 @@ public:
     // `handler` receives the value ("" for flags).
     void value(const std::string& name, std::function<void(const std::string&)> handler);
     void flag(const std::string& name, std::function<void()> handler);
+    // An option followed by two values ("--snapshot-on SIGNAL PATH").
+    void pair(const std::string& name,
+              std::function<void(const std::string&, const std::string&)> handler);
     // Parses argv[first..argc); returns the positional arguments.
     std::vector<std::string> parse(int argc, char** argv, int first) const;
 
@@ -22,6 +25,7 @@ private:
         std::string name;
         bool takes_value;
         std::function<void(const std::string&)> handler;
+        std::function<void(const std::string&, const std::string&)> handler2 = {};
     };
     std::vector<Opt> opts_;
 };

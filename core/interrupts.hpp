@@ -38,6 +38,13 @@ public:
     // exits with KVM_EXIT_IOAPIC_EOI for level-triggered vectors (split irqchip).
     void use_kernel_irqchip(const kvm::Vm& vm);
 
+    // After IoApic::restore(): KVM's routes must follow the restored redirection table.
+    void ioapic_restored()
+    {
+        if (kernel_vm_)
+            sync_kernel_routes();
+    }
+
     // Adds the backend of the next vCPU (index = number added so far).
     void add(std::unique_ptr<apic::ApicBackend> backend);
     apic::ApicBackend& backend(std::size_t vcpu) { return *backends_.at(vcpu); }

@@ -3,11 +3,29 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.hpp"
 
 namespace hv {
+
+namespace {
+
+// True when /proc/swaps lists a swap area (more than its header line).
+bool host_swaps()
+{
+    std::FILE* f = std::fopen("/proc/swaps", "r");
+    if (!f)
+        return true;
+    int lines = 0;
+    for (int c; (c = std::fgetc(f)) != EOF;)
+        lines += c == '\n';
+    std::fclose(f);
+    return lines > 1;
+}
+
+}  // namespace
 
 GuestMemory::GuestMemory(std::uint64_t bytes) : size_(bytes)
 {
@@ -38,6 +56,34 @@ GuestMemory::~GuestMemory()
 std::uint64_t GuestMemory::low_top() const
 {
     return regions_.front().size;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> GuestMemory::nonzero_runs() const
+{
+    constexpr std::uint64_t kPage = 4096;
+    static const std::uint8_t kZero[kPage] = {};
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> runs;
+    std::vector<unsigned char> vec;
+    // mincore() says which pages were never faulted in (they read as zero) — unless the host
+    // swaps, when a non-resident page may hold data: then every page is looked at.
+    const bool trust_mincore = !host_swaps();
+    for (const auto& r : regions_) {
+        std::uint64_t pages = r.size / kPage;
+        vec.assign(pages, 1);
+        if (trust_mincore && ::mincore(r.host, r.size, vec.data()) != 0)
+            vec.assign(pages, 1);
+        for (std::uint64_t i = 0; i < pages; ++i) {
+            // A page never faulted in reads as zero.
+            if (!(vec[i] & 1) || std::memcmp(r.host + i * kPage, kZero, kPage) == 0)
+                continue;
+            std::uint64_t gpa = r.gpa + i * kPage;
+            if (!runs.empty() && runs.back().first + runs.back().second == gpa)
+                runs.back().second += kPage;
+            else
+                runs.emplace_back(gpa, kPage);
+        }
+    }
+    return runs;
 }
 
 std::uint64_t GuestMemory::resident_bytes() const

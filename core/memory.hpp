@@ -50,6 +50,10 @@ public:
         return read(gpa, &out, sizeof(T));
     }
 
+    // Runs [gpa, gpa+len) of 4 KiB pages that hold non-zero bytes (pages never touched, or
+    // all-zero, are left out): what a snapshot stores.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> nonzero_runs() const;
+
     // Guest RAM currently backed by host pages (mincore), in bytes.
     std::uint64_t resident_bytes() const;
 

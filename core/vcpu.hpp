@@ -57,6 +57,9 @@ public:
     void set_apic(apic::ApicBackend* backend) { apic_ = backend; }
     apic::ApicBackend* apic() const { return apic_; }
 
+    // The state the thread starts in (a restored VM); call before start().
+    void set_initial_state(VcpuState s) { state_.store(s); }
+
     void start();
     void join();
 

@@ -32,7 +32,7 @@ constexpr std::uint64_t kIdentityMapAddr = 0xfeffc000;
 
 // Checks what can be checked before touching KVM, so that a bad option is reported as such
 // even on a host without /dev/kvm.
-const VmConfig& validated(const VmConfig& cfg)
+const VmConfig& validated(const VmConfig& cfg, bool restoring)
 {
     if (cfg.memory_mib < (kMinMemory >> 20) || cfg.memory_mib > (kMaxMemory >> 20))
         fail("--memory {} MiB out of range ({} to {})", cfg.memory_mib, kMinMemory >> 20,
@@ -41,7 +41,7 @@ const VmConfig& validated(const VmConfig& cfg)
         fail("--vcpus {} out of range (1 to {})", cfg.vcpus, kMaxVcpus);
     if (cfg.apic != host::kAutoBackend && !host::is_backend_name(cfg.apic))
         fail("--apic {}: unknown APIC backend (available: auto, kernel, emulated)", cfg.apic);
-    if (cfg.image.empty())
+    if (cfg.image.empty() && !restoring)
         fail("no image given");
     host::parse_pin(cfg.pin);  // syntax only; the CPUs are checked against the topology later
     return cfg;
@@ -59,9 +59,11 @@ std::vector<BootModule> read_modules(const VmConfig& cfg, std::uint64_t limit)
 
 }  // namespace
 
-Vm::Vm(const VmConfig& cfg)
-    : cfg_(validated(cfg)), image_(read_file(cfg_.image, cfg_.memory_mib << 20)),
-      modules_((plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
+Vm::Vm(const VmConfig& cfg, const RestoreSource* restore)
+    : cfg_(validated(cfg, restore != nullptr)), restore_(restore),
+      image_(restore ? std::vector<std::uint8_t>{} : read_file(cfg_.image, cfg_.memory_mib << 20)),
+      modules_(restore ? std::vector<BootModule>{}
+                       : (plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
       sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
 {
     choose_apic_backend();
@@ -73,10 +75,13 @@ Vm::Vm(const VmConfig& cfg)
         pin_plan_ = host::make_pin_plan(host::read_topology(), cfg_.vcpus, pin);
     setup_memory();
     setup_devices();
-    boot_ = load_multiboot(mem_, image_, cfg_.image, cfg_.cmdline, modules_);
-    image_ = {};
-    modules_ = {};
+    if (!restore_) {
+        boot_ = load_multiboot(mem_, image_, cfg_.image, cfg_.cmdline, modules_);
+        image_ = {};
+        modules_ = {};
+    }
     setup_vcpus();
+    restore_ = nullptr;
 }
 
 Vm::~Vm()
@@ -198,15 +203,36 @@ void Vm::setup_vcpus()
     for (unsigned i = 0; i < cfg_.vcpus; ++i) {
         auto v = std::make_unique<VcpuThread>(*this, i);
         v->kvm().set_cpuid(guest_cpuid(supported, i, cfg_.vcpus, apic));
-        if (i == 0)
+        if (i == 0 && !restore_)
             set_boot_state(v->kvm());
         vcpus_.push_back(std::move(v));
     }
+    if (restore_) {
+        check_restorable(restore_->state);  // everything checked before anything is applied
+        restore_memory(restore_->state);
+        restore_cpus(restore_->state);  // before the guest clock is read from the TSC
+    }
     setup_interrupts();
+    if (restore_)
+        restore_devices(restore_->state);
 }
 
 // One backend per vCPU, the IOAPIC on the MMIO bus, and the guest clock. The guest TSC is
 // KVM's: read vCPU 0's IA32_TSC beside the host TSC once to learn the offset.
+// The APIC the guest's CPUID describes, the same for every backend: no CMCI (hvaccel sets up
+// no machine-check banks), directed EOI (the IOAPIC has an EOI register), and the
+// physical-address width that bounds IA32_APIC_BASE.
+apic::ApicCaps Vm::apic_caps() const
+{
+    apic::ApicCaps caps;
+    caps.cmci = false;
+    caps.directed_eoi = true;
+    for (const auto& e : supported_cpuid_)
+        if (e.function == 0x80000008)
+            caps.maxphyaddr = e.eax & 0xff;
+    return caps;
+}
+
 void Vm::setup_interrupts()
 {
     kvm::Vcpu& v0 = vcpus_[0]->kvm();
@@ -214,15 +240,7 @@ void Vm::setup_interrupts()
     std::uint64_t guest_tsc = v0.get_msr(0x10);  // IA32_TIME_STAMP_COUNTER
     std::uint64_t tsc_hz = std::uint64_t{v0.tsc_khz()} * 1000;
     interrupts_ = std::make_unique<Interrupts>(guest_tsc - host_tsc, tsc_hz);
-    // The APIC the guest's CPUID describes, the same for every backend: no CMCI (hvaccel sets
-    // up no machine-check banks), directed EOI (the IOAPIC has an EOI register), and the
-    // physical-address width that bounds IA32_APIC_BASE.
-    apic::ApicCaps caps;
-    caps.cmci = false;
-    caps.directed_eoi = true;
-    for (const auto& e : supported_cpuid_)
-        if (e.function == 0x80000008)
-            caps.maxphyaddr = e.eax & 0xff;
+    apic::ApicCaps caps = apic_caps();
     if (apic_in_kernel()) {
         for (unsigned i = 0; i < cfg_.vcpus; ++i) {
             interrupts_->add(std::make_unique<KernelApic>(vm_, vcpus_[i]->kvm(), caps));
@@ -340,13 +358,27 @@ void Vm::request_stop(int status, const std::string& message)
 
 void Vm::pause()
 {
+    std::lock_guard lk(control_mu_);
+    if (!paused_.exchange(true))
+        pause_vcpus();
+}
+
+void Vm::resume()
+{
+    std::lock_guard lk(control_mu_);
+    if (paused_.exchange(false))
+        resume_vcpus();
+}
+
+void Vm::pause_vcpus()
+{
     for (auto& v : vcpus_)
         v->request_pause();
     for (auto& v : vcpus_)
         v->wait_paused();
 }
 
-void Vm::resume()
+void Vm::resume_vcpus()
 {
     for (auto& v : vcpus_)
         v->request_resume();

@@ -26,14 +26,25 @@
 #include "core/kvm/kvm.hpp"
 #include "core/loader.hpp"
 #include "core/memory.hpp"
+#include "core/snapshot/file.hpp"
+#include "core/snapshot/state.hpp"
 #include "core/vcpu.hpp"
 #include "core/vm_config.hpp"
 
 namespace hv {
 
+// A snapshot to restore instead of booting an image: parsed and validated in full before the
+// Vm is built (snapshot::from_json), then applied during construction.
+struct RestoreSource {
+    const snapshot::Reader& reader;
+    snapshot::VmState state;
+    std::uint64_t clock_offset_ns = 0;  // move the guest clock forward by this much
+    bool allow_tsc_mismatch = false;
+};
+
 class Vm {
 public:
-    explicit Vm(const VmConfig& cfg);
+    explicit Vm(const VmConfig& cfg, const RestoreSource* restore = nullptr);
     ~Vm();
     Vm(const Vm&) = delete;
     Vm& operator=(const Vm&) = delete;
@@ -47,8 +58,13 @@ public:
     bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
     // Pause every vCPU in userspace and wait until all are parked; resume lets them go on.
+    // Both are idempotent and thread-safe.
     void pause();
     void resume();
+
+    // Writes the VM's state to `path` (atomically), pausing the vCPUs meanwhile if they run.
+    // Thread-safe against the vCPUs; throws hv::Error on failure (the VM keeps running).
+    void snapshot(const std::string& path);
 
     // MSR dispatch for exits the KVM side does not handle: return true when handled.
     using MsrRead = std::function<bool(unsigned vcpu, std::uint32_t msr, std::uint64_t& value)>;
@@ -89,8 +105,19 @@ private:
     void setup_vcpus();
     void set_boot_state(kvm::Vcpu& v);
     void setup_interrupts();
+    apic::ApicCaps apic_caps() const;
+    void write_snapshot(const std::string& path);
+    void pause_vcpus();
+    void resume_vcpus();
+    void check_restorable(const snapshot::VmState& s) const;
+    void restore_memory(const snapshot::VmState& s);
+    void restore_cpus(const snapshot::VmState& s);
+    void restore_devices(const snapshot::VmState& s);
 
     VmConfig cfg_;
+    const RestoreSource* restore_ = nullptr;  // during construction only
+    std::atomic<bool> paused_{false};
+    std::mutex control_mu_;  // serialises pause, resume and snapshot
     std::vector<std::uint8_t> image_;  // read and checked before KVM is opened; freed once loaded
     std::vector<BootModule> modules_;
     kvm::System sys_;

@@ -44,6 +44,14 @@ std::uint8_t Pic8259::mask() const
     return imr_;
 }
 
+void Pic8259::set_state(std::uint8_t mask, std::uint8_t vector_base)
+{
+    std::lock_guard lk(mu_);
+    imr_ = mask;
+    base_ = vector_base & 0xf8;
+    init_step_ = 0;
+}
+
 std::uint8_t Pic8259::vector_base() const
 {
     std::lock_guard lk(mu_);

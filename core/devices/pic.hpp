@@ -22,6 +22,8 @@ public:
 
     std::uint8_t mask() const;
     std::uint8_t vector_base() const;
+    // Restores a programmed PIC (initialisation complete).
+    void set_state(std::uint8_t mask, std::uint8_t vector_base);
 
 private:
     mutable std::mutex mu_;

@@ -14,10 +14,20 @@ std::uint32_t PmTimer::ticks_for_ns(std::uint64_t ns)
     return static_cast<std::uint32_t>(t);
 }
 
+std::uint32_t PmTimer::ticks() const
+{
+    return base_ticks_.load() + ticks_for_ns(monotonic_ns() - start_ns_.load());
+}
+
+void PmTimer::set_ticks(std::uint32_t t)
+{
+    start_ns_.store(monotonic_ns());
+    base_ticks_.store(t);
+}
+
 std::uint64_t PmTimer::read(std::uint64_t offset, unsigned size)
 {
-    std::uint32_t v = ticks_for_ns(monotonic_ns() - start_ns_);
-    return (v >> (8 * offset)) & all_ones(size);
+    return (ticks() >> (8 * offset)) & all_ones(size);
 }
 
 }  // namespace hv::dev

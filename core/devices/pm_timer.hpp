@@ -20,11 +20,16 @@ public:
     std::uint64_t read(std::uint64_t offset, unsigned size) override;
     void write(std::uint64_t, unsigned, std::uint64_t) override {}
 
+    // The counter now, and making it continue from a saved value (restore).
+    std::uint32_t ticks() const;
+    void set_ticks(std::uint32_t ticks);
+
     // Ticks for a given elapsed guest time; exposed for tests.
     static std::uint32_t ticks_for_ns(std::uint64_t ns);
 
 private:
-    std::uint64_t start_ns_;
+    std::atomic<std::uint64_t> start_ns_;
+    std::atomic<std::uint32_t> base_ticks_{0};
 };
 
 }  // namespace hv::dev

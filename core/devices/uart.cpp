@@ -118,6 +118,24 @@ std::uint64_t Uart16550::bytes_out() const
     return bytes_out_;
 }
 
+Uart16550::Regs Uart16550::regs() const
+{
+    std::lock_guard lk(mu_);
+    return {ier_, lcr_, mcr_, scr_, fcr_, dll_, dlm_};
+}
+
+void Uart16550::set_regs(const Regs& r)
+{
+    std::lock_guard lk(mu_);
+    ier_ = r.ier & 0x0f;
+    lcr_ = r.lcr;
+    mcr_ = r.mcr & 0x1f;
+    scr_ = r.scr;
+    fcr_ = r.fcr & 0xc9;
+    dll_ = r.dll;
+    dlm_ = r.dlm;
+}
+
 std::uint16_t Uart16550::divisor() const
 {
     std::lock_guard lk(mu_);

@@ -26,6 +26,12 @@ public:
     void flush();
 
     std::uint64_t bytes_out() const;
+
+    struct Regs {
+        std::uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
+    };
+    Regs regs() const;
+    void set_regs(const Regs& r);
     std::uint16_t divisor() const;
 
 private:

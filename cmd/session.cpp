@@ -1,0 +1,86 @@
+#include "cmd/session.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "core/control.hpp"
+#include "core/error.hpp"
+
+namespace hv::cli {
+
+void add_session_options(Options& o, VmConfig& cfg, SessionOptions& s)
+{
+    o.value("--serial", [&](const std::string& v) { cfg.serial = v; });
+    o.value("--apic", [&](const std::string& v) { cfg.apic = v; });
+    o.flag("--stats", [&] { cfg.stats = true; });
+    o.value("--pin", [&](const std::string& v) { cfg.pin = v; });
+    o.flag("--pm-qos", [&] { cfg.pm_qos = true; });
+    o.value("--control", [&](const std::string& v) { s.control = v; });
+    o.pair("--snapshot-on", [&](const std::string& sig, const std::string& path) {
+        s.snapshot_signal = parse_signal(sig);
+        s.snapshot_path = path;
+    });
+}
+
+int parse_signal(const std::string& name)
+{
+    std::string n = name.rfind("SIG", 0) == 0 ? name.substr(3) : name;
+    struct {
+        const char* name;
+        int sig;
+    } const table[] = {{"USR2", SIGUSR2}, {"HUP", SIGHUP}, {"QUIT", SIGQUIT}, {"TSTP", SIGTSTP}};
+    if (n == "USR1")
+        fail("--snapshot-on: SIGUSR1 is used by hvaccel to kick vCPUs; use USR2 or HUP");
+    for (const auto& e : table)
+        if (n == e.name)
+            return e.sig;
+    fail("--snapshot-on: unknown signal '{}' (USR2, HUP, QUIT, TSTP)", name);
+}
+
+int run_session(Vm& vm, const SessionOptions& s)
+{
+    std::unique_ptr<ControlServer> control;
+    if (!s.control.empty())
+        control = std::make_unique<ControlServer>(vm, s.control);
+
+    // Signals are taken by a thread of their own (no work in a signal handler). The vCPU
+    // threads inherit the blocked mask, so only this thread receives them.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (s.snapshot_signal)
+        sigaddset(&set, s.snapshot_signal);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::atomic<bool> done{false};
+    std::thread watcher([&] {
+        while (!done.load()) {
+            timespec tick{0, 100'000'000};
+            int sig = sigtimedwait(&set, nullptr, &tick);
+            if (sig < 0)
+                continue;
+            if (sig == s.snapshot_signal) {
+                try {
+                    vm.snapshot(s.snapshot_path);
+                    std::fprintf(stderr, "hvaccel: snapshot written to %s\n",
+                                 s.snapshot_path.c_str());
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "hvaccel: %s\n", e.what());
+                }
+                continue;
+            }
+            vm.request_stop(kExitInterrupted, fmt::format("stopped by signal {}", sig));
+        }
+    });
+    int status = vm.run();
+    done = true;
+    watcher.join();
+    return status;
+}
+
+}  // namespace hv::cli

@@ -1,0 +1,185 @@
+#include "core/snapshot/file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/error.hpp"
+#include "core/kvm/fd.hpp"
+#include "core/snapshot/crc32.hpp"
+
+namespace hv::snapshot {
+
+namespace {
+
+constexpr std::uint64_t kBlobAlign = 4096;
+
+void put_u32(std::uint8_t* p, std::uint32_t v)
+{
+    std::memcpy(p, &v, 4);
+}
+void put_u64(std::uint8_t* p, std::uint64_t v)
+{
+    std::memcpy(p, &v, 8);
+}
+std::uint32_t get_u32(const std::uint8_t* p)
+{
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+std::uint64_t get_u64(const std::uint8_t* p)
+{
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+
+void write_all(int fd, const void* data, std::uint64_t len, const std::string& path)
+{
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    while (len > 0) {
+        ssize_t n = ::write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            throw_errno(fmt::format("snapshot {}: write", path), n < 0 ? errno : ENOSPC);
+        p += n;
+        len -= static_cast<std::uint64_t>(n);
+    }
+}
+
+std::string dir_of(const std::string& path)
+{
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos)
+        return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+std::uint64_t Writer::add_blob(const void* data, std::uint64_t len)
+{
+    std::uint64_t at = blob_len_;
+    chunks_.push_back({static_cast<const std::uint8_t*>(data), len});
+    blob_len_ += len;
+    return at;
+}
+
+void Writer::commit(const std::string& path, const nlohmann::json& doc) const
+{
+    std::string json = doc.dump(1);
+    std::uint64_t blob_off = (kHeaderSize + json.size() + kBlobAlign - 1) & ~(kBlobAlign - 1);
+    std::vector<std::uint8_t> head(blob_off, 0);
+    std::memcpy(head.data(), kMagic, sizeof kMagic);
+    put_u32(&head[8], kFormatMajor);
+    put_u32(&head[12], kFormatMinor);
+    put_u64(&head[24], json.size());
+    put_u64(&head[32], blob_off);
+    put_u64(&head[40], blob_len_);
+    std::memcpy(&head[kHeaderSize], json.data(), json.size());
+    std::uint32_t crc = crc32(&head[24], head.size() - 24);
+    for (const auto& c : chunks_)
+        crc = crc32(c.data, c.len, crc);
+    put_u32(&head[16], crc);
+
+    std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid())
+        throw_errno(fmt::format("snapshot {}: cannot create {}", path, tmp));
+    try {
+        write_all(fd.get(), head.data(), head.size(), path);
+        for (const auto& c : chunks_)
+            write_all(fd.get(), c.data, c.len, path);
+        if (::fsync(fd.get()) != 0)
+            throw_errno(fmt::format("snapshot {}: fsync", path));
+    } catch (...) {
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    fd.reset();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        throw_errno(fmt::format("snapshot {}: rename", path), err);
+    }
+    // The rename itself must reach the disk for the new file to survive a crash.
+    Fd dir(::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.valid())
+        ::fsync(dir.get());
+}
+
+Reader::Reader(const std::string& path) : name_(path)
+{
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid())
+        throw_errno(fmt::format("snapshot {}: cannot open", path));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+        fail("snapshot {}: not a regular file", path);
+    bytes_.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t done = 0;
+    while (done < bytes_.size()) {
+        ssize_t n = ::read(fd.get(), bytes_.data() + done, bytes_.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            throw_errno(fmt::format("snapshot {}: read", path));
+        done += static_cast<std::size_t>(n);
+    }
+    parse();
+}
+
+Reader::Reader(std::vector<std::uint8_t> bytes, std::string name)
+    : name_(std::move(name)), bytes_(std::move(bytes))
+{
+    parse();
+}
+
+void Reader::parse()
+{
+    const auto size = bytes_.size();
+    if (size < kHeaderSize)
+        fail("snapshot {}: truncated header ({} bytes)", name_, size);
+    if (std::memcmp(bytes_.data(), kMagic, sizeof kMagic) != 0)
+        fail("snapshot {}: not an hvaccel snapshot (bad magic)", name_);
+    std::uint32_t major = get_u32(&bytes_[8]);
+    minor_ = get_u32(&bytes_[12]);
+    if (major != kFormatMajor)
+        fail("snapshot {}: format version {}.{} is not readable by this hvaccel (reads {}.x)",
+             name_, major, minor_, kFormatMajor);
+    std::uint64_t json_len = get_u64(&bytes_[24]);
+    blob_off_ = get_u64(&bytes_[32]);
+    blob_len_ = get_u64(&bytes_[40]);
+    if (json_len > size - kHeaderSize || blob_off_ < kHeaderSize + json_len || blob_off_ > size ||
+        blob_len_ != size - blob_off_)
+        fail("snapshot {}: truncated or inconsistent sizes (file {} bytes, JSON {}, blobs {} at "
+             "{})",
+             name_, size, json_len, blob_len_, blob_off_);
+    std::uint32_t want = get_u32(&bytes_[16]);
+    std::uint32_t got = crc32(&bytes_[24], size - 24);
+    if (want != got)
+        fail("snapshot {}: CRC mismatch (stored {:#010x}, computed {:#010x}): the file is corrupt",
+             name_, want, got);
+    auto first = bytes_.begin() + static_cast<std::ptrdiff_t>(kHeaderSize);
+    doc_ = nlohmann::json::parse(first, first + static_cast<std::ptrdiff_t>(json_len), nullptr,
+                                 false);
+    if (doc_.is_discarded())
+        fail("snapshot {}: the JSON document is not valid JSON", name_);
+    if (!doc_.is_object())
+        fail("snapshot {}: the JSON document is not an object", name_);
+}
+
+std::span<const std::uint8_t> Reader::blob(std::uint64_t offset, std::uint64_t len,
+                                           const std::string& what) const
+{
+    if (offset > blob_len_ || len > blob_len_ - offset)
+        fail("snapshot {}: {}: blob [{:#x}, +{:#x}) lies outside the blob area ({:#x} bytes)",
+             name_, what, offset, len, blob_len_);
+    return {bytes_.data() + blob_off_ + offset, static_cast<std::size_t>(len)};
+}
+
+}  // namespace hv::snapshot
