@@ -59,6 +59,14 @@ apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>& AvicVm:
     return slots_[vcpu].stats;
 }
 
+void AvicVm::poke_physical_entry(uint32_t index, uint64_t raw)
+{
+    std::lock_guard lock(table_mu_);
+    if (index < phys_->entry.size()) {
+        phys_->entry[index].store(raw);
+    }
+}
+
 std::optional<std::size_t> AvicVm::vcpu_at_frame(uint64_t frame) const
 {
     if (frame < kBackingFrameBase || frame - kBackingFrameBase >= n_) {
@@ -113,7 +121,10 @@ std::optional<uint32_t> AvicVm::phys_index_locked(const Addressing& a) const
     // APM Vol2 15.29.3.1: the table is indexed by the guest physical APIC ID; an xAPIC-mode
     // vCPU is addressed by ID[7:0]; 0xFF is the broadcast ID and has no entry.
     const uint32_t idx = a.x2apic ? a.id : (a.id & 0xFFu);
-    return idx <= max_index() ? std::optional<uint32_t>(idx) : std::nullopt;
+    if ((!a.x2apic && idx == 0xFFu) || idx > max_index()) {
+        return std::nullopt;
+    }
+    return idx;
 }
 
 void AvicVm::rebuild_locked()

@@ -129,6 +129,10 @@ class AvicVm {
     void notify(std::size_t vcpu, AvicStat in_guest_stat);
 
     apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>& stats(std::size_t vcpu);
+    uint64_t stat(std::size_t vcpu, AvicStat s) { return stats(vcpu).get(s); }
+    // Fault injection: program a raw physical table entry as a buggy hypervisor could (tests of
+    // the invalid-target / invalid-backing-page paths). The next table rebuild overwrites it.
+    void poke_physical_entry(uint32_t index, uint64_t raw);
     void attach(std::size_t vcpu, apic::VcpuNotifier* notifier);
 
   private:
