@@ -74,13 +74,13 @@ apic::AccessResult AvicBackend::mmio_read(uint64_t gpa, unsigned size)
         const AvicAccess acc = classify_read(reg, apic_.config().caps.cmci);
         if (acc == AvicAccess::Accelerated && size_ok && in + size <= 4) {
             // APM Vol2 15.29.4.1: the CPU reads the backing page (with every post folded in).
-            fold_locked(t);
+            fold_locked();
             const uint64_t mask = size == 4 ? 0xFFFFFFFFULL : ((1ULL << (size * 8)) - 1);
             return apic::AccessResult::ok((page_value(reg) >> (in * 8)) & mask);
         }
         count_access_locked(acc == AvicAccess::Accelerated ? AvicAccess::Fault : acc, reg, false, 0);
         a.r = apic_.mmio_read(off, size, t);
-        sync_locked(t, false); // a reserved register sets ESR
+        sync_locked(false); // a reserved register sets ESR
     }
     finish(a);
     return a.r;
@@ -99,7 +99,7 @@ apic::AccessResult AvicBackend::mmio_write(uint64_t gpa, unsigned size, uint32_t
         const uint32_t reg = off & ~0xFu;
         const apic::GuestTime t = now();
         a.r = apic_.mmio_write(off, size, value, t);
-        sync_locked(t, a.r.mode_changed);
+        sync_locked(a.r.mode_changed);
         const bool whole = size == 4 && (off & 0xFu) == 0;
         const bool level_eoi = a.r.eoi && a.r.eoi->level;
         const AvicAccess acc = whole ? classify_write(reg, level_eoi, apic_.config().caps.cmci)
@@ -141,7 +141,7 @@ apic::AccessResult AvicBackend::msr_read(uint32_t msr)
                 acc = AvicAccess::Fault; // reserved in x2APIC mode: the hypervisor injects #GP
             }
             if (acc == AvicAccess::Accelerated) {
-                fold_locked(t);
+                fold_locked();
                 a.r.value = off == apic::reg::kIcrLow
                                 ? (static_cast<uint64_t>(page_value(apic::reg::kIcrHigh)) << 32) |
                                       page_value(apic::reg::kIcrLow)
@@ -165,7 +165,7 @@ apic::AccessResult AvicBackend::msr_write(uint32_t msr, uint64_t value)
         if (a.r.status == apic::AccessStatus::NotMine) {
             return a.r;
         }
-        sync_locked(t, a.r.mode_changed);
+        sync_locked(a.r.mode_changed);
         if (!is_x2apic_msr(msr) || !accel_mode) {
             exits_.add(AvicExit::Msr);
             record_exit_locked(ExitCode::Msr, 0, 0);
@@ -221,7 +221,7 @@ void AvicBackend::finish(After& a)
     if (a.r.eoi && a.r.eoi->broadcast && a.r.eoi->vector) {
         platform_.eoi_to_ioapic(*a.r.eoi->vector);
     }
-    if (a.r.timer_changed || a.r.mode_changed) {
+    if (a.r.timer_changed || a.r.mode_changed || timer_dirty_.exchange(false)) {
         platform_.timer_changed(index_);
     }
 }

@@ -36,7 +36,7 @@ AvicBackend::AvicBackend(AvicVm& vm, std::size_t index, const apic::LocalApicCon
     vmcb_.avic_logical_id = vm_.logical_table_pointer();
     vmcb_.avic_physical_id = vm_.physical_table_pointer();
     std::lock_guard lock(mu_);
-    sync_locked(now(), true);
+    sync_locked(true);
 }
 
 // --- backing page <-> model ---
@@ -47,13 +47,34 @@ void AvicBackend::poll_timer_locked(apic::GuestTime t, bool& changed)
     if (d && *d <= t.ns) {
         apic_.timer_expired(t);
         changed = true;
+        timer_dirty_.store(true);
     }
 }
 
-void AvicBackend::fold_locked(apic::GuestTime t)
+apic::ApicState AvicBackend::model_state_locked()
+{
+    // LocalApic::flatten(now) processes a due timer expiry as a side effect, which register
+    // accesses must not do (the emulated backend does not either). The internal view is taken at
+    // guest time 0, never past an armed deadline except one armed at 0: that one is processed
+    // properly here and reported to the platform.
+    if (const auto d = apic_.next_timer_deadline(); d && *d == 0) {
+        bool changed = false;
+        poll_timer_locked(now(), changed);
+    }
+    return apic_.flatten(apic::GuestTime{});
+}
+
+void AvicBackend::flush_timer()
+{
+    if (timer_dirty_.exchange(false)) {
+        platform_.timer_changed(index_);
+    }
+}
+
+void AvicBackend::fold_locked()
 {
     // Posts made to the page since the last fold enter the model through the acceptance rules.
-    const apic::ApicState s = apic_.flatten(t);
+    const apic::ApicState s = model_state_locked();
     BackingPage& page = vm_.backing_page(index_);
     const apic::VectorWords irr = page.irr();
     for (uint32_t w = 0; w < 8; ++w) {
@@ -67,10 +88,12 @@ void AvicBackend::fold_locked(apic::GuestTime t)
     }
 }
 
-void AvicBackend::sync_locked(apic::GuestTime t, bool replace_irr)
+void AvicBackend::sync_locked(bool replace_irr)
 {
-    const apic::ApicState s = apic_.flatten(t);
-    vm_.backing_page(index_).write_registers(apic::to_register_page(s), replace_irr);
+    const apic::ApicState s = model_state_locked();
+    apic::ApicRegisterPage p = apic::to_register_page(s);
+    apic::page_set(p, apic::reg::kTimerCurrent, 0); // TMCCT reads always exit: not kept here
+    vm_.backing_page(index_).write_registers(p, replace_irr);
     // V_TPR mirrors TPR[7:4] (APM Vol2 15.21.1); x2AVIC mode follows the guest's APIC mode.
     uint32_t ic = (vmcb_.int_ctl & ~int_ctl::kVTprMask) | ((s.tpr >> 4) & 0xFu);
     const bool x2 = s.x2apic() && vm_.options().x2avic;
@@ -115,30 +138,31 @@ std::optional<uint8_t> AvicBackend::pending_vector()
         std::lock_guard lock(mu_);
         const apic::GuestTime t = now();
         poll_timer_locked(t, changed);
-        fold_locked(t);
+        fold_locked();
         if (changed) {
-            sync_locked(t, false);
+            sync_locked(false);
         }
         // APM Vol2 15.29.2.2 "Virtual Interrupt Delivery": the highest IRR vector whose class is
         // above the virtual PPR is delivered (the same rule as SDM Vol3 11.8.3.1).
         v = apic_.highest_pending();
     }
-    if (changed) {
-        platform_.timer_changed(index_);
-    }
+    flush_timer();
     return v;
 }
 
 apic::AckResult AvicBackend::ack()
 {
-    std::lock_guard lock(mu_);
-    const apic::GuestTime t = now();
-    fold_locked(t);
-    const apic::AckResult a = apic_.ack();
-    if (!a.spurious) {
-        vm_.backing_page(index_).clear_irr(a.vector); // IRR -> ISR in the page
+    apic::AckResult a;
+    {
+        std::lock_guard lock(mu_);
+        fold_locked();
+        a = apic_.ack();
+        if (!a.spurious) {
+            vm_.backing_page(index_).clear_irr(a.vector); // IRR -> ISR in the page
+        }
+        sync_locked(false);
     }
-    sync_locked(t, false);
+    flush_timer();
     return a;
 }
 
@@ -190,13 +214,18 @@ bool AvicBackend::block()
     // misses sees Blocked and wakes us (the GA-log / wake-up path).
     vm_.set_running(index_, false);
     vm_.set_sched(index_, Sched::Blocked);
-    std::lock_guard lock(mu_);
-    if (apic_.run_state() != apic::RunState::WaitForSipi) {
-        exits_.add(AvicExit::Hlt);
-        record_exit_locked(ExitCode::Hlt, 0, 0);
+    bool pending = false;
+    {
+        std::lock_guard lock(mu_);
+        if (apic_.run_state() != apic::RunState::WaitForSipi) {
+            exits_.add(AvicExit::Hlt);
+            record_exit_locked(ExitCode::Hlt, 0, 0);
+        }
+        fold_locked();
+        pending = pending_locked();
     }
-    fold_locked(now());
-    if (pending_locked()) {
+    flush_timer();
+    if (pending) {
         vm_.set_sched(index_, Sched::Outside);
         return false;
     }
@@ -219,15 +248,15 @@ void AvicBackend::deliver(const apic::Interrupt& irq)
         vm_.post_interrupt(index_, irq.vector);
         return;
     }
+    bool pending = false;
     {
         std::lock_guard lock(mu_);
-        const apic::GuestTime t = now();
         bool replace = false;
         switch (irq.mode) {
         case apic::DeliveryMode::Fixed:
         case apic::DeliveryMode::LowestPriority:
             // Level-triggered (TMR) or illegal vectors (ESR) need the hypervisor's model.
-            fold_locked(t);
+            fold_locked();
             if (!apic_.accept(irq.vector, irq.trigger)) {
                 vm_.stats(index_).add(AvicStat::Refused);
             }
@@ -258,20 +287,21 @@ void AvicBackend::deliver(const apic::Interrupt& irq)
             vm_.stats(index_).add(AvicStat::Refused);
             break;
         }
-        sync_locked(t, replace);
-        if (!pending_locked()) {
-            return;
-        }
+        sync_locked(replace);
+        pending = pending_locked();
     }
-    vm_.notify(index_, AvicStat::Kicks);
+    flush_timer();
+    if (pending) {
+        vm_.notify(index_, AvicStat::Kicks);
+    }
 }
 
 void AvicBackend::raise_lvt(apic::Lvt which)
 {
+    bool pending = false;
     {
         std::lock_guard lock(mu_);
-        const apic::GuestTime t = now();
-        fold_locked(t);
+        fold_locked();
         const apic::LvtResult res = apic_.raise_lvt(which);
         bool replace = false;
         switch (res.event) {
@@ -294,12 +324,13 @@ void AvicBackend::raise_lvt(apic::Lvt which)
         case apic::LocalEvent::Masked:
             break;
         }
-        sync_locked(t, replace);
-        if (!pending_locked()) {
-            return;
-        }
+        sync_locked(replace);
+        pending = pending_locked();
     }
-    vm_.notify(index_, AvicStat::Doorbells);
+    flush_timer();
+    if (pending) {
+        vm_.notify(index_, AvicStat::Doorbells);
+    }
 }
 
 // --- the LAPIC timer, emulated by the hypervisor half ---
@@ -319,16 +350,14 @@ void AvicBackend::timer_fired()
         const apic::GuestTime t = now();
         poll_timer_locked(t, changed);
         if (changed) {
-            sync_locked(t, false); // the timer vector lands in the backing page IRR
+            sync_locked(false); // the timer vector lands in the backing page IRR
         }
         pending = apic_.highest_pending().has_value();
     }
     if (pending) {
         vm_.notify(index_, AvicStat::Doorbells); // Linux: kvm_apic_set_irr + avic doorbell
     }
-    if (changed) {
-        platform_.timer_changed(index_);
-    }
+    flush_timer();
 }
 
 // --- state ---
@@ -341,15 +370,11 @@ apic::ApicState AvicBackend::flatten()
         std::lock_guard lock(mu_);
         const apic::GuestTime t = now();
         poll_timer_locked(t, changed);
-        fold_locked(t); // IRR comes from the backing page
+        fold_locked(); // IRR comes from the backing page
         s = apic_.flatten(t);
-        if (changed) {
-            sync_locked(t, false);
-        }
+        sync_locked(false);
     }
-    if (changed) {
-        platform_.timer_changed(index_);
-    }
+    flush_timer();
     return s; // IsRunning and the host APIC ID are not architectural state: never saved
 }
 
@@ -363,7 +388,7 @@ std::optional<std::string> AvicBackend::restore(const apic::ApicState& s)
         }
         // The page is rewritten (IRR included) and the tables rebuilt from the restored ID,
         // LDR and DFR; IsRunning follows this vCPU's scheduling state, not the snapshot.
-        sync_locked(t, true);
+        sync_locked(true);
     }
     platform_.timer_changed(index_);
     return std::nullopt;

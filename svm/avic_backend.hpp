@@ -16,6 +16,7 @@
 // (leaf). Notifications, IPIs to other vCPUs and platform calls happen with no lock held.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <string_view>
 
@@ -94,8 +95,10 @@ class AvicBackend final : public apic::ApicBackend {
     apic::GuestTime now() const { return clock_.now(); }
     // avic_backend.cpp
     void poll_timer_locked(apic::GuestTime t, bool& changed);
-    void fold_locked(apic::GuestTime t);
-    void sync_locked(apic::GuestTime t, bool replace_irr);
+    apic::ApicState model_state_locked();
+    void flush_timer(); // no lock held: report a timer expiry processed under the lock
+    void fold_locked();
+    void sync_locked(bool replace_irr);
     bool pending_locked() const;
     void record_exit_locked(ExitCode code, uint64_t info1, uint64_t info2);
     // avic_access.cpp
@@ -115,6 +118,7 @@ class AvicBackend final : public apic::ApicBackend {
     VmcbControl vmcb_{};
     Addressing addressing_{};
     bool addressing_valid_ = false;
+    std::atomic<bool> timer_dirty_{false};
     apic::CounterTable<AvicExit, static_cast<std::size_t>(AvicExit::Count)> exits_;
 };
 
