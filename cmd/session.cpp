@@ -21,6 +21,7 @@ void add_session_options(Options& o, VmConfig& cfg, SessionOptions& s)
     o.value("--pin", [&](const std::string& v) { cfg.pin = v; });
     o.flag("--pm-qos", [&] { cfg.pm_qos = true; });
     o.value("--control", [&](const std::string& v) { s.control = v; });
+    o.flag("--paused", [&] { s.paused = true; });
     o.pair("--snapshot-on", [&](const std::string& sig, const std::string& path) {
         s.snapshot_signal = parse_signal(sig);
         s.snapshot_path = path;
@@ -44,6 +45,8 @@ int parse_signal(const std::string& name)
 
 int run_session(Vm& vm, const SessionOptions& s)
 {
+    if (s.paused && s.control.empty())
+        fail("--paused needs --control (nothing else could resume the VM)");
     std::unique_ptr<ControlServer> control;
     if (!s.control.empty())
         control = std::make_unique<ControlServer>(vm, s.control);
@@ -77,6 +80,8 @@ int run_session(Vm& vm, const SessionOptions& s)
             vm.request_stop(kExitInterrupted, fmt::format("stopped by signal {}", sig));
         }
     });
+    if (s.paused)
+        vm.pause();  // taken by every vCPU thread before its first instruction
     int status = vm.run();
     done = true;
     watcher.join();

@@ -15,6 +15,7 @@ struct SessionOptions {
     std::string control;        // --control PATH
     int snapshot_signal = 0;    // --snapshot-on SIGNAL PATH
     std::string snapshot_path;
+    bool paused = false;        // --paused: the vCPUs wait for "resume" on the control socket
 };
 
 // Adds --serial, --apic, --stats, --pin, --pm-qos, --control, --snapshot-on.

@@ -16,6 +16,24 @@ struct Result {
 Result run(const std::vector<std::string>& argv, int timeout_s = 60,
            const std::vector<std::string>& env = {});
 
+// A process running in the background with stdout and stderr to files.
+struct Background {
+    int pid = -1;
+    // Waits up to `timeout_s` for the exit status (-1 and a SIGKILL on timeout).
+    int wait(int timeout_s = 60);
+    void kill9();
+};
+Background spawn(const std::vector<std::string>& argv, const std::string& out_path,
+                 const std::string& err_path);
+
+// Sends one JSON line to a control socket (retrying the connect for up to 10 s) and returns
+// the reply line.
+std::string control(const std::string& socket, const std::string& request);
+
+// Waits up to `timeout_s` for `text` to appear in the file at `path`.
+bool wait_for_text(const std::string& path, const std::string& text, int timeout_s = 30);
+std::string slurp(const std::string& path);
+
 // The hvaccel binary and a guest image path.
 std::string hvaccel();
 std::string guest(const std::string& name);

@@ -1,0 +1,205 @@
+// The snapshot container and its sections: a file written and read back is equal; every kind
+// of damage is refused with a one-line reason naming what is wrong, without a crash.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "core/error.hpp"
+#include "core/snapshot/crc32.hpp"
+#include "core/snapshot/file.hpp"
+#include "core/snapshot/state.hpp"
+
+using namespace hv::snapshot;
+
+namespace {
+
+// A minimal, valid machine: one vCPU in its reset-like state, one memory run.
+VmState sample_state()
+{
+    VmState s;
+    s.machine.vcpus = 1;
+    s.machine.memory_mib = 16;
+    s.machine.image = "test.elf";
+    s.machine.apic_backend = "emulated";
+    s.machine.tsc_khz = 2'700'000;
+    s.machine.cpuid_features = {{"1.ecx", 0x80000000u}};
+    VcpuState v;
+    v.regs.rflags = 2;
+    v.regs.rip = 0x100000;
+    v.sregs.cr0 = 0x11;
+    v.msrs = {{kMsrTsc, 123456789}};
+    v.xsave.assign(4096, 0);
+    v.apic.version = 0x01050014;  // no CMCI, directed EOI
+    v.apic.irr[2] = 0x10;
+    s.vcpus.push_back(v);
+    s.ioapic.redir.fill(1ull << 16);  // masked
+    s.pm_timer = 42;
+    s.memory.push_back({0x1000, 0x2000, 0});
+    return s;
+}
+
+std::vector<std::uint8_t> write_bytes(const VmState& s, const nlohmann::json* replace = nullptr)
+{
+    static std::vector<std::uint8_t> pages(0x2000, 0xab);
+    Writer w;
+    std::uint64_t mem = w.add_blob(pages.data(), pages.size());
+    std::uint64_t xs = w.add_blob(s.vcpus[0].xsave.data(), s.vcpus[0].xsave.size());
+    VmState copy = s;
+    copy.memory[0].blob = mem;
+    char path[] = "/tmp/hvaccel-snaptest-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    w.commit(path, replace ? *replace : to_json(copy, {xs}));
+    std::ifstream f(path, std::ios::binary);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
+    unlink(path);
+    return bytes;
+}
+
+std::string refusal(std::vector<std::uint8_t> bytes)
+{
+    try {
+        Reader r(std::move(bytes), "t.snap");
+        from_json(r);
+    } catch (const hv::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST(Crc32, MatchesTheIeeeCheckValue)
+{
+    EXPECT_EQ(crc32("123456789", 9), 0xcbf43926u);
+    EXPECT_EQ(crc32("6789", 4, crc32("12345", 5)), 0xcbf43926u);  // streamable
+    EXPECT_EQ(crc32("", 0), 0u);
+}
+
+TEST(SnapshotFile, RoundTripKeepsEverything)
+{
+    VmState s = sample_state();
+    auto bytes = write_bytes(s);
+    Reader r(bytes, "t.snap");
+    VmState back = from_json(r);
+    EXPECT_EQ(back.machine.vcpus, 1u);
+    EXPECT_EQ(back.machine.tsc_khz, 2'700'000u);
+    EXPECT_EQ(back.vcpus[0].regs.rip, 0x100000u);
+    EXPECT_EQ(back.vcpus[0].msrs, s.vcpus[0].msrs);
+    EXPECT_EQ(back.vcpus[0].apic, s.vcpus[0].apic);
+    EXPECT_EQ(back.ioapic, s.ioapic);
+    EXPECT_EQ(back.pm_timer, 42u);
+    ASSERT_EQ(back.memory.size(), 1u);
+    auto page = r.blob(back.memory[0].blob, back.memory[0].len, "memory");
+    EXPECT_EQ(page[0], 0xab);
+    EXPECT_EQ(page.size(), 0x2000u);
+}
+
+TEST(SnapshotFile, EveryTruncationIsRefused)
+{
+    auto bytes = write_bytes(sample_state());
+    for (std::size_t cut = 0; cut < bytes.size(); cut += (cut < 200 ? 1 : 97)) {
+        std::vector<std::uint8_t> t(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut));
+        std::string why = refusal(t);
+        EXPECT_FALSE(why.empty()) << "cut at " << cut;
+        EXPECT_EQ(why.find('\n'), std::string::npos) << why;
+    }
+}
+
+TEST(SnapshotFile, BitFlipsAreCaughtByTheCrc)
+{
+    auto bytes = write_bytes(sample_state());
+    std::mt19937 rng(7);
+    for (int i = 0; i < 500; ++i) {
+        auto b = bytes;
+        std::size_t at = 24 + rng() % (b.size() - 24);  // past the CRC field itself
+        b[at] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+        std::string why = refusal(b);
+        // A flip in the size fields (24..47) is caught by the size checks, anything else by the
+        // CRC.
+        const char* expect = at < kHeaderSize ? "" : "CRC mismatch";
+        EXPECT_FALSE(why.empty()) << "flip at " << at;
+        EXPECT_NE(why.find(expect), std::string::npos) << "flip at " << at << ": " << why;
+    }
+}
+
+TEST(SnapshotFile, HeaderDamage)
+{
+    auto bytes = write_bytes(sample_state());
+    auto magic = bytes;
+    magic[0] = 'X';
+    EXPECT_NE(refusal(magic).find("bad magic"), std::string::npos);
+    auto newer = bytes;
+    newer[8] = 2;  // major version 2
+    EXPECT_NE(refusal(newer).find("format version 2.0 is not readable"), std::string::npos);
+    auto sizes = bytes;
+    sizes[40] ^= 0x01;  // blob length
+    EXPECT_NE(refusal(sizes).find("inconsistent sizes"), std::string::npos) << refusal(sizes);
+}
+
+TEST(SnapshotFile, BadDocumentsNameTheSectionAndField)
+{
+    VmState s = sample_state();
+    nlohmann::json doc = to_json(s, {0x2000});
+    auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+        nlohmann::json d = doc;
+        d["sections"]["memory"]["data"]["runs"][0]["blob"] = 0;
+        edit(d);
+        return refusal(write_bytes(s, &d));
+    };
+    EXPECT_NE(with([](auto& d) { d["sections"].erase("ioapic"); }).find("section 'ioapic' is missing"),
+              std::string::npos);
+    EXPECT_NE(with([](auto& d) { d["sections"]["vcpu/0"]["data"]["regs"]["rflags"] = "0x0"; })
+                  .find("field 'rflags'"),
+              std::string::npos);
+    EXPECT_NE(with([](auto& d) { d["sections"]["apic/0"]["data"]["irr"][0] = "0x20"; })
+                  .find("section 'apic/0'"),
+              std::string::npos);  // vector 5 pending: illegal
+    EXPECT_NE(with([](auto& d) { d["sections"]["machine"]["data"]["vcpus"] = 0; })
+                  .find("field 'vcpus': 0x0 out of range"),
+              std::string::npos);
+    EXPECT_NE(with([](auto& d) { d["sections"]["memory"]["data"]["runs"][0]["gpa"] = "0x40000000"; })
+                  .find("outside the machine's 16 MiB"),
+              std::string::npos);
+    EXPECT_NE(with([](auto& d) { d["sections"]["uart"]["min_version"] = 9; })
+                  .find("needs a reader of version 9"),
+              std::string::npos);
+    EXPECT_NE(with([](auto& d) { d["sections"]["gpu"] = {{"version", 1}, {"min_version", 1}, {"data", {}}}; })
+                  .find("section 'gpu' is required but unknown"),
+              std::string::npos);
+    EXPECT_EQ(with([](auto& d) {
+                  d["sections"]["gpu"] = {{"version", 1}, {"min_version", 1}, {"optional", true},
+                                          {"data", nlohmann::json::object()}};
+              }),
+              "");  // optional unknown sections are ignored
+    EXPECT_NE(with([](auto& d) { d["sections"]["vcpu/0"]["data"]["xsave"]["blob"] = 1 << 30; })
+                  .find("outside the blob area"),
+              std::string::npos);
+}
+
+TEST(SnapshotFile, JsonSyntaxErrorIsRefused)
+{
+    auto bytes = write_bytes(sample_state());
+    // Break the JSON, then make the CRC right again: only the JSON parser can catch it.
+    std::size_t json_start = kHeaderSize;
+    bytes[json_start] = '#';
+    std::uint32_t crc = crc32(&bytes[24], bytes.size() - 24);
+    std::memcpy(&bytes[16], &crc, 4);
+    EXPECT_NE(refusal(bytes).find("not valid JSON"), std::string::npos) << refusal(bytes);
+}
+
+TEST(SnapshotFile, WriterReplacesAtomicallyAndReportsErrors)
+{
+    EXPECT_THROW(Writer().commit("/nonexistent/dir/x.snap", nlohmann::json::object()), hv::Error);
+    char path[] = "/tmp/hvaccel-snapatomic-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    Writer().commit(path, {{"hvaccel", {{"format", "1.0"}}}, {"sections", nlohmann::json::object()}});
+    Reader r(path);
+    EXPECT_TRUE(r.doc().contains("sections"));
+    EXPECT_NE(access((std::string(path) + ".tmp." + std::to_string(getpid())).c_str(), F_OK), 0);
+    unlink(path);
+}
