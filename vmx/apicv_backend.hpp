@@ -29,7 +29,8 @@
 //   notification), as on hardware;
 // - IPIv posts to the target's PID without the target's acceptance checks; the hypervisor keeps a
 //   PID-pointer entry valid only while its APIC is enabled and software-enabled, so the difference
-//   does not show.
+//   does not show. IPIv and VT-d posts do not clear the TMR bit of an edge vector that was
+//   level-triggered before (the hardware never touches the TMR; KVM has the same staleness).
 #pragma once
 
 #include <array>

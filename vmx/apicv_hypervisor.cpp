@@ -108,6 +108,8 @@ void ApicvBackend::mirror_locked()
     // APIC-register virtualization reads what the hypervisor keeps on the page (KVM's regs page
     // is the virtual-APIC page). The hardware-owned registers and the ICR are not touched here.
     const apic::ApicState s = apic_.flatten(clock_.now());
+    // LocalApic::flatten() processes a due timer expiry: its vector goes to VIRR now.
+    inject_locked(drain_model_locked());
     const apic::ApicRegisterPage p = apic::to_register_page(s);
     for (uint32_t off : {apic::reg::kId, apic::reg::kVersion, apic::reg::kLdr, apic::reg::kDfr,
                          apic::reg::kSvr, apic::reg::kEsr, apic::reg::kTimerInitial,

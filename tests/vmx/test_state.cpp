@@ -86,18 +86,25 @@ TEST(Parity, RandomGuestMatchesEmulated)
         std::mt19937 rng(1234);
         enable(*p.emu, false);
         enable(*p.acc, false);
+        uint32_t last_what = 0, last_off = 0, last_v = 0;
         for (int step = 0; step < 4000; ++step) {
             const uint32_t what = rng() % 10;
             p.clock.ns.fetch_add(rng() % 300);
+            last_what = what;
             if (what < 4) {
                 const uint32_t off = regs[rng() % std::size(regs)];
                 const uint32_t v = sane_value(off, rng);
                 p.emu->mmio_write(kBase + off, 4, v);
                 p.acc->mmio_write(kBase + off, 4, v);
+                last_off = off; last_v = v;
             } else if (what < 6) {
-                const auto irq = fixed(static_cast<uint8_t>(0x10 + rng() % 0xF0),
-                                       rng() % 3 == 0 ? apic::Trigger::Level
-                                                      : apic::Trigger::Edge);
+                // Level-triggered vectors stay out of the IPI range (0x20-0xEF): an IPIv post
+                // of an edge vector does not clear a stale TMR bit (hardware does not touch
+                // the TMR), a documented difference.
+                const bool level = rng() % 3 == 0;
+                const auto irq = fixed(static_cast<uint8_t>(level ? 0xF0 + rng() % 0x10
+                                                                  : 0x10 + rng() % 0xF0),
+                                       level ? apic::Trigger::Level : apic::Trigger::Edge);
                 p.emu->deliver(irq);
                 p.acc->deliver(irq);
             } else if (what < 8) {
@@ -113,7 +120,11 @@ TEST(Parity, RandomGuestMatchesEmulated)
                 }
                 p.acc->leave_guest();
             } else {
-                // Read every register except the ones documented to differ (EOI reads VEOI).
+                // The guest runs (and reads) only after an entry, where posted vectors are
+                // processed. Read every register except EOI (VEOI keeps what was written).
+                p.acc->enter_guest();
+                p.emu->pending_vector();
+                p.acc->pending_vector();
                 for (uint32_t off = 0x20; off < 0x400; off += 0x10) {
                     if (off == reg::kEoi) {
                         continue;
@@ -122,11 +133,12 @@ TEST(Parity, RandomGuestMatchesEmulated)
                               p.acc->mmio_read(kBase + off, 4).value)
                         << "offset 0x" << std::hex << off << " step " << std::dec << step;
                 }
+                p.acc->leave_guest();
             }
-            if (step % 500 == 0) {
+            if (step % 50 == 0) {
                 const apic::ApicState a = p.emu->flatten();
                 const apic::ApicState b = p.acc->flatten();
-                ASSERT_EQ(a, b) << apic::describe_difference(a, b) << " step " << step;
+                ASSERT_EQ(a, b) << apic::describe_difference(a, b) << " step " << step << " what " << last_what << " off " << std::hex << last_off << " v " << last_v;
             }
         }
         EXPECT_EQ(p.pe.eois, p.pa.eois);
