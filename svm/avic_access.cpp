@@ -72,9 +72,9 @@ apic::AccessResult AvicBackend::mmio_read(uint64_t gpa, unsigned size)
         const apic::GuestTime t = now();
         const bool size_ok = size == 1 || size == 2 || size == 4;
         const AvicAccess acc = classify_read(reg, apic_.config().caps.cmci);
+        fold_locked(); // the page's IRR as posted so far (APR depends on it too)
         if (acc == AvicAccess::Accelerated && size_ok && in + size <= 4) {
-            // APM Vol2 15.29.4.1: the CPU reads the backing page (with every post folded in).
-            fold_locked();
+            // APM Vol2 15.29.4.1: the CPU reads the backing page.
             const uint64_t mask = size == 4 ? 0xFFFFFFFFULL : ((1ULL << (size * 8)) - 1);
             return apic::AccessResult::ok((page_value(reg) >> (in * 8)) & mask);
         }
@@ -98,6 +98,7 @@ apic::AccessResult AvicBackend::mmio_write(uint64_t gpa, unsigned size, uint32_t
         const auto off = static_cast<uint32_t>(gpa - *base);
         const uint32_t reg = off & ~0xFu;
         const apic::GuestTime t = now();
+        fold_locked(); // posts so far are accepted before the write changes acceptance (SVR)
         a.r = apic_.mmio_write(off, size, value, t);
         sync_locked(a.r.mode_changed);
         const bool whole = size == 4 && (off & 0xFu) == 0;
@@ -124,6 +125,9 @@ apic::AccessResult AvicBackend::msr_read(uint32_t msr)
         std::lock_guard lock(mu_);
         const apic::GuestTime t = now();
         const bool accel_mode = apic_.mode() == apic::ApicMode::X2Apic && vm_.options().x2avic;
+        if (is_x2apic_msr(msr)) {
+            fold_locked(); // IRR (and APR) as posted so far
+        }
         a.r = apic_.msr_read(msr, t);
         if (a.r.status == apic::AccessStatus::NotMine) {
             return a.r;
@@ -141,7 +145,6 @@ apic::AccessResult AvicBackend::msr_read(uint32_t msr)
                 acc = AvicAccess::Fault; // reserved in x2APIC mode: the hypervisor injects #GP
             }
             if (acc == AvicAccess::Accelerated) {
-                fold_locked();
                 a.r.value = off == apic::reg::kIcrLow
                                 ? (static_cast<uint64_t>(page_value(apic::reg::kIcrHigh)) << 32) |
                                       page_value(apic::reg::kIcrLow)
@@ -161,6 +164,9 @@ apic::AccessResult AvicBackend::msr_write(uint32_t msr, uint64_t value)
         std::lock_guard lock(mu_);
         const apic::GuestTime t = now();
         const bool accel_mode = apic_.mode() == apic::ApicMode::X2Apic && vm_.options().x2avic;
+        if (is_x2apic_msr(msr) || msr == apic::kMsrApicBase) {
+            fold_locked(); // posts so far are accepted before the write changes acceptance
+        }
         a.r = apic_.msr_write(msr, value, t);
         if (a.r.status == apic::AccessStatus::NotMine) {
             return a.r;
