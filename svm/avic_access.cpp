@@ -43,9 +43,11 @@ void AvicBackend::count_access_locked(AvicAccess a, uint32_t offset, bool write,
         return;
     case AvicAccess::Trap:
         exits_.add(AvicExit::NoaccelTrap);
+        noaccel_.add(static_cast<NoaccelSlot>(reg_group(offset)));
         break;
     case AvicAccess::Fault:
         exits_.add(write ? AvicExit::NoaccelFaultWrite : AvicExit::NoaccelFaultRead);
+        noaccel_.add(static_cast<NoaccelSlot>(kRegGroups + reg_group(offset)));
         break;
     }
     // APM Vol2 15.29.9.2: EXITINFO1 = offset | write << 32; EXITINFO2 = vector (EOI traps).

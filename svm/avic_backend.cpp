@@ -27,7 +27,8 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(AvicExit::Count)
 AvicBackend::AvicBackend(AvicVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
                          apic::GuestClock& clock, apic::ApicPlatform& platform,
                          apic::VcpuNotifier& notifier)
-    : vm_(vm), index_(index), clock_(clock), platform_(platform), apic_(cfg), exits_(kExitNames)
+    : vm_(vm), index_(index), clock_(clock), platform_(platform), apic_(cfg), exits_(kExitNames),
+      noaccel_(kNoaccelNames)
 {
     vm_.attach(index_, &notifier);
     // APM Vol2 15.29.3 "AVIC Enable": what the hypervisor programs into the VMCB.
@@ -418,6 +419,12 @@ apic::CounterList AvicBackend::exit_counters() const
 {
     apic::CounterList out;
     exits_.append_to(out);
+    // The AVIC_NOACCEL exits by register, only those that happened.
+    for (std::size_t i = 0; i < 2 * kRegGroups; ++i) {
+        if (const uint64_t v = noaccel_.get(static_cast<NoaccelSlot>(i)); v != 0) {
+            out.push_back({kNoaccelNames[i], v});
+        }
+    }
     return out;
 }
 

@@ -23,6 +23,7 @@
 #include "apic/backend.hpp"
 #include "apic/counters.hpp"
 #include "apic/local_apic.hpp"
+#include "svm/avic_noaccel_names.hpp"
 #include "svm/avic_regs.hpp"
 #include "svm/avic_vm.hpp"
 #include "svm/vmcb.hpp"
@@ -120,6 +121,7 @@ class AvicBackend final : public apic::ApicBackend {
     bool addressing_valid_ = false;
     std::atomic<bool> timer_dirty_{false};
     apic::CounterTable<AvicExit, static_cast<std::size_t>(AvicExit::Count)> exits_;
+    apic::CounterTable<NoaccelSlot, 2 * kRegGroups> noaccel_; // the 0x402 exits by register
 };
 
 } // namespace hv::svm

@@ -50,6 +50,7 @@ TEST(AvicAccess, LevelTriggeredEoiTrapsOnce)
     EXPECT_EQ(c.exit_code, 0x402u);
     EXPECT_EQ(c.exit_info_1, 0x1000000B0ULL);
     EXPECT_EQ(c.exit_info_2, 0x70u);
+    EXPECT_EQ(apic::counter_value(vm[0].exit_counters(), "avic_noaccel_trap_eoi"), 1u);
     ASSERT_EQ(vm.platform.eois.size(), 1u);
     EXPECT_EQ(vm.platform.eois[0], 0x70);
     // Edge-triggered: accelerated.
@@ -70,6 +71,8 @@ TEST(AvicAccess, X2avicLvtTimerWriteExitsOnce)
     EXPECT_EQ(vm.exits(0), 1u);
     EXPECT_EQ(vm[0].exits(AvicExit::NoaccelTrap), 2u);
     EXPECT_EQ(vm[0].vmcb().exit_info_1, 0x100000320ULL);
+    EXPECT_EQ(apic::counter_value(vm[0].exit_counters(), "avic_noaccel_trap_lvt_timer"), 1u);
+    EXPECT_EQ(apic::counter_value(vm[0].exit_counters(), "avic_noaccel_trap_svr"), 1u);
     // Accelerated x2APIC accesses: TPR write, reads of ID/LDR/TPR/PPR/ISR/ICR.
     vm[0].msr_write(0x808, 0x20);
     for (uint32_t msr : {0x802u, 0x80Du, 0x808u, 0x80Au, 0x810u, 0x830u, 0x832u}) {
@@ -102,6 +105,8 @@ TEST(AvicAccess, XapicExitsPerRegister)
     vm.rd(0, kTimerCurrent);
     vm.rd(0, kApr);
     EXPECT_EQ(vm[0].exits(AvicExit::NoaccelFaultRead), 2u);
+    EXPECT_EQ(apic::counter_value(vm[0].exit_counters(), "avic_noaccel_fault_tmcct"), 1u);
+    EXPECT_EQ(apic::counter_value(vm[0].exit_counters(), "avic_noaccel_fault_apr"), 1u);
     vm.wr(0, kLvtTimer, 0x30);
     vm.wr(0, kTimerInitial, 1000);
     vm.wr(0, kTimerDivide, 0xB);
