@@ -172,18 +172,45 @@ void AvicVm::update_addressing(std::size_t vcpu, const Addressing& a)
 
 void AvicVm::set_running(std::size_t vcpu, bool running)
 {
-    std::lock_guard lock(table_mu_);
-    Slot& s = slots_[vcpu];
-    s.running = running;
-    if (!s.phys_index) {
-        return;
+    uint32_t host = 0;
+    {
+        std::lock_guard lock(table_mu_);
+        Slot& s = slots_[vcpu];
+        s.running = running;
+        host = s.host_apic_id;
+        if (s.phys_index) {
+            // APM Vol2 15.29.3.1: IsRunning tells the CPU to ring the doorbell of the host APIC
+            // ID in the same entry. Erratum 1235: the CPU may see a stale IsRunning = 1 and
+            // neither ring nor exit, so the workaround never sets it (every IPI to another vCPU
+            // then exits).
+            const PhysicalEntry e{s.host_apic_id, backing_frame(vcpu),
+                                  running && !opt_.erratum_1235, true};
+            phys_->entry[*s.phys_index].store(encode(e), std::memory_order_seq_cst);
+        }
     }
-    // APM Vol2 15.29.3.1: IsRunning tells the CPU to ring the doorbell of the host APIC ID in the
-    // same entry. Erratum 1235: the CPU may see a stale IsRunning = 1 and neither ring nor exit,
-    // so the workaround never sets it (every IPI to another vCPU then exits).
-    const PhysicalEntry e{s.host_apic_id, backing_frame(vcpu), running && !opt_.erratum_1235,
-                          true};
-    phys_->entry[*s.phys_index].store(encode(e), std::memory_order_seq_cst);
+    if (running_hook_) {
+        running_hook_(vcpu, running, host);
+    }
+}
+
+std::optional<uint32_t> AvicVm::physical_index(std::size_t vcpu) const
+{
+    std::lock_guard lock(table_mu_);
+    return slots_[vcpu].phys_index;
+}
+
+uint32_t AvicVm::host_apic_id(std::size_t vcpu) const
+{
+    std::lock_guard lock(table_mu_);
+    return slots_[vcpu].host_apic_id;
+}
+
+void AvicVm::wake(std::size_t vcpu)
+{
+    slots_[vcpu].stats.add(AvicStat::Wakes);
+    if (auto* n = slots_[vcpu].notifier.load()) {
+        n->wake();
+    }
 }
 
 void AvicVm::set_host_apic_id(std::size_t vcpu, uint32_t host_apic_id)

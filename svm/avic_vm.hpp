@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -112,6 +113,16 @@ class AvicVm {
     bool is_running(std::size_t vcpu) const;
     // Whether the vCPU is in the guest (what an IOMMU IRTE's IsRun mirrors).
     bool in_guest(std::size_t vcpu) const { return sched(vcpu) == Sched::InGuest; }
+    // For the AMD IOMMU's GA mode (iommu/): the table index (guest physical APIC ID) and host
+    // APIC ID of a vCPU, the doorbell, and the hypervisor's wake-up (after a GA log entry).
+    std::optional<uint32_t> physical_index(std::size_t vcpu) const;
+    uint32_t host_apic_id(std::size_t vcpu) const;
+    void doorbell(std::size_t vcpu) { ring_doorbell(vcpu); }
+    void wake(std::size_t vcpu);
+    // Called (no lock held, vCPU thread) whenever a vCPU is loaded or put — where Linux updates
+    // the IOMMU IRTEs' IsRun and Dest (avic_update_iommu_vcpu_affinity). Set before vCPUs run.
+    using RunningHook = std::function<void(std::size_t vcpu, bool running, uint32_t host_apic_id)>;
+    void on_running_change(RunningHook hook) { running_hook_ = std::move(hook); }
 
     // --- hypervisor half ---
     void set_sched(std::size_t vcpu, Sched s);
@@ -156,6 +167,7 @@ class AvicVm {
     std::unique_ptr<LogicalIdTable> logical_;
     std::unique_ptr<Slot[]> slots_;
     mutable std::mutex table_mu_;
+    RunningHook running_hook_;
 };
 
 } // namespace hv::svm

@@ -1,5 +1,7 @@
 // The AVIC structures against values worked out from the APM layouts, and the table maintenance
 // the hypervisor half does when the guest changes its APIC ID, LDR, DFR or mode.
+#include <tuple>
+
 #include "tests/svm/avic_fixture.hpp"
 
 namespace hv::svm::test {
@@ -212,6 +214,37 @@ TEST(AvicStructures, X2avicIdsUpTo0x1FF)
     for (uint32_t i = 1; i <= 0xFE; ++i) {
         EXPECT_FALSE(plain.physical_entry(i).valid) << i;
     }
+}
+
+} // namespace
+} // namespace hv::svm::test
+
+namespace hv::svm::test {
+namespace {
+
+// What the AMD IOMMU's GA mode (iommu/) uses: the page from the IRTE's GA root pointer, the
+// posting primitive, IsRun/Dest from the load/put hook, the doorbell.
+TEST(AvicStructures, IommuFacingHooks)
+{
+    AvicFixture vm(2);
+    vm.enable_all();
+    std::vector<std::tuple<std::size_t, bool, uint32_t>> seen;
+    vm.vm.on_running_change([&](std::size_t v, bool r, uint32_t h) { seen.emplace_back(v, r, h); });
+    vm.vm.set_host_apic_id(1, 0x44);
+    vm[1].enter_guest();
+    vm[1].leave_guest();
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0], std::make_tuple(std::size_t{1}, true, 0x44u));
+    EXPECT_EQ(seen[1], std::make_tuple(std::size_t{1}, false, 0x44u));
+    EXPECT_EQ(vm.vm.physical_index(1), 1u);
+    EXPECT_EQ(vm.vm.host_apic_id(1), 0x44u);
+    const auto v = vm.vm.vcpu_at_frame(AvicVm::backing_frame(1));
+    ASSERT_EQ(v, 1u);
+    EXPECT_TRUE(post_to_backing_page(vm.vm.backing_page(*v), 0x77));
+    vm.vm.doorbell(*v);
+    EXPECT_EQ(vm.notifiers[1].kicks.load(), 1);
+    EXPECT_EQ(vm[1].pending_vector(), 0x77);
+    EXPECT_FALSE(vm.vm.vcpu_at_frame(AvicVm::backing_frame(2)).has_value());
 }
 
 } // namespace
