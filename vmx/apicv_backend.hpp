@@ -187,6 +187,7 @@ class ApicvBackend final : public apic::ApicBackend {
     void do_notify(Notify n);
     void finish(const Effects& fx);
     void post_self(uint8_t vector);
+    void count_post(const PostResult& r);
     void raise(const apic::VectorWords& w);
     void count_source(apic::Source s);
     void on_notification(); // ApicvVm::notify: NV = notification vector

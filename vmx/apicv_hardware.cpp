@@ -231,7 +231,7 @@ bool ApicvBackend::hw_ipi_virtualization(uint64_t icr, bool x2apic, Effects& fx)
         return false;
     }
     const auto vector = static_cast<uint8_t>(lo);
-    const PostResult r = vmx::post(*target, vector);
+    const PostResult r = vm_.post_counted(*target, vector);
     const auto idx = vm_.index_of(target);
     if (idx) {
         fx.ipiv_target = idx;

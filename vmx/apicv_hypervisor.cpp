@@ -273,10 +273,8 @@ void ApicvBackend::sync_pir_locked()
 {
     // KVM's vmx_sync_pir_to_irr before every entry; the model takes PIR whether or not ON is set
     // (a post that met SN=1 set PIR without ON).
-    if (opts_.posted_interrupts && !pid_.pir_empty()) {
+    if (opts_.posted_interrupts && (pid_.on() || !pid_.pir_empty())) {
         hw_process_posted();
-    } else if (opts_.posted_interrupts && pid_.on()) {
-        take_pir(pid_); // stale ON: clear it
     }
 }
 
@@ -396,6 +394,14 @@ void ApicvBackend::count_source(apic::Source s)
 void ApicvBackend::post_self(uint8_t vector)
 {
     const PostResult r = vmx::post(pid_, vector);
+    count_post(r);
+    if (r.notify) {
+        vm_.notify(index_, r);
+    }
+}
+
+void ApicvBackend::count_post(const PostResult& r)
+{
     stats_.add(ApicvStat::Posted);
     if (r.coalesced) {
         stats_.add(ApicvStat::Coalesced);
@@ -404,9 +410,6 @@ void ApicvBackend::post_self(uint8_t vector)
         stats_.add(ApicvStat::Suppressed);
     } else if (r.on_was_set) {
         stats_.add(ApicvStat::OnAlreadySet);
-    }
-    if (r.notify) {
-        vm_.notify(index_, r);
     }
 }
 

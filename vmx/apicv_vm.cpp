@@ -80,7 +80,7 @@ std::optional<std::size_t> ApicvVm::index_of(const PostedInterruptDescriptor* p)
     return static_cast<std::size_t>(p - first);
 }
 
-PostResult ApicvVm::post(PostedInterruptDescriptor& d, uint8_t vector)
+PostResult ApicvVm::post_counted(PostedInterruptDescriptor& d, uint8_t vector)
 {
     const PostResult r = vmx::post(d, vector);
     const auto idx = index_of(&d);
@@ -88,12 +88,17 @@ PostResult ApicvVm::post(PostedInterruptDescriptor& d, uint8_t vector)
         return r;
     }
     if (ApicvBackend* b = backends_[*idx].load(std::memory_order_acquire)) {
-        b->stats_.add(ApicvStat::Posted);
-        b->stats_.add(ApicvStat::Coalesced, r.coalesced ? 1 : 0);
-        b->stats_.add(ApicvStat::Suppressed, r.suppressed ? 1 : 0);
-        b->stats_.add(ApicvStat::OnAlreadySet, r.on_was_set ? 1 : 0);
+        b->count_post(r);
     }
-    notify(*idx, r);
+    return r;
+}
+
+PostResult ApicvVm::post(PostedInterruptDescriptor& d, uint8_t vector)
+{
+    const PostResult r = post_counted(d, vector);
+    if (const auto idx = index_of(&d)) {
+        notify(*idx, r);
+    }
     return r;
 }
 

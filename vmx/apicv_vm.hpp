@@ -62,6 +62,8 @@ class ApicvVm {
     PostResult post_to(std::size_t index, uint8_t vector) { return post(pids_[index], vector); }
     // The host side of "send NV to NDST" for the descriptor of vCPU `index`.
     void notify(std::size_t index, const PostResult& r);
+    // post() without the notification (the caller sends it later, e.g. outside a lock).
+    PostResult post_counted(PostedInterruptDescriptor& d, uint8_t vector);
 
   private:
     friend class ApicvBackend;
