@@ -417,6 +417,9 @@ void ApicvBackend::raise(const apic::VectorWords& w)
 {
     // Vectors for this vCPU from another thread (no lock held): posted, or without posted
     // interrupts put in VIRR with a kick/wake (KVM's "APICv without PI" path).
+    if (apic::highest_vector(w) == std::nullopt) {
+        return;
+    }
     if (opts_.posted_interrupts) {
         for (std::size_t i = 0; i < w.size(); ++i) {
             for (uint32_t bits = w[i]; bits != 0; bits &= bits - 1) {
