@@ -16,31 +16,58 @@ using namespace apic::reg;
 constexpr std::size_t kN = 3;
 
 struct Twin {
-    explicit Twin(AvicOptions opt) : avic(kN, opt)
+    explicit Twin(AvicOptions opt) : av(std::make_unique<AvicFixture>(kN, opt))
     {
         for (std::size_t i = 0; i < kN; ++i) {
             apic::LocalApicConfig cfg;
             cfg.id = static_cast<uint32_t>(i);
             cfg.bsp = i == 0;
-            emu.push_back(std::make_unique<apic::EmulatedApic>(i, cfg, avic.clock, pe, ne[i]));
+            emu.push_back(std::make_unique<apic::EmulatedApic>(i, cfg, clock, pe, ne[i]));
             pe.backends.push_back(emu.back().get());
+            (*av)[i].enter_guest(); // running vCPUs: IPIs take the doorbell path
         }
     }
+    AvicBackend& A(std::size_t i) { return (*av)[i]; }
     template <typename F> void both(std::size_t i, F f)
     {
-        f(static_cast<apic::ApicBackend&>(avic[i]));
+        f(static_cast<apic::ApicBackend&>(A(i)));
         f(static_cast<apic::ApicBackend&>(*emu[i]));
+    }
+    void advance(uint64_t ns)
+    {
+        clock.ns += ns;
+        av->clock.ns += ns;
     }
     void compare(const char* when)
     {
         for (std::size_t i = 0; i < kN; ++i) {
-            const apic::ApicState a = avic[i].flatten();
+            const apic::ApicState a = A(i).flatten();
             const apic::ApicState e = emu[i]->flatten();
             ASSERT_EQ(a, e) << when << " vCPU " << i << ": " << apic::describe_difference(a, e);
         }
     }
+    // Flatten every vCPU on avic, restore the states on the emulated twin and on a new avic VM
+    // with other options (another host), and carry on.
+    void migrate(AvicOptions to)
+    {
+        std::vector<apic::ApicState> states;
+        for (std::size_t i = 0; i < kN; ++i) {
+            states.push_back(A(i).flatten());
+        }
+        auto next = std::make_unique<AvicFixture>(kN, to);
+        next->clock.ns = clock.ns.load();
+        for (std::size_t i = 0; i < kN; ++i) {
+            ASSERT_EQ((*next)[i].restore(states[i]), std::nullopt);
+            ASSERT_EQ(emu[i]->restore(states[i]), std::nullopt);
+            (*next)[i].enter_guest();
+        }
+        retired.push_back(std::move(av));
+        av = std::move(next);
+    }
 
-    AvicFixture avic;
+    FakeClock clock;
+    std::unique_ptr<AvicFixture> av;
+    std::vector<std::unique_ptr<AvicFixture>> retired;
     std::array<FakeNotifier, kN> ne;
     RoutingPlatform pe;
     std::vector<std::unique_ptr<apic::EmulatedApic>> emu;
@@ -90,14 +117,14 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
         }
         case 1:
         case 2: { // the CPU takes an interrupt
-            const auto pa = t.avic[i].pending_vector();
+            const auto pa = t.A(i).pending_vector();
             if (std::getenv("AVIC_TRACE")) {
                 std::printf("  pending %x\n", pa.value_or(0));
             }
             const auto pe = t.emu[i]->pending_vector();
             ASSERT_EQ(pa, pe) << "step " << step;
             if (pa) {
-                const auto a = t.avic[i].ack();
+                const auto a = t.A(i).ack();
                 const auto e = t.emu[i]->ack();
                 ASSERT_EQ(a.vector, e.vector);
                 ASSERT_EQ(a.spurious, e.spurious);
@@ -133,8 +160,8 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
         }
         case 6: { // register reads
             const uint32_t off = pick(0x40) * 0x10;
-            const auto a = x2 ? t.avic[i].msr_read(apic::x2apic_msr(off))
-                              : t.avic[i].mmio_read(kApicBase + off, 4);
+            const auto a = x2 ? t.A(i).msr_read(apic::x2apic_msr(off))
+                              : t.A(i).mmio_read(kApicBase + off, 4);
             const auto e = x2 ? t.emu[i]->msr_read(apic::x2apic_msr(off))
                               : t.emu[i]->mmio_read(kApicBase + off, 4);
             ASSERT_EQ(a.status, e.status) << std::hex << off;
@@ -147,7 +174,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             wr(i, kTimerInitial, 1 + pick(5000));
             break;
         case 8: {
-            t.avic.clock.ns += pick(3000);
+            t.advance(pick(3000));
             for (std::size_t j = 0; j < kN; ++j) {
                 t.both(j, [&](apic::ApicBackend& b) { b.timer_fired(); });
             }
@@ -178,6 +205,13 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             }
             break;
         }
+        if (step == 2000) {
+            // Mid-workload: another AVIC flavour on "another host".
+            t.migrate(AvicOptions{!opt.x2avic, !opt.erratum_1235});
+            if (::testing::Test::HasFatalFailure()) {
+                return;
+            }
+        }
         if (std::getenv("AVIC_TRACE")) {
             if (std::getenv("AVIC_TRACE")[0] == '2') t.compare("trace");
             if (::testing::Test::HasFatalFailure()) {
@@ -206,11 +240,10 @@ TEST_P(AvicEquivalence, RandomGuestActivity)
 
 INSTANTIATE_TEST_SUITE_P(Modes, AvicEquivalence,
                          ::testing::Values(AvicOptions{false, false}, AvicOptions{false, true},
-                                           AvicOptions{true, false}),
+                                           AvicOptions{true, false}, AvicOptions{true, true}),
                          [](const ::testing::TestParamInfo<AvicOptions>& p) {
-                             return p.param.erratum_1235 ? std::string("erratum_1235")
-                                    : p.param.x2avic     ? std::string("x2avic")
-                                                         : std::string("avic");
+                             return std::string("avic") + (p.param.x2avic ? "_x2avic" : "") +
+                                    (p.param.erratum_1235 ? "_erratum_1235" : "");
                          });
 
 } // namespace

@@ -253,11 +253,10 @@ TEST_P(AvicStress, NothingLost)
 
 INSTANTIATE_TEST_SUITE_P(Modes, AvicStress,
                          ::testing::Values(AvicOptions{false, false}, AvicOptions{false, true},
-                                           AvicOptions{true, false}),
+                                           AvicOptions{true, false}, AvicOptions{true, true}),
                          [](const ::testing::TestParamInfo<AvicOptions>& p) {
-                             return p.param.erratum_1235 ? std::string("erratum_1235")
-                                    : p.param.x2avic     ? std::string("x2avic")
-                                                         : std::string("avic");
+                             return std::string("avic") + (p.param.x2avic ? "_x2avic" : "") +
+                                    (p.param.erratum_1235 ? "_erratum_1235" : "");
                          });
 
 } // namespace
