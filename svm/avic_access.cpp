@@ -236,7 +236,7 @@ void AvicBackend::finish(After& a)
 
 void AvicBackend::send_hardware_ipi(const apic::Ipi& ipi, uint64_t icr)
 {
-    const IpiOutcome o = vm_.hardware_ipi(index_, ipi, icr);
+    const IpiOutcome o = vm_.hardware_ipi(index_, ipi);
     if (!o.failure) {
         vm_.stats(index_).add(AvicStat::IpiAccelerated);
         return;

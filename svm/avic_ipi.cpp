@@ -131,7 +131,7 @@ std::optional<IpiFailure> AvicVm::lookup(std::size_t sender, const apic::Ipi& ip
     return std::nullopt;
 }
 
-IpiOutcome AvicVm::hardware_ipi(std::size_t sender, const apic::Ipi& ipi, uint64_t /*icr*/)
+IpiOutcome AvicVm::hardware_ipi(std::size_t sender, const apic::Ipi& ipi)
 {
     IpiOutcome out;
     if (ipi.mode != apic::DeliveryMode::Fixed || ipi.trigger != apic::Trigger::Edge) {

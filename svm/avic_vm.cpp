@@ -2,6 +2,9 @@
 #include "svm/avic_vm.hpp"
 
 #include <array>
+#include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "svm/avic_backend.hpp"
 
@@ -29,6 +32,10 @@ AvicVm::AvicVm(std::size_t vcpus, const AvicOptions& options)
     : n_(vcpus), opt_(options), phys_(std::make_unique<PhysicalIdTable>()),
       logical_(std::make_unique<LogicalIdTable>()), slots_(std::make_unique<Slot[]>(vcpus))
 {
+    if (vcpus == 0 || vcpus > phys::kMaxIndexX2avic + 1) {
+        throw std::invalid_argument(fmt::format("AvicVm: {} vCPUs (1..{} supported)", vcpus,
+                                                phys::kMaxIndexX2avic + 1));
+    }
     pages_.reserve(vcpus);
     for (std::size_t i = 0; i < vcpus; ++i) {
         pages_.push_back(std::make_unique<BackingPage>());
@@ -44,6 +51,10 @@ std::unique_ptr<apic::ApicBackend> AvicVm::make_backend(std::size_t index,
                                                         apic::ApicPlatform& platform,
                                                         apic::VcpuNotifier& notifier)
 {
+    if (index >= n_) {
+        throw std::out_of_range(
+            fmt::format("AvicVm::make_backend: vCPU index {} of a {}-vCPU VM", index, n_));
+    }
     attach(index, &notifier);
     return std::make_unique<AvicBackend>(*this, index, cfg, clock, platform, notifier);
 }

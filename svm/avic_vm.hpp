@@ -78,12 +78,14 @@ struct IpiOutcome {
 
 class AvicVm {
   public:
+    // Throws std::invalid_argument for 0 vCPUs or more than the physical table can address.
     AvicVm(std::size_t vcpus, const AvicOptions& options);
     ~AvicVm();
     AvicVm(const AvicVm&) = delete;
     AvicVm& operator=(const AvicVm&) = delete;
 
-    // One backend per vCPU index, created once; the VM must outlive it.
+    // One backend per vCPU index, created once; the VM must outlive it. Throws
+    // std::out_of_range for an index >= vcpus().
     std::unique_ptr<apic::ApicBackend> make_backend(std::size_t index,
                                                     const apic::LocalApicConfig& cfg,
                                                     apic::GuestClock& clock,
@@ -104,8 +106,8 @@ class AvicVm {
     uint64_t logical_table_pointer() const;  // VMCB 0xF0
 
     // --- hardware half ---
-    // The AVIC IPI engine for an ICR write by `sender` (icr = ICRH:ICRL as in the backing page).
-    IpiOutcome hardware_ipi(std::size_t sender, const apic::Ipi& ipi, uint64_t icr);
+    // The AVIC IPI engine for an ICR (or SELF_IPI) write by `sender`, decoded from the page.
+    IpiOutcome hardware_ipi(std::size_t sender, const apic::Ipi& ipi);
     // Post a vector to a vCPU's backing page and notify it as the hypervisor / IOMMU would:
     // doorbell if it is in the guest, wake-up if it is blocked. Returns false if coalesced.
     bool post_interrupt(std::size_t vcpu, uint8_t vector, AvicStat source = AvicStat::PostedDevice);

@@ -249,3 +249,20 @@ TEST(AvicStructures, IommuFacingHooks)
 
 } // namespace
 } // namespace hv::svm::test
+
+namespace hv::svm::test {
+namespace {
+
+TEST(AvicStructures, SetupErrorsNameTheProblem)
+{
+    EXPECT_THROW(AvicVm(0, AvicOptions{}), std::invalid_argument);
+    EXPECT_THROW(AvicVm(513, AvicOptions{}), std::invalid_argument);
+    AvicVm vm(1, AvicOptions{});
+    FakeClock c;
+    FakeNotifier n;
+    RoutingPlatform p;
+    EXPECT_THROW(vm.make_backend(1, apic::LocalApicConfig{}, c, p, n), std::out_of_range);
+}
+
+} // namespace
+} // namespace hv::svm::test
