@@ -1,0 +1,136 @@
+// AvicBackend: interrupt delivery from any thread (the backing page + doorbell / wake-up for
+// fixed edge vectors, the hypervisor's model for the rest), local LVT sources and the LAPIC
+// timer, which the hypervisor half emulates.
+#include "svm/avic_backend.hpp"
+
+namespace hv::svm {
+
+// --- delivery (any thread) ---
+
+void AvicBackend::deliver(const apic::Interrupt& irq)
+{
+    const bool fixed = irq.mode == apic::DeliveryMode::Fixed ||
+                       irq.mode == apic::DeliveryMode::LowestPriority;
+    // An edge vector whose TMR bit is set must clear it (SDM Vol3 11.8.4): the hypervisor's
+    // model does that, as KVM's __apic_accept_irq does before posting.
+    const auto tmr_word = vm_.backing_page(index_).load(apic::reg::kTmr + 0x10u * (irq.vector >> 5));
+    const bool tmr_set = ((tmr_word >> (irq.vector & 31u)) & 1u) != 0;
+    if (fixed && irq.trigger == apic::Trigger::Edge && apic::is_legal_vector(irq.vector) &&
+        !tmr_set) {
+        // The hardware-shaped path: IRR bit in the backing page, then doorbell or wake-up.
+        vm_.post_interrupt(index_, irq.vector);
+        return;
+    }
+    bool pending = false;
+    {
+        std::lock_guard lock(mu_);
+        bool replace = false;
+        switch (irq.mode) {
+        case apic::DeliveryMode::Fixed:
+        case apic::DeliveryMode::LowestPriority:
+            // Level-triggered (TMR) or illegal vectors (ESR) need the hypervisor's model.
+            fold_locked();
+            if (!apic_.accept(irq.vector, irq.trigger)) {
+                vm_.stats(index_).add(AvicStat::Refused);
+            }
+            break;
+        case apic::DeliveryMode::Nmi:
+            events_.nmi = true;
+            break;
+        case apic::DeliveryMode::Smi:
+            events_.smi = true;
+            break;
+        case apic::DeliveryMode::Init:
+            if (irq.assert_level || irq.trigger == apic::Trigger::Edge) {
+                apic_.init();
+                events_.init = true;
+                events_.sipi.reset();
+                replace = true;
+            }
+            break;
+        case apic::DeliveryMode::StartUp:
+            if (auto v = apic_.sipi(irq.vector)) {
+                events_.sipi = v;
+            }
+            break;
+        case apic::DeliveryMode::ExtInt:
+            events_.extint = true;
+            break;
+        case apic::DeliveryMode::Reserved3:
+            vm_.stats(index_).add(AvicStat::Refused);
+            break;
+        }
+        sync_locked(replace);
+        pending = pending_locked();
+    }
+    flush_timer();
+    if (pending) {
+        vm_.notify(index_, AvicStat::Kicks);
+    }
+}
+
+void AvicBackend::raise_lvt(apic::Lvt which)
+{
+    bool pending = false;
+    {
+        std::lock_guard lock(mu_);
+        fold_locked();
+        const apic::LvtResult res = apic_.raise_lvt(which);
+        bool replace = false;
+        switch (res.event) {
+        case apic::LocalEvent::Nmi:
+            events_.nmi = true;
+            break;
+        case apic::LocalEvent::Smi:
+            events_.smi = true;
+            break;
+        case apic::LocalEvent::Init:
+            apic_.init();
+            events_.init = true;
+            replace = true;
+            break;
+        case apic::LocalEvent::ExtInt:
+            events_.extint = true;
+            break;
+        case apic::LocalEvent::Fixed:
+        case apic::LocalEvent::None:
+        case apic::LocalEvent::Masked:
+            break;
+        }
+        sync_locked(replace);
+        pending = pending_locked();
+    }
+    flush_timer();
+    if (pending) {
+        vm_.notify(index_, AvicStat::Doorbells);
+    }
+}
+
+// --- the LAPIC timer, emulated by the hypervisor half ---
+
+std::optional<uint64_t> AvicBackend::timer_deadline() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.next_timer_deadline();
+}
+
+void AvicBackend::timer_fired()
+{
+    bool changed = false;
+    bool pending = false;
+    {
+        std::lock_guard lock(mu_);
+        const apic::GuestTime t = now();
+        poll_timer_locked(t, changed);
+        if (changed) {
+            sync_locked(false); // the timer vector lands in the backing page IRR
+        }
+        pending = apic_.highest_pending().has_value();
+    }
+    if (pending) {
+        vm_.notify(index_, AvicStat::Doorbells); // Linux: kvm_apic_set_irr + avic doorbell
+    }
+    flush_timer();
+}
+
+} // namespace hv::svm
