@@ -13,7 +13,8 @@ enum { V_TICK = 0x50, V_DEADLINE = 0x51, V_ONESHOT = 0x52, V_PING = 0x60, V_PONG
 #define TARGET_TICKS 600
 #define LINE 11
 
-static volatile unsigned ticks, deadlines, oneshots, pings, pongs, levels;
+static volatile unsigned ticks, deadlines, oneshots, pings, pongs, levels, redeliveries;
+static volatile bool line_high;
 static volatile unsigned tsc_backwards;
 static volatile uint64_t last_tsc[3];
 static uint64_t tsc_per_ms;
@@ -67,11 +68,19 @@ static void on_pong(struct rt_frame *f)
     apic_eoi();
 }
 
+/* A delivery while the line is already low is a redelivery: the IOAPIC saw the EOI before the
+ * handler lowered the line. KVM's split irqchip on the development hosts does that under load
+ * (docs/apic.md); the architecture does not. Counted apart and reported. */
 static void on_level(struct rt_frame *f)
 {
     (void)f;
-    ++levels;
-    outb((uint16_t)(0x2000 + LINE), 0);
+    if (line_high) {
+        ++levels;
+        line_high = false;
+        outb((uint16_t)(0x2000 + LINE), 0);
+    } else {
+        ++redeliveries;
+    }
     apic_eoi();
 }
 
@@ -134,6 +143,7 @@ void guest_main(void)
         }
         if (levels == raised && raised * 8 < ticks) {
             ++raised;
+            line_high = true;
             outb((uint16_t)(0x2000 + LINE), 1);
         }
         if (!ap2_started && ticks >= TARGET_TICKS / 2) {
@@ -155,5 +165,6 @@ void guest_main(void)
     rt_check(deadlines > 10 && oneshots > 2, "AP timers ran (%u deadline, %u one-shot)", deadlines,
              oneshots);
     rt_check(tsc_backwards == 0, "the TSC never went backwards (%u)", tsc_backwards);
+    rt_printf("level redeliveries after EOI: %u\n", redeliveries);
     rt_puts("done\n");
 }
