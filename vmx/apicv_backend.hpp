@@ -82,7 +82,7 @@ enum class ApicvStat : uint8_t {
     Posted,        // post() calls on this vCPU's PID (deliver, IPIv, VT-d)
     Coalesced,     // vector already pending in PIR or VIRR
     Suppressed,    // post with SN set: no notification
-    OnAlreadySet,  // post with ON already set: covered by an earlier notification
+    NotifySent,    // posts that changed ON 0 -> 1 (on_already_set = posted - these - suppressed)
     Notifications, // notification vector sent (the vCPU runs: no exit)
     Wakeups,       // wake-up vector: the blocked vCPU was woken
     Kicks,         // every VcpuNotifier::kick()
