@@ -355,3 +355,77 @@ TEST(AvicIpi, X2apicWithoutX2avicIsIntercepted)
 
 } // namespace
 } // namespace hv::svm::test
+
+namespace hv::svm::test {
+namespace {
+
+TEST(AvicIpi, OwnPhysicalIdInErratumModeTakesNoExit)
+{
+    AvicFixture vm(2, AvicOptions{false, true});
+    vm.enable_all();
+    vm[0].enter_guest();
+    vm.ipi(0, 0, 0x70); // physical destination = own ID: through the table, but self
+    EXPECT_EQ(vm.exits(0), 0u);
+    EXPECT_EQ(vm[0].pending_vector(), 0x70);
+}
+
+TEST(AvicIpi, UndefinedSenderDfrModelIsAnInvalidTarget)
+{
+    AvicFixture vm(2);
+    vm.enable_all();
+    vm.wr(1, kLdr, 0x01000000);
+    vm.wr(0, apic::reg::kDfr, 0x5FFFFFFF);
+    vm.mark();
+    vm.ipi(0, 0x01, kLogical | 0x71);
+    EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidTarget), 1u);
+    // Software resolves with each receiver's own DFR (flat here): vCPU 1 gets it.
+    EXPECT_EQ(vm[1].pending_vector(), 0x71);
+}
+
+TEST(AvicIpi, X2avicLogicalClusterBeyondTheTable)
+{
+    AvicFixture vm(2, AvicOptions{true, false});
+    vm.enable_all();
+    vm.to_x2apic(0);
+    vm.to_x2apic(1);
+    vm[0].msr_write(0x830, (0x00200001ULL << 32) | kLogical | 0x72); // cluster 0x20 -> ID 0x200
+    EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidTarget), 1u);
+    EXPECT_EQ(vm[0].vmcb().exit_info_2, (2ULL << 32) | (0x200 & 0x1FF));
+}
+
+TEST(AvicIpi, HypervisorDeliveryNotifiesByVcpuState)
+{
+    AvicFixture vm(1);
+    vm.enable_all();
+    // Level-triggered (needs the hypervisor's TMR) to a running vCPU: kick.
+    vm[0].enter_guest();
+    vm[0].deliver({0x30, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
+    EXPECT_EQ(vm.notifiers[0].kicks.load(), 1);
+    EXPECT_EQ(vm.vm.stat(0, AvicStat::Kicks), 1u);
+    // NMI to a halted vCPU: wake.
+    EXPECT_EQ(vm[0].ack().vector, 0x30);
+    vm[0].leave_guest();
+    ASSERT_TRUE(vm[0].block());
+    vm[0].deliver({0, apic::DeliveryMode::Nmi, apic::Trigger::Edge, true, apic::Source::Ipi});
+    EXPECT_EQ(vm.notifiers[0].wakes.load(), 1);
+    EXPECT_TRUE(vm[0].take_events().nmi);
+    // An edge delivery of a vector whose TMR bit is set clears TMR (SDM Vol3 11.8.4).
+    vm[0].unblock();
+    vm[0].deliver({0x31, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
+    vm[0].deliver({0x31, apic::DeliveryMode::Fixed, apic::Trigger::Edge, true, apic::Source::Msi});
+    EXPECT_EQ(vm.rd(0, apic::reg::kTmr + 0x10) & (1u << (0x31 - 32)), 0u);
+}
+
+TEST(AvicIpi, DisabledApicRefusesPosts)
+{
+    AvicFixture vm(1);
+    vm.enable_all();
+    vm[0].msr_write(apic::kMsrApicBase, kApicBase | apic::base::kBsp); // EN = 0
+    vm.vm.post_interrupt(0, 0x80);                                     // e.g. a stale IRTE
+    EXPECT_EQ(vm[0].pending_vector(), std::nullopt);
+    EXPECT_FALSE(vm.irr_in_page(0, 0x80));
+    EXPECT_EQ(vm.vm.stat(0, AvicStat::Refused), 1u);
+}
+
+} // namespace
+} // namespace hv::svm::test
