@@ -148,6 +148,90 @@ TEST(Parity, RandomGuestMatchesEmulated)
     }
 }
 
+uint64_t sane_x2apic_value(uint32_t msr, std::mt19937& rng)
+{
+    const uint64_t v = rng();
+    const bool raw = v % 8 == 0; // sometimes reserved bits: #GP on both
+    switch (msr) {
+    case 0x808:
+        return raw ? v : (v & 0xF0u);
+    case 0x80F:
+        return raw ? v : (0x100u | (v & 0x10F0u) | 0xF);
+    case 0x830: {
+        const uint64_t kinds[] = {(1u << 18), 0x4000u, (2u << 18), 0x4000u | 0x800u};
+        return ((v >> 20) & 1u) << 32 | kinds[v % 4] | (0x20u + (v >> 8) % 0xD0u);
+    }
+    case 0x83F:
+        return raw ? v : (0x20u + v % 0xD0u);
+    case 0x80B:
+    case 0x828:
+        return raw ? 1 : 0;
+    case 0x838:
+        return v % 5000;
+    case 0x832:
+    case 0x835:
+    case 0x837:
+    case 0x834:
+        return raw ? v : (v & 0x000307FFu & ~0x700u);
+    case 0x83E:
+        return raw ? v : (v & 0xBu);
+    default:
+        return v;
+    }
+}
+
+TEST(Parity, RandomX2apicGuestMatchesEmulated)
+{
+    const uint32_t msrs[] = {0x808, 0x80B, 0x80F, 0x828, 0x830, 0x832, 0x834,
+                             0x835, 0x837, 0x838, 0x83E, 0x83F, 0x802, 0x80D};
+    for (const ApicvOptions& o : all_option_sets()) {
+        Pair p(o);
+        std::mt19937 rng(99);
+        enable(*p.emu, true);
+        enable(*p.acc, true);
+        for (int step = 0; step < 4000; ++step) {
+            const uint32_t what = rng() % 10;
+            p.clock.ns.fetch_add(rng() % 300);
+            if (what < 4) {
+                const uint32_t msr = msrs[rng() % std::size(msrs)];
+                const uint64_t v = sane_x2apic_value(msr, rng);
+                const apic::AccessResult a = p.emu->msr_write(msr, v);
+                const apic::AccessResult b = p.acc->msr_write(msr, v);
+                ASSERT_EQ(a.status, b.status) << std::hex << msr << " " << v << " step " << step;
+            } else if (what < 6) {
+                const bool level = rng() % 3 == 0;
+                const auto irq = fixed(static_cast<uint8_t>(level ? 0xF0 + rng() % 0x10
+                                                                  : 0x10 + rng() % 0xF0),
+                                       level ? apic::Trigger::Level : apic::Trigger::Edge);
+                p.emu->deliver(irq);
+                p.acc->deliver(irq);
+            } else if (what < 8) {
+                p.acc->enter_guest();
+                ASSERT_EQ(p.emu->pending_vector(), p.acc->pending_vector()) << step;
+                if (p.emu->pending_vector()) {
+                    ASSERT_EQ(p.emu->ack().vector, p.acc->ack().vector) << step;
+                }
+                p.acc->leave_guest();
+            } else {
+                p.acc->enter_guest();
+                p.emu->pending_vector();
+                p.acc->pending_vector();
+                for (uint32_t msr = 0x800; msr < 0x840; ++msr) {
+                    const apic::AccessResult a = p.emu->msr_read(msr);
+                    const apic::AccessResult b = p.acc->msr_read(msr);
+                    ASSERT_EQ(a.status, b.status) << std::hex << msr << " step " << std::dec << step;
+                    ASSERT_EQ(a.value, b.value) << std::hex << msr << " step " << std::dec << step;
+                }
+                p.acc->leave_guest();
+            }
+        }
+        EXPECT_EQ(p.pe.eois, p.pa.eois);
+        const apic::ApicState a = p.emu->flatten();
+        const apic::ApicState b = p.acc->flatten();
+        EXPECT_EQ(a, b) << apic::describe_difference(a, b);
+    }
+}
+
 TEST(State, PirMergedIntoIrrEvenWhenOnIsClear)
 {
     TestVm vm(1, ApicvOptions{});
