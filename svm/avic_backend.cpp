@@ -157,10 +157,13 @@ apic::AckResult AvicBackend::ack()
     {
         std::lock_guard lock(mu_);
         fold_locked();
-        a = apic_.ack();
-        if (!a.spurious) {
-            vm_.backing_page(index_).clear_irr(a.vector); // IRR -> ISR in the page
+        // IRR -> ISR: the page bit is cleared before the model moves the vector, so a post that
+        // lands after this point sets IRR again (a new interrupt) instead of merging with the
+        // one being taken — the order the CPU's own IRR -> ISR move has.
+        if (const auto v = apic_.highest_pending()) {
+            vm_.backing_page(index_).clear_irr(*v);
         }
+        a = apic_.ack();
         sync_locked(false);
     }
     flush_timer();
