@@ -75,10 +75,12 @@ apic::AccessResult AvicBackend::mmio_read(uint64_t gpa, unsigned size)
         const bool size_ok = size == 1 || size == 2 || size == 4;
         const AvicAccess acc = classify_read(reg, apic_.config().caps.cmci);
         fold_locked(); // the page's IRR as posted so far (APR depends on it too)
-        if (acc == AvicAccess::Accelerated && size_ok && in + size <= 4) {
-            // APM Vol2 15.29.4.1: the CPU reads the backing page.
+        if (acc == AvicAccess::Accelerated && size_ok && (in + size <= 4 || in >= 4) &&
+            in + size <= 16) {
+            // APM Vol2 15.29.4.1: the CPU reads the backing page (bytes 4-15 of a slot are 0).
             const uint64_t mask = size == 4 ? 0xFFFFFFFFULL : ((1ULL << (size * 8)) - 1);
-            return apic::AccessResult::ok((page_value(reg) >> (in * 8)) & mask);
+            const uint32_t dword = in < 4 ? page_value(reg) : 0;
+            return apic::AccessResult::ok((dword >> (in * 8)) & mask);
         }
         count_access_locked(acc == AvicAccess::Accelerated ? AvicAccess::Fault : acc, reg, false, 0);
         a.r = apic_.mmio_read(off, size, t);

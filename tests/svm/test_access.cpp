@@ -191,10 +191,12 @@ TEST(AvicAccess, SameRegistersAsEmulated)
     EXPECT_EQ(p.avic->ack().vector, p.emu->ack().vector);
     p.clock.ns = 777;
     for (uint32_t off = 0; off < 0x400; off += 0x10) {
-        for (unsigned size : {1u, 2u, 4u}) {
-            const auto a = p.avic->mmio_read(kApicBase + off, size);
-            const auto e = p.emu->mmio_read(kApicBase + off, size);
-            EXPECT_EQ(a.value, e.value) << std::hex << off << " size " << size;
+        for (uint32_t in : {0u, 1u, 2u, 4u, 8u, 12u, 14u}) {
+            for (unsigned size : {1u, 2u, 4u}) {
+                const auto a = p.avic->mmio_read(kApicBase + off + in, size);
+                const auto e = p.emu->mmio_read(kApicBase + off + in, size);
+                EXPECT_EQ(a.value, e.value) << std::hex << off + in << " size " << size;
+            }
         }
     }
     p.clock.ns = 900;
