@@ -7,7 +7,7 @@
 //   virtualization, TPR/PPR/EOI/self-IPI virtualization, virtual-interrupt delivery, posted-
 //   interrupt processing, IPI virtualization — and which accesses exit (SDM Vol3 chapter 30,
 //   "APIC Virtualization and Virtual Interrupts"; chapter 29 in older editions);
-// - hypervisor half (apicv_hypervisor.cpp, apicv_exits.cpp): what KVM's vmx.c / posted_intr.c /
+// - hypervisor half (apicv_hypervisor.cpp, apicv_access.cpp): what KVM's vmx.c / posted_intr.c /
 //   lapic.c do — APIC-access, APIC-write, EOI-induced, MSR and TPR-below-threshold exits, the
 //   EOI-exit bitmap, posting from other threads, NV/NDST/SN on load/put/block, the LAPIC timer.
 //
@@ -151,6 +151,7 @@ class ApicvBackend final : public apic::ApicBackend {
         PostResult ipiv_post;
         Notify notify = Notify::None;
         bool timer_changed = false;
+        bool timer_dirty = false; // the mirror processed a timer expiry
     };
 
     // --- hardware half (apicv_hardware.cpp) ---
@@ -195,7 +196,7 @@ class ApicvBackend final : public apic::ApicBackend {
     bool fast_path_ok(uint8_t vector) const;
     void deliver_slow(const apic::Interrupt& irq);
 
-    // --- exits (apicv_exits.cpp) ---
+    // --- exits (apicv_access.cpp) ---
     apic::AccessResult xapic_read_exit(uint32_t offset, unsigned size, Effects& fx);
     apic::AccessResult xapic_write_exit(uint32_t offset, unsigned size, uint32_t value,
                                         Effects& fx);
@@ -226,6 +227,7 @@ class ApicvBackend final : public apic::ApicBackend {
     apic::VectorWords tmr_{};
     apic::VectorWords ioapic_eoi_{};
     std::optional<uint32_t> table_id_;
+    bool timer_dirty_ = false; // set by mirror_locked(), reported by the next finish()
 
     // Read lock-free by deliver() on other threads; written under mu_.
     std::atomic<bool> accepting_{false};

@@ -3,6 +3,8 @@
 // flatten/restore and counters.
 #include <sched.h>
 
+#include <utility>
+
 #include "vmx/apicv_backend.hpp"
 
 namespace hv::vmx {
@@ -107,9 +109,12 @@ void ApicvBackend::mirror_locked()
 {
     // APIC-register virtualization reads what the hypervisor keeps on the page (KVM's regs page
     // is the virtual-APIC page). The hardware-owned registers and the ICR are not touched here.
+    const auto deadline = apic_.next_timer_deadline();
     const apic::ApicState s = apic_.flatten(clock_.now());
-    // LocalApic::flatten() processes a due timer expiry: its vector goes to VIRR now.
+    // LocalApic::flatten() processes a due timer expiry: its vector goes to VIRR now, and the
+    // host timer must be re-armed.
     inject_locked(drain_model_locked());
+    timer_dirty_ = timer_dirty_ || deadline != apic_.next_timer_deadline();
     const apic::ApicRegisterPage p = apic::to_register_page(s);
     for (uint32_t off : {apic::reg::kId, apic::reg::kVersion, apic::reg::kLdr, apic::reg::kDfr,
                          apic::reg::kSvr, apic::reg::kEsr, apic::reg::kTimerInitial,
@@ -361,7 +366,7 @@ void ApicvBackend::finish(const Effects& fx)
     if (fx.ioapic_eoi) {
         platform_.eoi_to_ioapic(*fx.ioapic_eoi);
     }
-    if (fx.timer_changed || fx.model.timer_changed || fx.model.mode_changed) {
+    if (fx.timer_changed || fx.model.timer_changed || fx.model.mode_changed || fx.timer_dirty) {
         platform_.timer_changed(index_);
     }
 }
@@ -469,6 +474,7 @@ void ApicvBackend::deliver_slow(const apic::Interrupt& irq)
 {
     apic::VectorWords raised{};
     Notify n = Notify::None;
+    bool timer = false;
     {
         std::lock_guard lock(mu_);
         const apic::PendingEvents events_before = events_;
@@ -519,6 +525,7 @@ void ApicvBackend::deliver_slow(const apic::Interrupt& irq)
             stats_.add(ApicvStat::Refused);
             break;
         }
+        timer = std::exchange(timer_dirty_, false);
         // Fixed vectors notify through raise(); events (NMI, INIT, ...) need the hypervisor.
         if (!(events_ == events_before)) {
             n = notify_locked();
@@ -526,6 +533,9 @@ void ApicvBackend::deliver_slow(const apic::Interrupt& irq)
     }
     do_notify(n);
     raise(raised);
+    if (timer) {
+        platform_.timer_changed(index_);
+    }
 }
 
 apic::DestInfo ApicvBackend::dest_info() const

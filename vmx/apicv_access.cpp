@@ -4,6 +4,8 @@
 // KVM's handle_apic_access / handle_apic_write / handle_apic_eoi_induced / x2APIC MSR paths do.
 #include "vmx/apicv_backend.hpp"
 
+#include <utility>
+
 namespace hv::vmx {
 namespace {
 
@@ -60,6 +62,7 @@ apic::AccessResult ApicvBackend::mmio_read(uint64_t gpa, unsigned size)
         }
         count_exit(ApicvExit::ApicAccess);
         r = xapic_read_exit(offset, size, fx);
+        fx.timer_dirty = std::exchange(timer_dirty_, false);
     }
     finish(fx);
     return r;
@@ -110,6 +113,7 @@ apic::AccessResult ApicvBackend::mmio_write(uint64_t gpa, unsigned size, uint32_
             count_exit(ApicvExit::ApicAccess);
             r = xapic_write_exit(offset, size, value, fx);
         }
+        fx.timer_dirty = std::exchange(timer_dirty_, false);
     }
     finish(fx);
     return r;
@@ -235,6 +239,7 @@ apic::AccessResult ApicvBackend::msr_read(uint32_t msr)
         }
         count_exit(ApicvExit::MsrRead);
         r = msr_read_exit(msr, fx);
+        fx.timer_dirty = std::exchange(timer_dirty_, false);
     }
     finish(fx);
     return r;
@@ -326,6 +331,7 @@ apic::AccessResult ApicvBackend::msr_write(uint32_t msr, uint64_t value)
         if (fx.model.status != apic::AccessStatus::Ok) {
             r = fx.model;
         }
+        fx.timer_dirty = std::exchange(timer_dirty_, false);
     }
     finish(fx);
     return r;
