@@ -10,6 +10,7 @@ enum { V_UNI = 0x50, V_ALL = 0x51, V_LOGICAL = 0x52, V_LOWEST = 0x53, V_REPLY = 
 
 static volatile unsigned got[RT_MAX_CPUS][4];
 static volatile unsigned ap_id[RT_MAX_CPUS];
+static volatile bool ap_done[RT_MAX_CPUS];
 static volatile unsigned replies;
 static unsigned ncpus;
 
@@ -35,6 +36,25 @@ static void ap_main(unsigned cpu)
     /* Logical flat mode: one LDR bit per AP (SDM Vol3 11.6.2.2). */
     apic_write(APIC_DFR, 0xffffffff);
     apic_write(APIC_LDR, (1u << cpu) << 24);
+    ap_done[cpu] = true;
+}
+
+/* The APs report in before running ap_main(); wait (bounded) until each has run it. */
+static bool aps_set_up(unsigned n)
+{
+    apic_write(APIC_TDCR, 0xb);
+    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0xfc);
+    apic_write(APIC_TMICT, 1000000);
+    bool all = false;
+    for (int i = 0; i < 3000 && !all; ++i) {
+        all = true;
+        for (unsigned cpu = 1; cpu < n; ++cpu)
+            all = all && ap_done[cpu];
+        if (!all)
+            rt_wait_irq();
+    }
+    apic_write(APIC_LVT_TIMER, LVT_MASKED | 0xfc);
+    return all;
 }
 
 /* The total of test IPIs of kind `k` that all CPUs have taken. */
@@ -84,6 +104,7 @@ void guest_main(void)
     for (unsigned cpu = 1; cpu < n; ++cpu)
         up += rt_start_ap(cpu, ap_main);
     rt_check(up == n - 1, "INIT-SIPI-SIPI started %u of %u APs", up, n - 1);
+    aps_set_up(n);
     for (unsigned cpu = 1; cpu < n; ++cpu)
         rt_check(ap_id[cpu] == cpu, "AP %u reports APIC ID %u", cpu, ap_id[cpu]);
 
@@ -116,7 +137,9 @@ void guest_main(void)
     rt_check(total(3) == 1, "lowest priority delivers to exactly one AP (%u)", total(3));
 
     apic_icr(1, ICR_INIT | ICR_ASSERT);
+    ap_done[1] = false;
     rt_check(rt_start_ap(1, ap_main), "INIT parks AP 1 and a new SIPI starts it again");
+    aps_set_up(2);
     rt_check(rt_ap_starts[1] == 2, "AP 1 came up twice (%u)", rt_ap_starts[1]);
     apic_icr(1, V_UNI);
     ok = wait_total(0, n);

@@ -61,8 +61,9 @@ TEST(Snapshot, CrossBackendRestoreMatrix)
                 EXPECT_NE(r.out.find("7 passed, 0 failed"), std::string::npos)
                     << from << " -> " << to << ": " << r.out;
                 // The model never re-delivers a level interrupt whose line went low before the
-                // EOI; KVM's split irqchip here sometimes does (docs/apic.md).
-                if (std::string(to) == "emulated") {
+                // EOI; KVM's split irqchip here sometimes does (docs/apic.md). The count lives in
+                // guest memory, so it carries what happened before the snapshot too.
+                if (std::string(from) == "emulated" && std::string(to) == "emulated") {
                     EXPECT_NE(r.out.find("level redeliveries after EOI: 0\n"), std::string::npos)
                         << r.out;
                 }
