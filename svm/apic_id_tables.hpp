@@ -19,9 +19,9 @@
 namespace hv::svm {
 
 namespace phys {
-inline constexpr uint64_t kHostIdMask = 0xFFF;                     // 11:0
+inline constexpr uint64_t kHostIdMask = 0xFFF; // 11:0
 inline constexpr unsigned kPageShift = 12;
-inline constexpr uint64_t kPageMask = 0x000FFFFFFFFFF000ULL;       // 51:12
+inline constexpr uint64_t kPageMask = 0x000FFFFFFFFFF000ULL; // 51:12
 inline constexpr uint64_t kIsRunning = 1ULL << 62;
 inline constexpr uint64_t kValid = 1ULL << 63;
 inline constexpr uint32_t kMaxIndexAvic = 0xFE;
@@ -38,7 +38,8 @@ struct PhysicalEntry {
 
 constexpr uint64_t encode(const PhysicalEntry& e)
 {
-    return (e.host_apic_id & phys::kHostIdMask) | ((e.frame << phys::kPageShift) & phys::kPageMask) |
+    return (e.host_apic_id & phys::kHostIdMask) |
+           ((e.frame << phys::kPageShift) & phys::kPageMask) |
            (e.is_running ? phys::kIsRunning : 0) | (e.valid ? phys::kValid : 0);
 }
 constexpr PhysicalEntry decode_physical(uint64_t v)
@@ -55,7 +56,7 @@ namespace logical {
 inline constexpr uint32_t kGuestIdMask = 0xFF; // 7:0
 inline constexpr uint32_t kValid = 1u << 31;
 inline constexpr uint32_t kFlatEntries = 8;
-inline constexpr uint32_t kMaxCluster = 0xE;   // cluster 0xF is the broadcast cluster
+inline constexpr uint32_t kMaxCluster = 0xE; // cluster 0xF is the broadcast cluster
 inline constexpr uint32_t kEntries = ((kMaxCluster + 1) << 2); // 60 entries can be addressed
 } // namespace logical
 

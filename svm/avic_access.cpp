@@ -82,7 +82,8 @@ apic::AccessResult AvicBackend::mmio_read(uint64_t gpa, unsigned size)
             const uint32_t dword = in < 4 ? page_value(reg) : 0;
             return apic::AccessResult::ok((dword >> (in * 8)) & mask);
         }
-        count_access_locked(acc == AvicAccess::Accelerated ? AvicAccess::Fault : acc, reg, false, 0);
+        count_access_locked(acc == AvicAccess::Accelerated ? AvicAccess::Fault : acc, reg, false,
+                            0);
         a.r = apic_.mmio_read(off, size, t);
         sync_locked(false); // a reserved register sets ESR
     }
@@ -107,8 +108,8 @@ apic::AccessResult AvicBackend::mmio_write(uint64_t gpa, unsigned size, uint32_t
         sync_locked(a.r.mode_changed);
         const bool whole = size == 4 && (off & 0xFu) == 0;
         const bool level_eoi = a.r.eoi && a.r.eoi->level;
-        const AvicAccess acc = whole ? classify_write(reg, level_eoi, apic_.config().caps.cmci)
-                                     : AvicAccess::Fault;
+        const AvicAccess acc =
+            whole ? classify_write(reg, level_eoi, apic_.config().caps.cmci) : AvicAccess::Fault;
         if (acc == AvicAccess::Accelerated && reg == apic::reg::kIcrLow) {
             a.path = IpiPath::Hardware;
             a.icr = (static_cast<uint64_t>(page_value(apic::reg::kIcrHigh)) << 32) |
@@ -190,9 +191,9 @@ apic::AccessResult AvicBackend::msr_write(uint32_t msr, uint64_t value)
                             ? (value & ~apic::icr::kDeliveryStatus)
                             : (a.r.ipi ? apic::encode_icr(*a.r.ipi, true) : value);
             } else {
-                const AvicAccess acc = a.r.is_gp()
-                                           ? AvicAccess::Fault
-                                           : classify_write(off, level_eoi, apic_.config().caps.cmci);
+                const AvicAccess acc =
+                    a.r.is_gp() ? AvicAccess::Fault
+                                : classify_write(off, level_eoi, apic_.config().caps.cmci);
                 const uint8_t vec = level_eoi && a.r.eoi->vector ? *a.r.eoi->vector : 0;
                 count_access_locked(acc, off, true, vec);
             }

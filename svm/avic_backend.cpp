@@ -80,7 +80,8 @@ void AvicBackend::fold_locked()
     const apic::VectorWords irr = page.irr();
     for (uint32_t w = 0; w < 8; ++w) {
         for (uint32_t bits = irr[w] & ~s.irr[w]; bits != 0; bits &= bits - 1) {
-            const auto v = static_cast<uint8_t>(w * 32 + static_cast<uint32_t>(std::countr_zero(bits)));
+            const auto v =
+                static_cast<uint8_t>(w * 32 + static_cast<uint32_t>(std::countr_zero(bits)));
             if (!apic_.accept(v, apic::Trigger::Edge)) {
                 page.clear_irr(v);
                 vm_.stats(index_).add(AvicStat::Refused);

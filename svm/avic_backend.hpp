@@ -32,17 +32,17 @@ namespace hv::svm {
 
 // The architectural #VMEXITs AVIC would take, by reason (and cause / access type).
 enum class AvicExit : uint8_t {
-    IncompleteIpiInvalidIntType, // 0x401 cause 0
-    IncompleteIpiNotRunning,     // 0x401 cause 1
-    IncompleteIpiInvalidTarget,  // 0x401 cause 2
+    IncompleteIpiInvalidIntType,     // 0x401 cause 0
+    IncompleteIpiNotRunning,         // 0x401 cause 1
+    IncompleteIpiInvalidTarget,      // 0x401 cause 2
     IncompleteIpiInvalidBackingPage, // 0x401 cause 3
-    IncompleteIpiInvalidVector,  // 0x401 cause 4
-    NoaccelTrap,                 // 0x402, write already done
-    NoaccelFaultRead,            // 0x402, read emulated
-    NoaccelFaultWrite,           // 0x402, write emulated
-    Msr,                         // 0x07C: IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC MSRs in
-                                 // xAPIC mode or when x2APIC runs without x2AVIC (AVIC inhibited)
-    Hlt,                         // 0x078
+    IncompleteIpiInvalidVector,      // 0x401 cause 4
+    NoaccelTrap,                     // 0x402, write already done
+    NoaccelFaultRead,                // 0x402, read emulated
+    NoaccelFaultWrite,               // 0x402, write emulated
+    Msr,                             // 0x07C: IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC MSRs in
+         // xAPIC mode or when x2APIC runs without x2AVIC (AVIC inhibited)
+    Hlt, // 0x078
     Count
 };
 

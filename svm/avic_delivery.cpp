@@ -9,11 +9,12 @@ namespace hv::svm {
 
 void AvicBackend::deliver(const apic::Interrupt& irq)
 {
-    const bool fixed = irq.mode == apic::DeliveryMode::Fixed ||
-                       irq.mode == apic::DeliveryMode::LowestPriority;
+    const bool fixed =
+        irq.mode == apic::DeliveryMode::Fixed || irq.mode == apic::DeliveryMode::LowestPriority;
     // An edge vector whose TMR bit is set must clear it (SDM Vol3 11.8.4): the hypervisor's
     // model does that, as KVM's __apic_accept_irq does before posting.
-    const auto tmr_word = vm_.backing_page(index_).load(apic::reg::kTmr + 0x10u * (irq.vector >> 5));
+    const auto tmr_word =
+        vm_.backing_page(index_).load(apic::reg::kTmr + 0x10u * (irq.vector >> 5));
     const bool tmr_set = ((tmr_word >> (irq.vector & 31u)) & 1u) != 0;
     if (fixed && irq.trigger == apic::Trigger::Edge && apic::is_legal_vector(irq.vector) &&
         !tmr_set) {

@@ -12,7 +12,7 @@ namespace hv::svm {
 namespace {
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(AvicStat::Count)> kStatNames{
-    "doorbells",  "wakes",      "kicks",         "ipi_accelerated",  "ipi_self",
+    "doorbells",    "wakes",      "kicks",         "ipi_accelerated",  "ipi_self",
     "ipi_software", "posted_ipi", "posted_device", "posted_coalesced", "irr_refused"};
 
 } // namespace
@@ -33,8 +33,8 @@ AvicVm::AvicVm(std::size_t vcpus, const AvicOptions& options)
       logical_(std::make_unique<LogicalIdTable>()), slots_(std::make_unique<Slot[]>(vcpus))
 {
     if (vcpus == 0 || vcpus > phys::kMaxIndexX2avic + 1) {
-        throw std::invalid_argument(fmt::format("AvicVm: {} vCPUs (1..{} supported)", vcpus,
-                                                phys::kMaxIndexX2avic + 1));
+        throw std::invalid_argument(
+            fmt::format("AvicVm: {} vCPUs (1..{} supported)", vcpus, phys::kMaxIndexX2avic + 1));
     }
     pages_.reserve(vcpus);
     for (std::size_t i = 0; i < vcpus; ++i) {
@@ -45,11 +45,9 @@ AvicVm::AvicVm(std::size_t vcpus, const AvicOptions& options)
 
 AvicVm::~AvicVm() = default;
 
-std::unique_ptr<apic::ApicBackend> AvicVm::make_backend(std::size_t index,
-                                                        const apic::LocalApicConfig& cfg,
-                                                        apic::GuestClock& clock,
-                                                        apic::ApicPlatform& platform,
-                                                        apic::VcpuNotifier& notifier)
+std::unique_ptr<apic::ApicBackend>
+AvicVm::make_backend(std::size_t index, const apic::LocalApicConfig& cfg, apic::GuestClock& clock,
+                     apic::ApicPlatform& platform, apic::VcpuNotifier& notifier)
 {
     if (index >= n_) {
         throw std::out_of_range(
@@ -64,8 +62,8 @@ void AvicVm::attach(std::size_t vcpu, apic::VcpuNotifier* notifier)
     slots_[vcpu].notifier.store(notifier);
 }
 
-apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>& AvicVm::stats(
-    std::size_t vcpu)
+apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>&
+AvicVm::stats(std::size_t vcpu)
 {
     return slots_[vcpu].stats;
 }
@@ -281,8 +279,9 @@ void AvicVm::complete_not_running(std::size_t sender, const apic::Ipi& ipi)
         std::lock_guard lock(table_mu_);
         for (std::size_t i = 0; i < n_; ++i) {
             const Addressing& a = slots_[i].addr;
-            infos[i] = apic::DestInfo{a.id, a.x2apic ? apic::x2apic_ldr(a.id) : a.ldr, a.dfr,
-                                      a.enabled, a.x2apic, true, 0};
+            infos[i] = apic::DestInfo{
+                a.id, a.x2apic ? apic::x2apic_ldr(a.id) : a.ldr, a.dfr, a.enabled, a.x2apic, true,
+                0};
         }
     }
     const apic::TargetSet targets = apic::resolve(ipi.dest, infos, sender);

@@ -86,11 +86,9 @@ class AvicVm {
 
     // One backend per vCPU index, created once; the VM must outlive it. Throws
     // std::out_of_range for an index >= vcpus().
-    std::unique_ptr<apic::ApicBackend> make_backend(std::size_t index,
-                                                    const apic::LocalApicConfig& cfg,
-                                                    apic::GuestClock& clock,
-                                                    apic::ApicPlatform& platform,
-                                                    apic::VcpuNotifier& notifier);
+    std::unique_ptr<apic::ApicBackend>
+    make_backend(std::size_t index, const apic::LocalApicConfig& cfg, apic::GuestClock& clock,
+                 apic::ApicPlatform& platform, apic::VcpuNotifier& notifier);
 
     const AvicOptions& options() const { return opt_; }
     std::size_t vcpus() const { return n_; }
@@ -141,7 +139,8 @@ class AvicVm {
     // Notify one vCPU after its page changed: doorbell/kick if in guest, wake if blocked.
     void notify(std::size_t vcpu, AvicStat in_guest_stat);
 
-    apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>& stats(std::size_t vcpu);
+    apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>&
+    stats(std::size_t vcpu);
     uint64_t stat(std::size_t vcpu, AvicStat s) { return stats(vcpu).get(s); }
     // Fault injection: program a raw physical table entry as a buggy hypervisor could (tests of
     // the invalid-target / invalid-backing-page paths). The next table rebuild overwrites it.

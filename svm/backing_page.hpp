@@ -39,7 +39,10 @@ struct alignas(kPageBytes) BackingPage {
     void store(uint32_t offset, uint32_t v) { at(offset).store(v, std::memory_order_release); }
 
     // IRR word i holds vectors 32*i..32*i+31 (APIC page layout, 0x200 + 0x10 * i).
-    std::atomic<uint32_t>& irr_word(uint8_t vector) { return at(apic::reg::kIrr + 0x10u * (vector >> 5)); }
+    std::atomic<uint32_t>& irr_word(uint8_t vector)
+    {
+        return at(apic::reg::kIrr + 0x10u * (vector >> 5));
+    }
     apic::VectorWords irr() const;
     bool test_irr(uint8_t vector) const;
     // Clears one IRR bit (the CPU's IRR -> ISR move, or a refused vector).

@@ -54,7 +54,8 @@ struct AvicFixture {
             cfg.bsp = i == 0;
             cfg.caps = caps;
             auto b = vm.make_backend(i, cfg, clock, platform, notifiers[i]);
-            backends.push_back(std::unique_ptr<AvicBackend>(static_cast<AvicBackend*>(b.release())));
+            backends.push_back(
+                std::unique_ptr<AvicBackend>(static_cast<AvicBackend*>(b.release())));
             platform.backends.push_back(backends.back().get());
         }
     }
@@ -65,7 +66,10 @@ struct AvicFixture {
     {
         return static_cast<uint32_t>(backends[i]->mmio_read(kApicBase + off, 4).value);
     }
-    void wr(std::size_t i, uint32_t off, uint32_t v) { backends[i]->mmio_write(kApicBase + off, 4, v); }
+    void wr(std::size_t i, uint32_t off, uint32_t v)
+    {
+        backends[i]->mmio_write(kApicBase + off, 4, v);
+    }
     // SVR enable on every vCPU, then zero the counters' baseline.
     void enable_all()
     {
@@ -76,9 +80,9 @@ struct AvicFixture {
     }
     void to_x2apic(std::size_t i)
     {
-        backends[i]->msr_write(apic::kMsrApicBase,
-                               kApicBase | apic::base::kEnable | apic::base::kExtd |
-                                   (i == 0 ? apic::base::kBsp : 0));
+        backends[i]->msr_write(apic::kMsrApicBase, kApicBase | apic::base::kEnable |
+                                                       apic::base::kExtd |
+                                                       (i == 0 ? apic::base::kBsp : 0));
     }
     // xAPIC IPI: ICR high then ICR low (as guests do).
     void ipi(std::size_t from, uint8_t dest, uint32_t icr_low)

@@ -17,14 +17,14 @@ TEST(AvicAccess, ClassificationTable)
     const auto T = AvicAccess::Trap;
     const auto F = AvicAccess::Fault;
     const Case cases[] = {
-        {kId, A, T},          {kVersion, A, F},       {kTpr, A, A},        {kApr, F, F},
-        {kPpr, A, F},         {kEoi, A, A},           {kRrd, F, T},        {kLdr, A, T},
-        {kDfr, A, T},         {kSvr, A, T},           {kIsr, A, F},        {kIsr + 0x70, A, F},
-        {kTmr + 0x10, A, F},  {kIrr + 0x30, A, F},    {kEsr, A, T},        {kLvtCmci, A, T},
-        {kIcrLow, A, A},      {kIcrHigh, A, A},       {kLvtTimer, A, T},   {kLvtThermal, A, T},
-        {kLvtPerf, A, T},     {kLvtLint0, A, T},      {kLvtLint1, A, T},   {kLvtError, A, T},
+        {kId, A, T},           {kVersion, A, F},      {kTpr, A, A},         {kApr, F, F},
+        {kPpr, A, F},          {kEoi, A, A},          {kRrd, F, T},         {kLdr, A, T},
+        {kDfr, A, T},          {kSvr, A, T},          {kIsr, A, F},         {kIsr + 0x70, A, F},
+        {kTmr + 0x10, A, F},   {kIrr + 0x30, A, F},   {kEsr, A, T},         {kLvtCmci, A, T},
+        {kIcrLow, A, A},       {kIcrHigh, A, A},      {kLvtTimer, A, T},    {kLvtThermal, A, T},
+        {kLvtPerf, A, T},      {kLvtLint0, A, T},     {kLvtLint1, A, T},    {kLvtError, A, T},
         {kTimerInitial, A, T}, {kTimerCurrent, F, F}, {kTimerDivide, A, T}, {kSelfIpi, F, F},
-        {0x000, F, F},        {0x3C0, F, F},
+        {0x000, F, F},         {0x3C0, F, F},
     };
     for (const auto& c : cases) {
         EXPECT_EQ(classify_read(c.off, true), c.read) << std::hex << c.off;

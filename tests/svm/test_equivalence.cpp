@@ -160,8 +160,8 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
         }
         case 6: { // register reads
             const uint32_t off = pick(0x40) * 0x10;
-            const auto a = x2 ? t.A(i).msr_read(apic::x2apic_msr(off))
-                              : t.A(i).mmio_read(kApicBase + off, 4);
+            const auto a =
+                x2 ? t.A(i).msr_read(apic::x2apic_msr(off)) : t.A(i).mmio_read(kApicBase + off, 4);
             const auto e = x2 ? t.emu[i]->msr_read(apic::x2apic_msr(off))
                               : t.emu[i]->mmio_read(kApicBase + off, 4);
             ASSERT_EQ(a.status, e.status) << std::hex << off;
@@ -213,7 +213,8 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             }
         }
         if (std::getenv("AVIC_TRACE")) {
-            if (std::getenv("AVIC_TRACE")[0] == '2') t.compare("trace");
+            if (std::getenv("AVIC_TRACE")[0] == '2')
+                t.compare("trace");
             if (::testing::Test::HasFatalFailure()) {
                 FAIL() << "step " << step;
             }

@@ -164,7 +164,8 @@ TEST(AvicIpi, InvalidInterruptTypeIsEmulated)
         uint32_t low;
         const char* what;
     };
-    const Case cases[] = {{kNmi, "NMI"}, {kLowest | 0x49, "lowest priority"},
+    const Case cases[] = {{kNmi, "NMI"},
+                          {kLowest | 0x49, "lowest priority"},
                           {kLevelAssert | 0x4A, "level-triggered fixed"},
                           {(5u << 8) | 0x4000, "INIT"}};
     for (const auto& c : cases) {
@@ -399,7 +400,8 @@ TEST(AvicIpi, HypervisorDeliveryNotifiesByVcpuState)
     vm.enable_all();
     // Level-triggered (needs the hypervisor's TMR) to a running vCPU: kick.
     vm[0].enter_guest();
-    vm[0].deliver({0x30, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
+    vm[0].deliver(
+        {0x30, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
     EXPECT_EQ(vm.notifiers[0].kicks.load(), 1);
     EXPECT_EQ(vm.vm.stat(0, AvicStat::Kicks), 1u);
     // NMI to a halted vCPU: wake.
@@ -411,7 +413,8 @@ TEST(AvicIpi, HypervisorDeliveryNotifiesByVcpuState)
     EXPECT_TRUE(vm[0].take_events().nmi);
     // An edge delivery of a vector whose TMR bit is set clears TMR (SDM Vol3 11.8.4).
     vm[0].unblock();
-    vm[0].deliver({0x31, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
+    vm[0].deliver(
+        {0x31, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
     vm[0].deliver({0x31, apic::DeliveryMode::Fixed, apic::Trigger::Edge, true, apic::Source::Msi});
     EXPECT_EQ(vm.rd(0, apic::reg::kTmr + 0x10) & (1u << (0x31 - 32)), 0u);
 }

@@ -18,7 +18,8 @@ apic::ApicState busy_state(AvicFixture& vm)
     vm[1].enter_guest();
     vm.ipi(0, 1, 0x61);
     vm.vm.post_interrupt(1, 0x92);
-    vm[1].deliver({0x73, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
+    vm[1].deliver(
+        {0x73, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
     EXPECT_EQ(vm[1].ack().vector, 0x92); // ISR 0x92; IRR 0x61, 0x73
     vm.clock.ns = 5000;
     return vm[1].flatten();

@@ -4,8 +4,8 @@
 // message sent must be handled. A lost doorbell or wake-up hangs a vCPU: the watchdog turns that
 // into a failure. Run it under TSan (CMAKE_BUILD_TYPE=Tsan).
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <thread>
 
 #include "tests/svm/avic_fixture.hpp"
@@ -64,6 +64,7 @@ constexpr std::size_t kVcpus = 4;
 constexpr std::size_t kDevices = 2;
 constexpr std::size_t kSources = kDevices + kVcpus;
 constexpr int kPerPair = 1000;
+constexpr uint8_t kTimerVector = 0xE0;
 
 uint8_t vector_of(std::size_t source)
 {
@@ -89,10 +90,47 @@ struct Stress {
             }
         }
         x2 = opt.x2avic;
+        // A periodic LAPIC timer on every vCPU (vector kTimerVector), fired by a "timer thread".
+        for (auto& b : backends) {
+            if (x2) {
+                b->msr_write(0x83E, 0xB);
+                b->msr_write(0x832, 0x20000 | kTimerVector);
+                b->msr_write(0x838, 20000);
+            } else {
+                b->mmio_write(kApicBase + apic::reg::kTimerDivide, 4, 0xB);
+                b->mmio_write(kApicBase + apic::reg::kLvtTimer, 4, 0x20000 | kTimerVector);
+                b->mmio_write(kApicBase + apic::reg::kTimerInitial, 4, 20000);
+            }
+        }
     }
     std::atomic<bool>& inflight(std::size_t s, std::size_t t) { return inflight_[s][t]; }
 
-    bool pair_active(std::size_t s, std::size_t t) const { return s < kDevices || s - kDevices != t; }
+    bool pair_active(std::size_t s, std::size_t t) const
+    {
+        return s < kDevices || s - kDevices != t;
+    }
+
+    void eoi(apic::ApicBackend& b) const
+    {
+        if (x2) {
+            b.msr_write(0x80B, 0);
+        } else {
+            b.mmio_write(kApicBase + apic::reg::kEoi, 4, 0);
+        }
+    }
+
+    void timer_thread()
+    {
+        while (!stop.load()) {
+            clock.ns.fetch_add(5000);
+            for (auto& b : backends) {
+                if (const auto d = b->timer_deadline(); d && *d <= clock.ns.load()) {
+                    b->timer_fired();
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+    }
 
     void vcpu_thread(std::size_t me)
     {
@@ -104,18 +142,17 @@ struct Stress {
             b.enter_guest();
             while (b.pending_vector()) {
                 const apic::AckResult a = b.ack();
-                if (!a.spurious) {
+                if (!a.spurious && a.vector == kTimerVector) {
+                    timer_irqs.fetch_add(1);
+                    eoi(b);
+                } else if (!a.spurious) {
                     const std::size_t s = (a.vector - 0x40) / 0x10;
                     handled[s][me].fetch_add(1);
                     inflight(s, me).store(false);
                     if (s >= kDevices) {
                         notifiers[s - kDevices].post(); // the sender may send its next one
                     }
-                    if (x2) {
-                        b.msr_write(0x80B, 0);
-                    } else {
-                        b.mmio_write(kApicBase + apic::reg::kEoi, 4, 0);
-                    }
+                    eoi(b);
                 }
             }
             for (std::size_t t = 0; t < kVcpus && sent_by_me < to_send; ++t) {
@@ -187,6 +224,7 @@ struct Stress {
         for (std::size_t d = 0; d < kDevices; ++d) {
             threads.emplace_back([this, d] { device_thread(d); });
         }
+        threads.emplace_back([this] { timer_thread(); });
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
         while (!finished() && std::chrono::steady_clock::now() < deadline) {
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -207,6 +245,7 @@ struct Stress {
     NullPlatform platform;
     std::vector<std::unique_ptr<apic::ApicBackend>> backends;
     std::atomic<bool> stop{false};
+    std::atomic<uint64_t> timer_irqs{0};
     bool timed_out = false;
     bool x2 = false;
     std::atomic<bool> inflight_[kSources][kVcpus]{};
@@ -242,9 +281,11 @@ TEST_P(AvicStress, NothingLost)
     // The vCPUs did halt and were woken / rung (the paths this test is about).
     EXPECT_GT(hlt, 0u);
     EXPECT_GT(notified, 0u);
-    std::printf("hlt %llu, doorbells+wakes+kicks %llu, incomplete_ipi_not_running %llu\n",
-                static_cast<unsigned long long>(hlt), static_cast<unsigned long long>(notified),
-                static_cast<unsigned long long>(incomplete));
+    EXPECT_GT(s.timer_irqs.load(), 0u);
+    std::printf(
+        "timer irqs %llu, hlt %llu, doorbells+wakes+kicks %llu, incomplete_ipi_not_running %llu\n",
+        static_cast<unsigned long long>(s.timer_irqs.load()), static_cast<unsigned long long>(hlt),
+        static_cast<unsigned long long>(notified), static_cast<unsigned long long>(incomplete));
     if (GetParam().erratum_1235) {
         // Every cross-vCPU IPI took exactly one exit.
         EXPECT_EQ(incomplete, static_cast<uint64_t>(kPerPair) * kVcpus * (kVcpus - 1));

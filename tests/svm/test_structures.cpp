@@ -42,14 +42,17 @@ TEST(AvicStructures, LogicalIndexFlatAndCluster)
     };
     // APM Vol2 15.29.3.2: flat = bit position in LDR[31:24]; cluster = (cluster << 2) + bit.
     const Case cases[] = {
-        {0x01000000, 0xFFFFFFFF, 0}, {0x80000000, 0xFFFFFFFF, 7},
+        {0x01000000, 0xFFFFFFFF, 0},
+        {0x80000000, 0xFFFFFFFF, 7},
         {0x00000000, 0xFFFFFFFF, std::nullopt},
         {0x06000000, 0xFFFFFFFF, 1}, // several bits: the lowest (Linux uses ffs)
-        {0x01000000, 0x0FFFFFFF, 0}, {0x12000000, 0x0FFFFFFF, 5},
-        {0xE8000000, 0x0FFFFFFF, 59}, {0xF1000000, 0x0FFFFFFF, std::nullopt}, // cluster 0xF
-        {0x13000000, 0x0FFFFFFF, std::nullopt},                               // two bits
-        {0x10000000, 0x0FFFFFFF, std::nullopt},                               // no bit
-        {0x01000000, 0x5FFFFFFF, std::nullopt},                               // bad model
+        {0x01000000, 0x0FFFFFFF, 0},
+        {0x12000000, 0x0FFFFFFF, 5},
+        {0xE8000000, 0x0FFFFFFF, 59},
+        {0xF1000000, 0x0FFFFFFF, std::nullopt}, // cluster 0xF
+        {0x13000000, 0x0FFFFFFF, std::nullopt}, // two bits
+        {0x10000000, 0x0FFFFFFF, std::nullopt}, // no bit
+        {0x01000000, 0x5FFFFFFF, std::nullopt}, // bad model
     };
     for (const auto& c : cases) {
         EXPECT_EQ(logical_index_of(c.ldr, c.dfr), c.index) << std::hex << c.ldr << " " << c.dfr;
@@ -134,8 +137,8 @@ TEST(AvicStructures, LdrWriteMovesLogicalEntry)
 {
     AvicFixture vm(3);
     vm.enable_all();
-    vm.wr(1, kLdr, 0x02000000); // flat, bit 1
-    EXPECT_EQ(vm.exits(1), 1u); // AVIC_NOACCEL trap
+    vm.wr(1, kLdr, 0x02000000);                        // flat, bit 1
+    EXPECT_EQ(vm.exits(1), 1u);                        // AVIC_NOACCEL trap
     EXPECT_EQ(vm[1].exits(AvicExit::NoaccelTrap), 2u); // + the SVR write of enable_all
     EXPECT_EQ(vm[1].vmcb().exit_code, 0x402u);
     EXPECT_EQ(vm[1].vmcb().exit_info_1, 0x1000000D0ULL);
