@@ -738,6 +738,12 @@ apic::ApicState ApicvBackend::flatten()
         for (std::size_t i = 0; i < 8; ++i) {
             s.irr[i] = virr[i] | pir[i];
         }
+        // Vectors 0-15 can only come from a VT-d post (the remapping unit does not check the
+        // vector); they are not interrupts an APIC can hold (SDM Vol3 11.5.2) and are dropped.
+        s.irr[0] &= ~0xFFFFu;
+        if (apic_.mode() == apic::ApicMode::Disabled) {
+            s.irr = {}; // posted while disabled: discarded when the APIC is enabled again
+        }
         s.isr = page_->vectors(vapic::kVisr);
         s.tmr = tmr_;
         s.tpr = page_->vtpr();
