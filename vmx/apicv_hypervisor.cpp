@@ -620,6 +620,9 @@ void ApicvBackend::set_run_state(apic::RunState r)
 void ApicvBackend::enter_guest()
 {
     std::lock_guard lock(mu_);
+    if (sched_ == Sched::Blocked && opts_.posted_interrupts) {
+        vm_.remove_blocked(index_); // entered without unblock(): leave the wake-up list anyway
+    }
     sched_ = Sched::InGuest;
     if (opts_.posted_interrupts) {
         // NV = notification vector, NDST = this CPU, SN = 0; then, as KVM does after clearing SN,

@@ -113,6 +113,63 @@ TEST(Exits, X2apicIpiToRunningVcpu)
     }
 }
 
+// SDM Vol3 30.4.3.2 "APIC-Write Emulation" for offset 300H: self-IPI virtualization (VID),
+// IPI virtualization (IPIv), or an APIC-write VM exit.
+TEST(Exits, IcrLowWriteEmulationTable)
+{
+    enum Want { Self, Ipiv, Exit };
+    struct Case {
+        uint32_t lo;
+        uint32_t hi;
+        Want want;
+        const char* what;
+    };
+    constexpr uint32_t kSelf = 1u << 18;
+    const Case cases[] = {
+        {kSelf | 0x40, 0, Self, "self, fixed, edge"},
+        {kSelf | 0x840, 0, Self, "destination mode is not looked at"},
+        {kSelf | 0x4040, 0, Self, "level (assert) bit is not looked at"},
+        {kSelf | 0x8040, 0, Exit, "level-triggered"},
+        {kSelf | 0x0F, 0, Exit, "vector 0-15"},
+        {kSelf | 0x1040, 0, Exit, "delivery status set"},
+        {kSelf | 0x2040, 0, Exit, "reserved bit 13"},
+        {kSelf | 0x100040, 0, Exit, "reserved bit 20"},
+        {kSelf | 0x140, 0, Exit, "lowest priority"},
+        {0x4040, 1u << 24, Ipiv, "physical, no shorthand"},
+        {0x0040, 1u << 24, Ipiv, "assert bit is not looked at"},
+        {0xC040, 1u << 24, Exit, "level-triggered"},
+        {0x4840, 1u << 24, Exit, "logical"},
+        {0x4040 | (2u << 18), 0, Exit, "all including self"},
+        {0x4040, 5u << 24, Exit, "no PID-pointer entry"},
+    };
+    for (const Case& c : cases) {
+        TestVm vm(2, ApicvOptions{});
+        enable(vm.b(0), false);
+        enable(vm.b(1), false);
+        const Exits before = exits(vm.b(0));
+        vm.b(0).mmio_write(kBase + apic::reg::kIcrHigh, 4, c.hi);
+        vm.b(0).mmio_write(kBase + apic::reg::kIcrLow, 4, c.lo);
+        EXPECT_EQ((exits(vm.b(0)) - before).write, c.want == Exit ? 1u : 0u) << c.what;
+        EXPECT_EQ(stat(vm.b(0), "self_ipi_virtualized"), c.want == Self ? 1u : 0u) << c.what;
+        EXPECT_EQ(stat(vm.b(0), "ipiv_completed"), c.want == Ipiv ? 1u : 0u) << c.what;
+    }
+}
+
+TEST(Exits, X2apicSelfIpiWithAnIllegalVectorExitsAndSetsEsr)
+{
+    TestVm vm(1, ApicvOptions{});
+    enable(vm.b(0), true);
+    ApicvBackend& a = vm.b(0);
+    const Exits before = exits(a);
+    EXPECT_TRUE(a.msr_write(0x83F, 0x0E).is_ok());
+    EXPECT_EQ((exits(a) - before).write, 1u);
+    EXPECT_TRUE(a.msr_write(0x83F, 0x100).is_gp()); // reserved bits: #GP without an exit
+    EXPECT_EQ((exits(a) - before).total(), 1u);
+    a.msr_write(0x828, 0);
+    EXPECT_EQ(a.msr_read(0x828).value,
+              apic::esr::kSendIllegalVector | apic::esr::kReceiveIllegalVector);
+}
+
 TEST(Exits, IpiWithoutPostedInterruptsKicksWithAnExternalInterruptExit)
 {
     TestVm vm(2, opts(false, false));
