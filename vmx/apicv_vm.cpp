@@ -1,5 +1,7 @@
 #include "vmx/apicv_vm.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -28,6 +30,12 @@ void check_options(const ApicvOptions& o)
 }
 
 } // namespace
+
+uint32_t host_ndst()
+{
+    const int cpu = sched_getcpu();
+    return pid::ndst_for(cpu < 0 ? 0u : static_cast<uint32_t>(cpu), true);
+}
 
 ApicvVm::ApicvVm(std::size_t vcpus, const ApicvOptions& opts)
     : n_(vcpus), opts_(opts), pids_(std::make_unique<PostedInterruptDescriptor[]>(vcpus)),

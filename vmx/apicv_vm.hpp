@@ -36,6 +36,9 @@ struct ApicvOptions {
 
 class ApicvBackend;
 
+// NDST for the host CPU the calling thread runs on (hosts run their APICs in x2APIC mode).
+uint32_t host_ndst();
+
 class ApicvVm {
   public:
     // Throws std::invalid_argument for a combination no CPU offers (posted interrupts or IPIv
@@ -67,6 +70,9 @@ class ApicvVm {
 
   private:
     friend class ApicvBackend;
+
+// NDST for the host CPU the calling thread runs on (hosts run their APICs in x2APIC mode).
+uint32_t host_ndst();
     void attach(std::size_t index, ApicvBackend* b);
     void detach(std::size_t index);
     void add_blocked(std::size_t index);
