@@ -7,8 +7,8 @@
 //   virtualization, TPR/PPR/EOI/self-IPI virtualization, virtual-interrupt delivery, posted-
 //   interrupt processing, IPI virtualization — and which accesses exit (SDM Vol3 chapter 30,
 //   "APIC Virtualization and Virtual Interrupts"; chapter 29 in older editions);
-// - hypervisor half (apicv_hypervisor.cpp, apicv_access.cpp): what KVM's vmx.c / posted_intr.c /
-//   lapic.c do — APIC-access, APIC-write, EOI-induced, MSR and TPR-below-threshold exits, the
+// - hypervisor half (apicv_hypervisor.cpp, apicv_access.cpp, apicv_delivery.cpp,
+//   apicv_sched.cpp, apicv_state.cpp): what KVM's vmx.c / posted_intr.c / lapic.c do — APIC-access, APIC-write, EOI-induced, MSR and TPR-below-threshold exits, the
 //   EOI-exit bitmap, posting from other threads, NV/NDST/SN on load/put/block, the LAPIC timer.
 //
 // The registers the hardware does not own (ID, LDR, DFR, SVR, ESR, LVTs, timer) live in an

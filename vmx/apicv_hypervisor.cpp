@@ -1,6 +1,6 @@
-// ApicvBackend, hypervisor half: state kept beside the hardware structures, delivery from other
-// threads, the scheduling hooks that switch NV/NDST/SN (KVM's posted_intr.c), the LAPIC timer,
-// flatten/restore and counters.
+// ApicvBackend, hypervisor half: the state kept beside the hardware structures — the LocalApic
+// mirrored into the page, the VMCS controls, the TMR and EOI-exit bitmap, the PID-pointer entry —
+// and the helpers the other files use (PIR sync, VIRR injection, notifications).
 #include "vmx/apicv_backend.hpp"
 
 #include <bit>
