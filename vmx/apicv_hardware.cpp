@@ -1,6 +1,7 @@
 // ApicvBackend, hardware half: what the CPU does in VMX non-root operation. Everything here reads
-// only the VMCS image, the virtual-APIC page and posted-interrupt descriptors (and the PID-pointer
-// table), never the hypervisor's LocalApic. Caller holds mu_.
+// only the VMCS image, the virtual-APIC page, posted-interrupt descriptors and the PID-pointer
+// table (plus the MSR-bitmap choice in hw_x2apic_read_passthrough, which is the hypervisor's);
+// the exits it raises call the hypervisor half. Caller holds mu_.
 #include "vmx/apicv_backend.hpp"
 
 namespace hv::vmx {

@@ -76,12 +76,11 @@ void ApicvBackend::enter_guest()
     }
     sched_ = Sched::InGuest;
     if (opts_.posted_interrupts) {
-        // NV = notification vector, NDST = this CPU, SN = 0; then, as KVM does after clearing SN,
-        // announce anything posted while SN was set.
+        // NV = notification vector, NDST = this CPU, SN = 0; then take what was posted while SN
+        // was set (KVM sets ON after clearing SN and syncs PIR to IRR before every entry), so
+        // RVI is current at entry whether or not core injects now.
         update_control(pid_, ControlUpdate{opts_.notification_vector, host_ndst(), false});
-        if (!pid_.pir_empty()) {
-            set_on(pid_);
-        }
+        sync_pir_locked();
     }
     if (!opts_.virtual_interrupt_delivery) {
         // KVM's update_cr8_intercept: exit when the guest lowers TPR below the highest masked
