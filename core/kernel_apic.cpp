@@ -95,6 +95,12 @@ apic::ApicState KernelApic::flatten()
     // form keeps the reset value (masked), as the model does.
     if (!caps_.cmci)
         s.lvt[static_cast<std::size_t>(apic::Lvt::Cmci)] = apic::lvt::kReset;
+    // KVM resets the BSP's LINT0 to ExtINT, unmasked (virtual-wire mode), even while the APIC
+    // is software-disabled; architecturally every LVT is masked then (SDM Vol3 11.4.7.2), and
+    // that is the host-neutral form.
+    if (!(s.svr & apic::svr::kEnable))
+        for (auto& l : s.lvt)
+            l |= apic::lvt::kMasked;
     return s;
 }
 

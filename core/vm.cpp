@@ -8,6 +8,7 @@
 #include "core/cpuid.hpp"
 #include "core/devices/acpi.hpp"
 #include "apic/emulated.hpp"
+#include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/profile.hpp"
@@ -60,12 +61,13 @@ std::vector<BootModule> read_modules(const VmConfig& cfg, std::uint64_t limit)
 }  // namespace
 
 Vm::Vm(const VmConfig& cfg, const RestoreSource* restore)
-    : cfg_(validated(cfg, restore != nullptr)), restore_(restore),
+    : cfg_(validated(cfg, restore != nullptr)), restore_(restore), created_ns_(monotonic_ns()),
       image_(restore ? std::vector<std::uint8_t>{} : read_file(cfg_.image, cfg_.memory_mib << 20)),
       modules_(restore ? std::vector<BootModule>{}
                        : (plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
       sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
 {
+    restored_ = restore != nullptr;
     choose_apic_backend();
     auto max_vcpus = static_cast<unsigned>(sys_.check_extension(KVM_CAP_MAX_VCPUS));
     if (max_vcpus && cfg_.vcpus > max_vcpus)
@@ -315,6 +317,7 @@ int Vm::run()
     interrupts_->start();
     for (auto& v : vcpus_)
         v->start();
+    running_ns_ = monotonic_ns();
     {
         // With KVM's LAPIC, halts happen inside KVM: ask the vCPUs every second whether they
         // are stuck, so that a guest halted for good ends instead of hanging.
@@ -447,6 +450,10 @@ std::string Vm::stats_report() const
 {
     std::string out = fmt::format("hvaccel statistics\n  APIC backend {} ({})\n", apic_backend_,
                                   apic_reason_);
+    if (running_ns_)
+        out += fmt::format("  vCPUs running {:.3f} ms after the VM was begun ({})\n",
+                           static_cast<double>(running_ns_ - created_ns_) / 1e6,
+                           restored_ ? "restored" : "booted");
     for (const auto& v : vcpus_) {
         const auto& s = v->stats();
         out += fmt::format("  vCPU {}: kicks {} wakes {} msr-faults {}\n", v->id(), s.kicks.load(),

@@ -57,6 +57,8 @@ public:
     void request_stop(int status, const std::string& message = {});
     bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
+
+
     // Pause every vCPU in userspace and wait until all are parked; resume lets them go on.
     // Both are idempotent and thread-safe.
     void pause();
@@ -117,6 +119,9 @@ private:
     VmConfig cfg_;
     const RestoreSource* restore_ = nullptr;  // during construction only
     std::atomic<bool> paused_{false};
+    std::uint64_t created_ns_ = 0;                 // when construction began
+    bool restored_ = false;                        // built from a snapshot
+    std::uint64_t running_ns_ = 0;                 // when run() had every vCPU thread going
     std::mutex control_mu_;  // serialises pause, resume and snapshot
     std::vector<std::uint8_t> image_;  // read and checked before KVM is opened; freed once loaded
     std::vector<BootModule> modules_;

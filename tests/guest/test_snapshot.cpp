@@ -72,6 +72,33 @@ TEST(Snapshot, CrossBackendRestoreMatrix)
     }
 }
 
+TEST(Snapshot, GuestThatNeverEnabledItsApic)
+{
+    REQUIRE_KVM();
+    // KVM leaves the BSP's LINT0 unmasked in virtual-wire mode; the host-neutral state masks it.
+    for (const char* from : {"kernel", "emulated"}) {
+        Tmp t;
+        std::string snap = t / "s.snap";
+        auto bg = hvtest::spawn({hvaccel(), "run", guest("idle"), "--vcpus", "2", "--apic", from,
+                                 "--control", t / "ctl", "--serial", t / "out"},
+                                t / "o", t / "e");
+        ASSERT_TRUE(hvtest::wait_for_text(t / "out", "idle"));
+        EXPECT_EQ(hvtest::control(t / "ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + snap + "\"}"),
+                  "{\"ok\":true,\"path\":\"" + snap + "\"}");
+        hvtest::control(t / "ctl", "{\"cmd\":\"quit\"}");
+        bg.wait();
+        for (const char* to : {"kernel", "emulated"}) {
+            auto r = hvtest::spawn({hvaccel(), "restore", snap, "--apic", to, "--control",
+                                    t / "ctl2", "--stats"},
+                                   t / "o2", t / "e2");
+            EXPECT_EQ(hvtest::control(t / "ctl2", "{\"cmd\":\"quit\"}"), "{\"ok\":true}")
+                << from << " -> " << to << ": " << hvtest::slurp(t / "e2");
+            EXPECT_EQ(r.wait(), 0) << hvtest::slurp(t / "e2");
+            EXPECT_NE(hvtest::slurp(t / "e2").find("(restored)"), std::string::npos) << from << " -> " << to;
+        }
+    }
+}
+
 TEST(Snapshot, RoundTripGivesEqualSectionsBarTime)
 {
     REQUIRE_KVM();

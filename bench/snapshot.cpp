@@ -1,0 +1,171 @@
+// Snapshot and restore times: 1 vCPU / 128 MiB and 2 vCPUs / 1 GiB, with guest memory mostly
+// zero (idle guest) and mostly dirty (memfill), on the kernel and emulated backends. Snapshot
+// time is the control-socket round trip of {"cmd":"snapshot"} (pause, state, write, fsync,
+// rename, resume); restore time is from the start of `hvaccel restore`'s VM construction (the
+// file already read, CRC-checked and parsed) to every vCPU thread running (`--stats`), and the
+// wall time from exec to the control socket answering is shown beside it. Reports only.
+//
+//   hv_bench_snapshot [--dir DIR]
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <vector>
+
+namespace {
+
+double now_ms()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& err)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(fd, 2);
+        std::vector<char*> a;
+        for (const auto& s : argv)
+            a.push_back(const_cast<char*>(s.c_str()));
+        a.push_back(nullptr);
+        execvp(a[0], a.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+std::string slurp(const std::string& path)
+{
+    std::string s;
+    FILE* f = fopen(path.c_str(), "r");
+    if (!f)
+        return s;
+    char buf[4096];
+    std::size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        s.append(buf, n);
+    fclose(f);
+    return s;
+}
+
+std::string control(const std::string& sock, const std::string& req)
+{
+    for (int i = 0; i < 2000; ++i) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            close(fd);
+            usleep(5000);
+            continue;
+        }
+        std::string line = req + "\n", reply;
+        if (write(fd, line.data(), line.size()) < 0) {
+            close(fd);
+            return {};
+        }
+        char c;
+        while (read(fd, &c, 1) == 1 && c != '\n')
+            reply.push_back(c);
+        close(fd);
+        return reply;
+    }
+    return {};
+}
+
+bool wait_text(const std::string& path, const std::string& text)
+{
+    for (int i = 0; i < 6000; ++i) {
+        if (slurp(path).find(text) != std::string::npos)
+            return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+double first_run_ms(const std::string& stats)
+{
+    auto p = stats.find("vCPUs running ");
+    return p == std::string::npos ? -1 : std::atof(stats.c_str() + p + 14);
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    std::string dir = "/tmp";
+    if (argc == 3 && !std::strcmp(argv[1], "--dir"))
+        dir = argv[2];
+    else if (argc != 1) {
+        std::fprintf(stderr, "usage: %s [--dir DIR]\n", argv[0]);
+        return 2;
+    }
+    struct Case {
+        const char* name;
+        const char* vcpus;
+        const char* mib;
+        const char* image;
+        const char* cmdline;
+        const char* ready;
+    } cases[] = {
+        {"1 vCPU, 128 MiB, mostly zero", "1", "128", "idle", "", "idle"},
+        {"1 vCPU, 128 MiB, mostly dirty", "1", "128", "memfill", "fill=100", "filled"},
+        {"2 vCPUs, 1 GiB, mostly zero", "2", "1024", "idle", "", "idle"},
+        {"2 vCPUs, 1 GiB, mostly dirty", "2", "1024", "memfill", "fill=960", "filled"},
+    };
+    std::printf("| case | backend | snapshot ms | file MiB | restore: VM built to vCPUs running ms | "
+                "exec to control socket answering ms |\n|---|---|---|---|---|---|\n");
+    for (const auto& c : cases) {
+        for (const char* backend : {"kernel", "emulated"}) {
+            std::string sock = dir + "/hvbench.sock", out = dir + "/hvbench.out",
+                        snap = dir + "/hvbench.snap", err = dir + "/hvbench.err";
+            unlink(out.c_str());
+            pid_t vm = spawn({HV_BINARY, "run", std::string(HV_GUEST_DIR) + "/" + c.image + ".elf",
+                              "--vcpus", c.vcpus, "--memory", c.mib, "--cmdline", c.cmdline,
+                              "--apic", backend, "--control", sock, "--serial", out},
+                             err);
+            if (!wait_text(out, c.ready)) {
+                std::printf("| %s | %s | guest did not start |\n", c.name, backend);
+                kill(vm, SIGKILL);
+                waitpid(vm, nullptr, 0);
+                continue;
+            }
+            double t0 = now_ms();
+            std::string reply = control(sock, "{\"cmd\":\"snapshot\",\"path\":\"" + snap + "\"}");
+            double snap_ms = now_ms() - t0;
+            control(sock, "{\"cmd\":\"quit\"}");
+            waitpid(vm, nullptr, 0);
+            struct stat st {};
+            stat(snap.c_str(), &st);
+            // Restore, let it start, stop it: --stats reports the time to the first KVM_RUN.
+            double r0 = now_ms();
+            pid_t rp = spawn({HV_BINARY, "restore", snap, "--apic", backend, "--stats",
+                              "--serial", "none", "--control", sock},
+                             err);
+            control(sock, "{\"cmd\":\"stats\"}");  // returns once the VM runs
+            double exec_ms = now_ms() - r0;
+            control(sock, "{\"cmd\":\"quit\"}");
+            waitpid(rp, nullptr, 0);
+            double first = first_run_ms(slurp(err));
+            std::printf("| %s | %s | %.1f | %.1f | %.2f | %.1f |\n", c.name, backend,
+                        snap_ms, static_cast<double>(st.st_size) / (1 << 20), first, exec_ms);
+            std::fflush(stdout);
+            unlink(snap.c_str());
+        }
+    }
+    return 0;
+}
