@@ -47,6 +47,56 @@ TEST_P(Backend, VirtualInterruptDeliveryOrderAndNesting)
     EXPECT_EQ(a().msr_read(0x80A).value, 0x30u); // PPR
 }
 
+// SDM Vol3 30.2.2 "Virtual-Interrupt Delivery" and 30.1.4 "EOI Virtualization", step by step:
+// the guest interrupt status, VPPR, VISR and VIRR after each operation.
+TEST(VirtualInterruptDelivery, PseudoCodeTable)
+{
+    TestVm vm(1, ApicvOptions{});
+    ApicvBackend& a = vm.b(0);
+    enable(a, true);
+    for (uint8_t v : {0x31, 0x52, 0x93}) {
+        a.deliver(fixed(v));
+    }
+    a.enter_guest(); // PIR -> VIRR, RVI = 0x93
+    struct Step {
+        const char* op;
+        uint8_t rvi, svi, vppr;
+        uint32_t visr_hi, virr_mid; // VISR[4] (0x80-0x9F), VIRR[2] (0x40-0x5F)
+    };
+    const Step steps[] = {
+        {"entry", 0x93, 0x00, 0x00, 0x0, 1u << 18},
+        {"deliver", 0x52, 0x93, 0x90, 1u << 19, 1u << 18},
+        {"tpr 0xA0", 0x52, 0x93, 0xA0, 1u << 19, 1u << 18},
+        {"tpr 0", 0x52, 0x93, 0x90, 1u << 19, 1u << 18},
+        {"eoi", 0x52, 0x00, 0x00, 0x0, 1u << 18},
+        {"deliver", 0x31, 0x52, 0x50, 0x0, 0x0},
+        {"self-ipi 0x60", 0x60, 0x52, 0x50, 0x0, 0x0},
+        {"deliver", 0x31, 0x60, 0x60, 0x0, 0x0},
+        {"eoi", 0x31, 0x52, 0x50, 0x0, 0x0},
+    };
+    for (const Step& st : steps) {
+        const std::string op = st.op;
+        if (op == "deliver") {
+            a.ack();
+        } else if (op == "tpr 0xA0") {
+            a.msr_write(0x808, 0xA0);
+        } else if (op == "tpr 0") {
+            a.msr_write(0x808, 0);
+        } else if (op == "eoi") {
+            a.msr_write(0x80B, 0);
+        } else if (op == "self-ipi 0x60") {
+            a.msr_write(0x83F, 0x60);
+        }
+        const GuestInterruptStatus g = a.vmcs().gis();
+        const VirtualApicPage p = a.page();
+        EXPECT_EQ(g.rvi(), st.rvi) << op;
+        EXPECT_EQ(g.svi(), st.svi) << op;
+        EXPECT_EQ(p.vppr(), st.vppr) << op;
+        EXPECT_EQ(p.get(vapic::kVisr + 0x40), st.visr_hi) << op;
+        EXPECT_EQ(p.get(vapic::kVirr + 0x20), st.virr_mid) << op;
+    }
+}
+
 TEST_P(Backend, RefusesWhileSoftwareDisabled)
 {
     a().deliver(fixed(0x40)); // SVR = 0xFF after reset
