@@ -59,7 +59,7 @@ ApicvBackend::ApicvBackend(ApicvVm& vm, std::size_t index, const apic::LocalApic
         update_controls_locked();
         refresh_table_locked();
     }
-    update_control(pid_, ControlUpdate{opts_.notification_vector, host_ndst(), true});
+    update_control(pid_, ControlUpdate{opts_.notification_vector, vm_.ndst_for(index_), true});
     vm_.attach(index_, this);
 }
 

@@ -79,7 +79,7 @@ void ApicvBackend::enter_guest()
         // NV = notification vector, NDST = this CPU, SN = 0; then take what was posted while SN
         // was set (KVM sets ON after clearing SN and syncs PIR to IRR before every entry), so
         // RVI is current at entry whether or not core injects now.
-        update_control(pid_, ControlUpdate{opts_.notification_vector, host_ndst(), false});
+        update_control(pid_, ControlUpdate{opts_.notification_vector, vm_.ndst_for(index_), false});
         sync_pir_locked();
     }
     if (!opts_.virtual_interrupt_delivery) {
@@ -108,7 +108,7 @@ bool ApicvBackend::block()
         // pi_enable_wakeup_handler: on the blocked list first, then NV = wake-up vector with
         // SN = 0, then look at PIR. A post either lands before the look (we see it) or reads
         // NV = wake-up vector with its ON test-and-set (the wake-up handler finds us).
-        const uint32_t ndst = host_ndst();
+        const uint32_t ndst = vm_.ndst_for(index_);
         vm_.add_blocked(index_);
         update_control(pid_, ControlUpdate{opts_.wakeup_vector, ndst, false});
         sync_pir_locked();

@@ -89,7 +89,7 @@ std::optional<std::string> ApicvBackend::restore(const apic::ApicState& s)
             const bool blocked = sched_ == Sched::Blocked;
             update_control(pid_, ControlUpdate{blocked ? opts_.wakeup_vector
                                                        : opts_.notification_vector,
-                                               host_ndst(), !(running || blocked)});
+                                               vm_.ndst_for(index_), !(running || blocked)});
         }
     }
     platform_.timer_changed(index_);

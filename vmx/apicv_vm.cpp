@@ -39,7 +39,8 @@ uint32_t host_ndst()
 
 ApicvVm::ApicvVm(std::size_t vcpus, const ApicvOptions& opts)
     : n_(vcpus), opts_(opts), pids_(std::make_unique<PostedInterruptDescriptor[]>(vcpus)),
-      table_(kPidTableEntries), backends_(std::make_unique<std::atomic<ApicvBackend*>[]>(vcpus))
+      table_(kPidTableEntries), backends_(std::make_unique<std::atomic<ApicvBackend*>[]>(vcpus)),
+      host_ids_(std::make_unique<std::atomic<uint64_t>[]>(vcpus))
 {
     check_options(opts);
     if (vcpus == 0 || vcpus > apic::kMaxApics) {
@@ -48,6 +49,7 @@ ApicvVm::ApicvVm(std::size_t vcpus, const ApicvOptions& opts)
     }
     for (std::size_t i = 0; i < n_; ++i) {
         backends_[i].store(nullptr, std::memory_order_relaxed);
+        host_ids_[i].store(0, std::memory_order_relaxed);
         // Not running anywhere yet: notifications suppressed until the first entry.
         update_control(pids_[i], ControlUpdate{opts_.notification_vector, 0, true});
     }
@@ -66,6 +68,19 @@ std::unique_ptr<apic::ApicBackend> ApicvVm::make_backend(std::size_t index,
                                 std::to_string(n_));
     }
     return std::make_unique<ApicvBackend>(*this, index, cfg, clock, platform, notifier);
+}
+
+void ApicvVm::set_host_apic_id(std::size_t index, uint32_t host_apic_id)
+{
+    if (index < n_) {
+        host_ids_[index].store(static_cast<uint64_t>(host_apic_id) + 1, std::memory_order_relaxed);
+    }
+}
+
+uint32_t ApicvVm::ndst_for(std::size_t index) const
+{
+    const uint64_t h = index < n_ ? host_ids_[index].load(std::memory_order_relaxed) : 0;
+    return h != 0 ? vmx::pid::ndst_for(static_cast<uint32_t>(h - 1), true) : vmx::host_ndst();
 }
 
 void ApicvVm::attach(std::size_t index, ApicvBackend* b)

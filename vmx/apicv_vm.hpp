@@ -68,6 +68,11 @@ class ApicvVm {
     // post() without the notification (the caller sends it later, e.g. outside a lock).
     PostResult post_counted(PostedInterruptDescriptor& d, uint8_t vector);
 
+    // The host APIC ID of the CPU vCPU `index` is pinned to (--pin): NDST names it. Without it,
+    // NDST is the CPU the vCPU thread runs on at enter_guest()/block() (sched_getcpu()).
+    void set_host_apic_id(std::size_t index, uint32_t host_apic_id);
+    uint32_t ndst_for(std::size_t index) const;
+
   private:
     friend class ApicvBackend;
 
@@ -85,6 +90,8 @@ uint32_t host_ndst();
     std::unique_ptr<PostedInterruptDescriptor[]> pids_;
     PidPointerTable table_;
     std::unique_ptr<std::atomic<ApicvBackend*>[]> backends_;
+    // Host APIC ID + 1 per vCPU (0 = not pinned).
+    std::unique_ptr<std::atomic<uint64_t>[]> host_ids_;
     std::mutex blocked_mu_; // guards blocked_ only; never held while calling out
     std::vector<std::size_t> blocked_;
 };

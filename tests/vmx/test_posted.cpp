@@ -189,6 +189,19 @@ TEST_F(PostStates, SnSetSuppressesDeviceNotification)
     EXPECT_EQ(a().flatten().irr[0x60 >> 5] >> (0x60 & 31) & 1u, 1u); // merged into IRR
 }
 
+TEST_F(PostStates, NdstNamesThePinnedHostCpu)
+{
+    vm.vm.set_host_apic_id(0, 0x25);
+    a().enter_guest();
+    EXPECT_EQ(pid::ndst_of(vm.vm.pid(0).load_control()), 0x25u);
+    a().leave_guest();
+    ASSERT_TRUE(a().block());
+    EXPECT_EQ(pid::ndst_of(vm.vm.pid(0).load_control()), 0x25u);
+    const PostResult r = vm.vm.post_to(0, 0x44);
+    EXPECT_EQ(r.ndst, 0x25u);
+    EXPECT_EQ(n().wake_count(), 1u); // the wake-up handler of CPU 0x25 found it
+}
+
 TEST_F(PostStates, MaskedVectorDoesNotPreventSleep)
 {
     // A posted vector below the TPR class does not wake HLT (same rule as the emulated APIC).
