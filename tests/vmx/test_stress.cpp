@@ -71,7 +71,11 @@ void run_vcpu(TestVm& vm, std::size_t i, VcpuSide& side, std::array<Counts, kVcp
         a.leave_guest();
         if (a.block()) { // HLT
             side.halts.fetch_add(1, std::memory_order_relaxed);
-            const bool woken = n.wait(std::chrono::milliseconds(1500));
+            bool woken = n.wait(std::chrono::milliseconds(1500));
+            if (!woken && !stop.load(std::memory_order_acquire)) {
+                // Grace for a poster descheduled between its PIR write and its ON/NV step.
+                woken = n.wait(std::chrono::milliseconds(5000));
+            }
             a.unblock();
             if (!woken && a.pending_vector() && !stop.load(std::memory_order_acquire)) {
                 side.lost_wakeups.fetch_add(1, std::memory_order_relaxed);
