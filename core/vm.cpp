@@ -8,6 +8,7 @@
 #include "core/cpuid.hpp"
 #include "core/devices/acpi.hpp"
 #include "apic/emulated.hpp"
+#include "svm/avic_vm.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/host/backend.hpp"
@@ -40,8 +41,7 @@ const VmConfig& validated(const VmConfig& cfg, bool restoring)
              kMaxMemory >> 20);
     if (cfg.vcpus == 0 || cfg.vcpus > kMaxVcpus)
         fail("--vcpus {} out of range (1 to {})", cfg.vcpus, kMaxVcpus);
-    if (cfg.apic != host::kAutoBackend && !host::is_backend_name(cfg.apic))
-        fail("--apic {}: unknown APIC backend (available: auto, kernel, emulated)", cfg.apic);
+    parse_apic_spec(cfg.apic);
     if (cfg.image.empty() && !restoring)
         fail("no image given");
     host::parse_pin(cfg.pin);  // syntax only; the CPUs are checked against the topology later
@@ -98,26 +98,58 @@ Vm::~Vm()
         uart_->flush();
 }
 
+ApicSpec parse_apic_spec(const std::string& text)
+{
+    ApicSpec spec;
+    std::size_t comma = text.find(',');
+    spec.name = text.substr(0, comma);
+    if (spec.name != host::kAutoBackend && !host::is_backend_name(spec.name))
+        fail("--apic {}: unknown APIC backend (available: auto, kernel, emulated, avic)", text);
+    while (comma != std::string::npos) {
+        std::size_t next = text.find(',', comma + 1);
+        std::string opt = text.substr(comma + 1, next == std::string::npos ? next : next - comma - 1);
+        if (spec.name == "avic" && opt == "x2avic")
+            spec.x2avic = true;
+        else if (spec.name == "avic" && opt == "erratum1235")
+            spec.erratum_1235 = true;
+        else
+            fail("--apic {}: unknown option '{}' for {} (avic takes x2avic, erratum1235)", text,
+                 opt, spec.name);
+        comma = next;
+    }
+    return spec;
+}
+
 // The host profile decides (core/host/backend.hpp): `auto` takes KVM's own LAPIC where KVM
-// offers the split irqchip — on hosts with APICv or AVIC that is the hardware path.
+// offers the split irqchip — on hosts with APICv or AVIC that is the hardware path — and the
+// errata of the host's CPU apply to the models (AMD 1235: IsRunning never set).
 void Vm::choose_apic_backend()
 {
+    apic_spec_ = parse_apic_spec(cfg_.apic);
     host::HostProfile profile = host::probe_host();
-    host::BackendChoice choice = host::choose_backend(profile, cfg_.apic);
+    host::BackendChoice choice = host::choose_backend(profile, apic_spec_.name);
     if (choice.refused)
         fail("--apic {}: {}", cfg_.apic, choice.reason);
-    if (choice.backend != "kernel" && choice.backend != "emulated") {
-        // The apicv and avic models are not part of core yet (their issues are open).
-        if (cfg_.apic != "auto")
+    if (choice.backend == "apicv") {
+        // The APICv model is not part of core yet (its issue is open).
+        if (apic_spec_.name != "auto")
             fail("--apic {}: this backend is not available yet (available: auto, kernel, "
-                 "emulated)",
+                 "emulated, avic)",
                  cfg_.apic);
-        choice.reason = fmt::format("emulated: {} would be chosen, but it is not available yet",
-                                    choice.backend);
+        choice.reason = "emulated: apicv would be chosen, but it is not available yet";
         choice.backend = "emulated";
     }
+    for (const auto& e : choice.errata_applied)
+        if (e == "AMD-1235" && choice.backend == "avic") {
+            apic_spec_.erratum_1235 = true;
+            choice.reason += " (erratum 1235 mode: IsRunning never set)";
+        }
     apic_backend_ = choice.backend;
     apic_reason_ = choice.reason;
+    if (apic_spec_.x2avic)
+        apic_reason_ += ", x2AVIC";
+    if (apic_spec_.erratum_1235 && choice.errata_applied.empty())
+        apic_reason_ += ", erratum 1235 mode";
 }
 
 void Vm::check_capabilities()
@@ -250,6 +282,12 @@ void Vm::setup_interrupts()
         }
         interrupts_->use_kernel_irqchip(vm_);
     }
+    if (apic_backend_ == "avic") {
+        svm::AvicOptions opts;
+        opts.x2avic = apic_spec_.x2avic;
+        opts.erratum_1235 = apic_spec_.erratum_1235;
+        avic_ = std::make_unique<svm::AvicVm>(cfg_.vcpus, opts);
+    }
     for (unsigned i = 0; i < cfg_.vcpus && !apic_in_kernel(); ++i) {
         apic::LocalApicConfig lc;
         lc.id = i;
@@ -259,8 +297,15 @@ void Vm::setup_interrupts()
         // A periodic timer fires at most every 100 us on the host, as KVM's min_timer_period_us
         // keeps a guest from turning the host timer into a storm.
         lc.min_period_ns = 100'000;
-        interrupts_->add(std::make_unique<apic::EmulatedApic>(i, lc, *interrupts_, *interrupts_,
-                                                              *vcpus_[i]));
+        if (avic_) {
+            // The doorbell targets the host CPU the vCPU thread is pinned to (--pin).
+            if (const host::PinEntry* pin = pin_entry(i); pin && pin->host_apic_id)
+                avic_->set_host_apic_id(i, *pin->host_apic_id);
+            interrupts_->add(avic_->make_backend(i, lc, *interrupts_, *interrupts_, *vcpus_[i]));
+        } else {
+            interrupts_->add(std::make_unique<apic::EmulatedApic>(i, lc, *interrupts_,
+                                                                  *interrupts_, *vcpus_[i]));
+        }
         vcpus_[i]->set_apic(&interrupts_->backend(i));
     }
     mmio_.attach(apic::ioapic::kDefaultBase, apic::ioapic::kMmioSize, &interrupts_->ioapic_mmio(),

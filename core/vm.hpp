@@ -31,6 +31,10 @@
 #include "core/vcpu.hpp"
 #include "core/vm_config.hpp"
 
+namespace hv::svm {
+class AvicVm;
+}
+
 namespace hv {
 
 // A snapshot to restore instead of booting an image: parsed and validated in full before the
@@ -143,6 +147,8 @@ private:
     std::string apic_backend_;
     std::string apic_reason_;  // why the backend was chosen (host/backend.hpp)
     std::vector<kvm_cpuid_entry2> supported_cpuid_;
+    ApicSpec apic_spec_;
+    std::unique_ptr<svm::AvicVm> avic_;       // the AVIC tables; outlives the backends below
     std::unique_ptr<Interrupts> interrupts_;  // after vcpus_: destroyed first, threads joined
 
     std::mutex stop_mu_;

@@ -15,13 +15,22 @@ struct VmConfig {
     std::uint64_t memory_mib = 128;
     std::string cmdline;
     std::string serial = "stdio";      // "stdio", "none" or a file path
-    std::string apic = "auto";
+    std::string apic = "auto";        // NAME[,OPTION...], see ApicSpec
     std::vector<std::string> modules;  // "PATH[ args]" each
     bool stats = false;
     std::string pin = "none";          // vCPU thread placement: none, auto or a CPU list
     bool pm_qos = false;               // hold a PM QoS request (no deep C-states) while running
     std::string kvm_path = "/dev/kvm";
 };
+
+// `--apic NAME[,OPTION...]`: the backend and the options of a hardware model, e.g.
+// "avic,x2avic", "avic,erratum1235". Parsed and checked by parse_apic_spec().
+struct ApicSpec {
+    std::string name = "auto";
+    bool x2avic = false;       // avic: x2AVIC
+    bool erratum_1235 = false; // avic: IsRunning never set (forced; auto-applied on affected CPUs)
+};
+ApicSpec parse_apic_spec(const std::string& text);
 
 // Process exit statuses beyond the guest's own (debug-exit gives odd values (v << 1) | 1).
 inline constexpr int kExitUsage = 2;       // bad option, bad image, host cannot run the VM

@@ -1,5 +1,6 @@
-// The `emulated` and `kernel` backends run the same guests with the same guest-visible results,
-// and flatten the same guest situation into equal ApicStates.
+// Every APIC backend (`emulated`, `kernel`, the `avic` model in each mode) runs the same guests
+// with the same guest-visible results, and flattens the same guest situation into equal
+// ApicStates.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -30,8 +31,12 @@ std::string verdicts(const std::string& out, const std::string& skip)
     return v;
 }
 
-// Runs `image` on both backends: the emulated one passes every check, and the kernel one gives
-// the same verdicts except on checks that mention `kvm_deviation` (documented in docs/apic.md).
+// The AVIC model in each of its modes.
+const char* const kModels[] = {"avic", "avic,x2avic", "avic,erratum1235", "avic,x2avic,erratum1235"};
+
+// Runs `image` on every backend: the emulated one and every model pass every check, and the
+// kernel one gives the same verdicts except on checks that mention `kvm_deviation`
+// (documented in docs/apic.md).
 void same_on_both(const std::string& image, const std::string& kvm_deviation,
                   const std::string& vcpus = "1")
 {
@@ -41,6 +46,11 @@ void same_on_both(const std::string& image, const std::string& kvm_deviation,
     EXPECT_EQ(emu.out.find("not ok"), std::string::npos) << emu.out;
     EXPECT_FALSE(verdicts(emu.out, kvm_deviation).empty());
     EXPECT_EQ(verdicts(emu.out, kvm_deviation), verdicts(ker.out, kvm_deviation)) << ker.out;
+    for (const char* model : kModels) {
+        auto m = hvtest::run({hvaccel(), "run", guest(image), "--vcpus", vcpus, "--apic", model});
+        EXPECT_EQ(m.status, hvtest::guest_status(0)) << model << ": " << m.out << m.err;
+        EXPECT_EQ(verdicts(m.out, ""), verdicts(emu.out, "")) << model;
+    }
 }
 
 std::string slurp(const std::string& path)
@@ -112,12 +122,15 @@ TEST(ApicBackends, FlattenedStatesAreEqual)
 {
     REQUIRE_KVM();
     auto emu = flatten_on("emulated", 2);
-    auto ker = flatten_on("kernel", 2);
     ASSERT_EQ(emu.size(), 2u);
-    ASSERT_EQ(ker.size(), 2u);
-    for (unsigned i = 0; i < 2; ++i) {
-        EXPECT_EQ(hv::apic::describe_difference(emu[i], ker[i]), "") << "vCPU " << i;
-        EXPECT_EQ(emu[i], ker[i]) << "vCPU " << i;
+    std::vector<std::string> others = {"kernel"};
+    others.insert(others.end(), std::begin(kModels), std::end(kModels));
+    for (const auto& backend : others) {
+        auto other = flatten_on(backend, 2);
+        ASSERT_EQ(other.size(), 2u);
+        for (unsigned i = 0; i < 2; ++i)
+            EXPECT_EQ(hv::apic::describe_difference(emu[i], other[i]), "")
+                << backend << " vCPU " << i;
     }
     EXPECT_TRUE(emu[0].irr[0x90 / 32] & (1u << (0x90 % 32)));
     EXPECT_TRUE(emu[0].irr[0x70 / 32] & (1u << (0x70 % 32)));
@@ -128,7 +141,7 @@ TEST(ApicBackends, FlattenedStatesAreEqual)
 TEST(ApicBackends, InvalidRestoreChangesNothingValidRestoreApplies)
 {
     REQUIRE_KVM();
-    for (const char* backend : {"emulated", "kernel"}) {
+    for (const char* backend : {"emulated", "kernel", "avic", "avic,x2avic"}) {
         flatten_on(backend, 1, [&](hv::Vm& vm) {
             auto* apic = vm.vcpu(0).apic();
             hv::apic::ApicState before = apic->flatten();

@@ -48,12 +48,13 @@ void snapshot_snap_work(const Tmp& t, const std::string& backend, std::chrono::m
 TEST(Snapshot, CrossBackendRestoreMatrix)
 {
     REQUIRE_KVM();
-    for (const char* from : {"emulated", "kernel"}) {
+    const char* const backends[] = {"emulated", "kernel", "avic", "avic,x2avic,erratum1235"};
+    for (const char* from : backends) {
         for (auto delay : {30ms, 250ms}) {
             Tmp t;
             std::string snap = t / "s.snap";
             snapshot_snap_work(t, from, delay, snap);
-            for (const char* to : {"emulated", "kernel"}) {
+            for (const char* to : backends) {
                 auto r = hvtest::run({hvaccel(), "restore", snap, "--apic", to}, 60);
                 EXPECT_EQ(r.status, hvtest::guest_status(0))
                     << from << " -> " << to << " after " << delay.count() << " ms\n"
@@ -63,7 +64,7 @@ TEST(Snapshot, CrossBackendRestoreMatrix)
                 // The model never re-delivers a level interrupt whose line went low before the
                 // EOI; KVM's split irqchip here sometimes does (docs/apic.md). The count lives in
                 // guest memory, so it carries what happened before the snapshot too.
-                if (std::string(from) == "emulated" && std::string(to) == "emulated") {
+                if (std::string(from) != "kernel" && std::string(to) != "kernel") {
                     EXPECT_NE(r.out.find("level redeliveries after EOI: 0\n"), std::string::npos)
                         << r.out;
                 }

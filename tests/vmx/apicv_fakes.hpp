@@ -161,16 +161,16 @@ struct Exits {
 inline Exits exits(const apic::ApicBackend& a)
 {
     const apic::CounterList c = a.exit_counters();
-    return Exits{apic::counter_value(c, "external_interrupt"), apic::counter_value(c, "msr_read"),
-                 apic::counter_value(c, "msr_write"),
-                 apic::counter_value(c, "tpr_below_threshold"),
-                 apic::counter_value(c, "apic_access"), apic::counter_value(c, "eoi_induced"),
-                 apic::counter_value(c, "apic_write")};
+    return Exits{
+        apic::counter_value(c, "external_interrupt"), apic::counter_value(c, "msr_read"),
+        apic::counter_value(c, "msr_write"),          apic::counter_value(c, "tpr_below_threshold"),
+        apic::counter_value(c, "apic_access"),        apic::counter_value(c, "eoi_induced"),
+        apic::counter_value(c, "apic_write")};
 }
 inline Exits operator-(const Exits& a, const Exits& b)
 {
-    return Exits{a.ext - b.ext,       a.rdmsr - b.rdmsr,   a.wrmsr - b.wrmsr, a.tpr - b.tpr,
-                 a.access - b.access, a.eoi - b.eoi,       a.write - b.write};
+    return Exits{a.ext - b.ext,       a.rdmsr - b.rdmsr, a.wrmsr - b.wrmsr, a.tpr - b.tpr,
+                 a.access - b.access, a.eoi - b.eoi,     a.write - b.write};
 }
 inline uint64_t stat(const apic::ApicBackend& a, std::string_view name)
 {

@@ -12,13 +12,13 @@ namespace {
 TEST(Post, RuleTable)
 {
     struct Case {
-        bool sn, on, pir;           // before
+        bool sn, on, pir; // before
         bool notify, coalesced, on_after;
     };
     const Case cases[] = {
-        {false, false, false, true, false, true},  // the one post that notifies
-        {false, false, true, true, true, true},    // PIR already set, ON clear: still notifies
-        {false, true, false, false, false, true},  // ON set: covered by the earlier notification
+        {false, false, false, true, false, true}, // the one post that notifies
+        {false, false, true, true, true, true},   // PIR already set, ON clear: still notifies
+        {false, true, false, false, false, true}, // ON set: covered by the earlier notification
         {false, true, true, false, true, true},
         {true, false, false, false, false, false}, // SN: PIR only
         {true, true, false, false, false, true},

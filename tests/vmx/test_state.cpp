@@ -77,9 +77,9 @@ uint32_t sane_value(uint32_t off, std::mt19937& rng)
 
 TEST(Parity, RandomGuestMatchesEmulated)
 {
-    const uint32_t regs[] = {reg::kTpr,      reg::kEoi,      reg::kLdr,      reg::kDfr,
-                             reg::kSvr,      reg::kEsr,      reg::kLvtTimer, reg::kLvtLint0,
-                             reg::kLvtError, reg::kIcrLow,   reg::kIcrHigh,  reg::kTimerInitial,
+    const uint32_t regs[] = {reg::kTpr,         reg::kEoi,     reg::kLdr,      reg::kDfr,
+                             reg::kSvr,         reg::kEsr,     reg::kLvtTimer, reg::kLvtLint0,
+                             reg::kLvtError,    reg::kIcrLow,  reg::kIcrHigh,  reg::kTimerInitial,
                              reg::kTimerDivide, reg::kLvtPerf, reg::kId};
     for (const ApicvOptions& o : all_option_sets()) {
         Pair p(o);
@@ -96,15 +96,16 @@ TEST(Parity, RandomGuestMatchesEmulated)
                 const uint32_t v = sane_value(off, rng);
                 p.emu->mmio_write(kBase + off, 4, v);
                 p.acc->mmio_write(kBase + off, 4, v);
-                last_off = off; last_v = v;
+                last_off = off;
+                last_v = v;
             } else if (what < 6) {
                 // Level-triggered vectors stay out of the IPI range (0x20-0xEF): an IPIv post
                 // of an edge vector does not clear a stale TMR bit (hardware does not touch
                 // the TMR), a documented difference.
                 const bool level = rng() % 3 == 0;
-                const auto irq = fixed(static_cast<uint8_t>(level ? 0xF0 + rng() % 0x10
-                                                                  : 0x10 + rng() % 0xF0),
-                                       level ? apic::Trigger::Level : apic::Trigger::Edge);
+                const auto irq =
+                    fixed(static_cast<uint8_t>(level ? 0xF0 + rng() % 0x10 : 0x10 + rng() % 0xF0),
+                          level ? apic::Trigger::Level : apic::Trigger::Edge);
                 p.emu->deliver(irq);
                 p.acc->deliver(irq);
             } else if (what < 8) {
@@ -138,7 +139,8 @@ TEST(Parity, RandomGuestMatchesEmulated)
             if (step % 50 == 0) {
                 const apic::ApicState a = p.emu->flatten();
                 const apic::ApicState b = p.acc->flatten();
-                ASSERT_EQ(a, b) << apic::describe_difference(a, b) << " step " << step << " what " << last_what << " off " << std::hex << last_off << " v " << last_v;
+                ASSERT_EQ(a, b) << apic::describe_difference(a, b) << " step " << step << " what "
+                                << last_what << " off " << std::hex << last_off << " v " << last_v;
             }
         }
         EXPECT_EQ(p.pe.eois, p.pa.eois);
@@ -200,9 +202,9 @@ TEST(Parity, RandomX2apicGuestMatchesEmulated)
                 ASSERT_EQ(a.status, b.status) << std::hex << msr << " " << v << " step " << step;
             } else if (what < 6) {
                 const bool level = rng() % 3 == 0;
-                const auto irq = fixed(static_cast<uint8_t>(level ? 0xF0 + rng() % 0x10
-                                                                  : 0x10 + rng() % 0xF0),
-                                       level ? apic::Trigger::Level : apic::Trigger::Edge);
+                const auto irq =
+                    fixed(static_cast<uint8_t>(level ? 0xF0 + rng() % 0x10 : 0x10 + rng() % 0xF0),
+                          level ? apic::Trigger::Level : apic::Trigger::Edge);
                 p.emu->deliver(irq);
                 p.acc->deliver(irq);
             } else if (what < 8) {
@@ -219,7 +221,8 @@ TEST(Parity, RandomX2apicGuestMatchesEmulated)
                 for (uint32_t msr = 0x800; msr < 0x840; ++msr) {
                     const apic::AccessResult a = p.emu->msr_read(msr);
                     const apic::AccessResult b = p.acc->msr_read(msr);
-                    ASSERT_EQ(a.status, b.status) << std::hex << msr << " step " << std::dec << step;
+                    ASSERT_EQ(a.status, b.status)
+                        << std::hex << msr << " step " << std::dec << step;
                     ASSERT_EQ(a.value, b.value) << std::hex << msr << " step " << std::dec << step;
                 }
                 p.acc->leave_guest();
@@ -304,7 +307,8 @@ TEST(State, CrossBackendRoundTripMidWorkload)
             const apic::ApicState from_emu = p.emu->flatten();
             Pair q(o);
             ASSERT_EQ(q.acc->restore(from_emu), std::nullopt);
-            EXPECT_EQ(q.acc->flatten(), from_emu) << apic::describe_difference(q.acc->flatten(), from_emu);
+            EXPECT_EQ(q.acc->flatten(), from_emu)
+                << apic::describe_difference(q.acc->flatten(), from_emu);
             // Both continue identically.
             for (int i = 0; i < 6; ++i) {
                 q.acc->enter_guest();

@@ -16,7 +16,7 @@ TEST(VmcsImage, EncodingsAndWidths)
     EXPECT_EQ(vmcs_width_code(field::kGuestInterruptStatus), 0u);
     EXPECT_EQ(vmcs_width_code(field::kPidPointerTableAddress), 1u); // 64-bit
     EXPECT_EQ(vmcs_width_code(field::kTprThreshold), 2u);           // 32-bit
-    EXPECT_EQ(field::kEoiExitBitmap1 - field::kEoiExitBitmap0, 2u);   // high halves at +1
+    EXPECT_EQ(field::kEoiExitBitmap1 - field::kEoiExitBitmap0, 2u); // high halves at +1
     VmcsImage v;
     v.guest_interrupt_status.value = 0xABCD;
     v.eoi_exit(2) = 0x55;
