@@ -225,8 +225,8 @@ apic::AccessResult ApicvBackend::msr_read(uint32_t msr)
     apic::AccessResult r;
     {
         std::lock_guard lock(mu_);
-        const bool mine = is_x2apic_msr(msr) || msr == apic::kMsrApicBase ||
-                          msr == apic::kMsrTscDeadline;
+        const bool mine =
+            is_x2apic_msr(msr) || msr == apic::kMsrApicBase || msr == apic::kMsrTscDeadline;
         if (!mine) {
             return apic::AccessResult::not_mine();
         }
@@ -272,8 +272,8 @@ apic::AccessResult ApicvBackend::msr_write(uint32_t msr, uint64_t value)
     apic::AccessResult r = apic::AccessResult::ok();
     {
         std::lock_guard lock(mu_);
-        const bool mine = is_x2apic_msr(msr) || msr == apic::kMsrApicBase ||
-                          msr == apic::kMsrTscDeadline;
+        const bool mine =
+            is_x2apic_msr(msr) || msr == apic::kMsrApicBase || msr == apic::kMsrTscDeadline;
         if (!mine) {
             return apic::AccessResult::not_mine();
         }

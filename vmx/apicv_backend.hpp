@@ -8,8 +8,9 @@
 //   interrupt processing, IPI virtualization — and which accesses exit (SDM Vol3 chapter 30,
 //   "APIC Virtualization and Virtual Interrupts"; chapter 29 in older editions);
 // - hypervisor half (apicv_hypervisor.cpp, apicv_access.cpp, apicv_delivery.cpp,
-//   apicv_sched.cpp, apicv_state.cpp): what KVM's vmx.c / posted_intr.c / lapic.c do — APIC-access, APIC-write, EOI-induced, MSR and TPR-below-threshold exits, the
-//   EOI-exit bitmap, posting from other threads, NV/NDST/SN on load/put/block, the LAPIC timer.
+//   apicv_sched.cpp, apicv_state.cpp): what KVM's vmx.c / posted_intr.c / lapic.c do — APIC-access,
+//   APIC-write, EOI-induced, MSR and TPR-below-threshold exits, the EOI-exit bitmap, posting from
+//   other threads, NV/NDST/SN on load/put/block, the LAPIC timer.
 //
 // The registers the hardware does not own (ID, LDR, DFR, SVR, ESR, LVTs, timer) live in an
 // apic::LocalApic, the hypervisor's emulation, and are mirrored into the page for APIC-register
@@ -145,8 +146,8 @@ class ApicvBackend final : public apic::ApicBackend {
 
     // What to do once `mu_` is released.
     struct Effects {
-        apic::AccessResult model;            // from the LocalApic: IPI, timer re-arm
-        std::optional<uint8_t> ioapic_eoi;   // forward this EOI to the IOAPIC
+        apic::AccessResult model;               // from the LocalApic: IPI, timer re-arm
+        std::optional<uint8_t> ioapic_eoi;      // forward this EOI to the IOAPIC
         std::optional<std::size_t> ipiv_target; // IPIv posted: notify this vCPU
         PostResult ipiv_post;
         Notify notify = Notify::None;
@@ -161,7 +162,7 @@ class ApicvBackend final : public apic::ApicBackend {
     void hw_ppr_virtualization();
     std::optional<uint8_t> hw_evaluate() const;
     uint8_t hw_deliver_virtual_interrupt();
-    bool hw_tpr_virtualization(); // true: TPR-below-threshold VM exit
+    bool hw_tpr_virtualization();                   // true: TPR-below-threshold VM exit
     std::optional<uint8_t> hw_eoi_virtualization(); // vector when an EOI-induced exit follows
     void hw_self_ipi(uint8_t vector);
     void hw_process_posted();

@@ -86,14 +86,13 @@ bool ApicvBackend::fast_path_ok(uint8_t vector) const
     // What LocalApic::accept() would check, read lock-free: enabled and software-enabled, a
     // legal vector, and an edge vector whose TMR bit is already clear (nothing to update).
     return apic::is_legal_vector(vector) && accepting_.load(std::memory_order_relaxed) &&
-           (tmr_mirror_[vector >> 5].load(std::memory_order_relaxed) & (1u << (vector & 31u))) ==
-               0;
+           (tmr_mirror_[vector >> 5].load(std::memory_order_relaxed) & (1u << (vector & 31u))) == 0;
 }
 
 void ApicvBackend::deliver(const apic::Interrupt& irq)
 {
-    const bool fixed = irq.mode == apic::DeliveryMode::Fixed ||
-                       irq.mode == apic::DeliveryMode::LowestPriority;
+    const bool fixed =
+        irq.mode == apic::DeliveryMode::Fixed || irq.mode == apic::DeliveryMode::LowestPriority;
     if (fixed && irq.trigger == apic::Trigger::Edge && fast_path_ok(irq.vector)) {
         count_source(irq.source);
         if (opts_.posted_interrupts) {

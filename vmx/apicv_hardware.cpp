@@ -21,9 +21,9 @@ constexpr bool read_listed(uint32_t off)
     return off == reg::kId || off == reg::kVersion || off == reg::kTpr || off == reg::kEoi ||
            off == reg::kLdr || off == reg::kDfr || off == reg::kSvr || in_block(off, reg::kIsr) ||
            in_block(off, reg::kTmr) || in_block(off, reg::kIrr) || off == reg::kEsr ||
-           off == reg::kIcrLow || off == reg::kIcrHigh || (off >= reg::kLvtTimer &&
-           off <= reg::kLvtError && (off & 0xFu) == 0) || off == reg::kTimerInitial ||
-           off == reg::kTimerDivide;
+           off == reg::kIcrLow || off == reg::kIcrHigh ||
+           (off >= reg::kLvtTimer && off <= reg::kLvtError && (off & 0xFu) == 0) ||
+           off == reg::kTimerInitial || off == reg::kTimerDivide;
 }
 
 // SDM Vol3 30.4.3.1 "Determining Whether a Write Access is Virtualized" (APIC-register
@@ -32,8 +32,9 @@ constexpr bool write_listed(uint32_t off)
 {
     return off == reg::kId || off == reg::kTpr || off == reg::kEoi || off == reg::kLdr ||
            off == reg::kDfr || off == reg::kSvr || off == reg::kEsr || off == reg::kIcrLow ||
-           off == reg::kIcrHigh || (off >= reg::kLvtTimer && off <= reg::kLvtError &&
-           (off & 0xFu) == 0) || off == reg::kTimerInitial || off == reg::kTimerDivide;
+           off == reg::kIcrHigh ||
+           (off >= reg::kLvtTimer && off <= reg::kLvtError && (off & 0xFu) == 0) ||
+           off == reg::kTimerInitial || off == reg::kTimerDivide;
 }
 
 // ICR low bits that must be 0 for self-IPI / IPI virtualization: reserved 31:20, 17:16, 13 and
@@ -95,8 +96,9 @@ bool ApicvBackend::hw_x2apic_read_passthrough(uint32_t msr) const
     return off == reg::kId || off == reg::kVersion || off == reg::kTpr || off == reg::kPpr ||
            off == reg::kLdr || off == reg::kSvr || in_block(off, reg::kIsr) ||
            in_block(off, reg::kTmr) || in_block(off, reg::kIrr) || off == reg::kEsr ||
-           off == reg::kIcrLow || (off >= reg::kLvtTimer && off <= reg::kLvtError &&
-           (off & 0xFu) == 0) || off == reg::kTimerInitial || off == reg::kTimerDivide;
+           off == reg::kIcrLow ||
+           (off >= reg::kLvtTimer && off <= reg::kLvtError && (off & 0xFu) == 0) ||
+           off == reg::kTimerInitial || off == reg::kTimerDivide;
 }
 
 void ApicvBackend::hw_ppr_virtualization()
@@ -222,8 +224,8 @@ bool ApicvBackend::hw_ipi_virtualization(uint64_t icr, bool x2apic, Effects& fx)
         return false;
     }
     // xAPIC: the destination is VICR_HI[31:24]; x2APIC: bits 63:32 of the 64-bit ICR.
-    const uint32_t dest = x2apic ? static_cast<uint32_t>(icr >> 32)
-                                 : static_cast<uint32_t>(icr >> 56) & 0xFFu;
+    const uint32_t dest =
+        x2apic ? static_cast<uint32_t>(icr >> 32) : static_cast<uint32_t>(icr >> 56) & 0xFFu;
     if (dest > vmcs_.last_pid_pointer_index.value) {
         return false;
     }

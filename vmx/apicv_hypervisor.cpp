@@ -9,7 +9,7 @@ namespace hv::vmx {
 namespace {
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(ApicvExit::Count)> kExitNames{
-    "external_interrupt", "msr_read", "msr_write", "tpr_below_threshold",
+    "external_interrupt", "msr_read",    "msr_write", "tpr_below_threshold",
     "apic_access",        "eoi_induced", "apic_write"};
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(ApicvStat::Count)> kStatNames{
@@ -107,9 +107,9 @@ void ApicvBackend::mirror_locked()
     inject_locked(drain_model_locked());
     timer_dirty_ = timer_dirty_ || deadline != apic_.next_timer_deadline();
     const apic::ApicRegisterPage p = apic::to_register_page(s);
-    for (uint32_t off : {apic::reg::kId, apic::reg::kVersion, apic::reg::kLdr, apic::reg::kDfr,
-                         apic::reg::kSvr, apic::reg::kEsr, apic::reg::kTimerInitial,
-                         apic::reg::kTimerDivide}) {
+    for (uint32_t off :
+         {apic::reg::kId, apic::reg::kVersion, apic::reg::kLdr, apic::reg::kDfr, apic::reg::kSvr,
+          apic::reg::kEsr, apic::reg::kTimerInitial, apic::reg::kTimerDivide}) {
         page_->set(off, apic::page_get(p, off));
     }
     for (std::size_t i = 0; i < apic::kLvtCount; ++i) {
@@ -129,9 +129,8 @@ void ApicvBackend::update_controls_locked()
     vmcs_.pin_controls.value = opts_.posted_interrupts ? pin::kProcessPostedInterrupts : 0;
     vmcs_.primary_controls.value = primary::kUseTprShadow | primary::kActivateSecondaryControls |
                                    (opts_.ipiv ? primary::kActivateTertiaryControls : 0);
-    uint32_t sec = vid ? (secondary::kApicRegisterVirtualization |
-                          secondary::kVirtualInterruptDelivery)
-                       : 0;
+    uint32_t sec =
+        vid ? (secondary::kApicRegisterVirtualization | secondary::kVirtualInterruptDelivery) : 0;
     if (mode == apic::ApicMode::XApic) {
         sec |= secondary::kVirtualizeApicAccesses;
     } else if (mode == apic::ApicMode::X2Apic && opts_.x2apic_virtualization) {
@@ -213,8 +212,7 @@ void ApicvBackend::inject_locked(const apic::VectorWords& w)
         }
         const uint32_t off = vapic::kVirr + 0x10u * static_cast<uint32_t>(i);
         const uint32_t old = page_->get(off);
-        stats_.add(ApicvStat::Coalesced,
-                   static_cast<uint64_t>(std::popcount(old & w[i])));
+        stats_.add(ApicvStat::Coalesced, static_cast<uint64_t>(std::popcount(old & w[i])));
         page_->set(off, old | w[i]);
     }
     if (const auto h = apic::highest_vector(w)) {
@@ -254,8 +252,8 @@ void ApicvBackend::after_model_locked(apic::ApicMode before)
         reset_hardware_state_locked(); // SDM Vol3 11.4.3: the registers were reset
     } else if (before == apic::ApicMode::XApic && after == apic::ApicMode::X2Apic) {
         // The page's ICR becomes one 64-bit register at 300H (KVM: kvm_apic_set_x2apic_id...).
-        const uint64_t icr = (static_cast<uint64_t>(page_->get(vapic::kVicrHi)) << 32) |
-                             page_->get(vapic::kVicrLo);
+        const uint64_t icr =
+            (static_cast<uint64_t>(page_->get(vapic::kVicrHi)) << 32) | page_->get(vapic::kVicrLo);
         page_->write_bytes(vapic::kVicrLo, 8, icr);
         page_->set(vapic::kVicrHi, 0);
     }

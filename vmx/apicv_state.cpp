@@ -87,9 +87,9 @@ std::optional<std::string> ApicvBackend::restore(const apic::ApicState& s)
         if (opts_.posted_interrupts) {
             const bool running = sched_ == Sched::InGuest;
             const bool blocked = sched_ == Sched::Blocked;
-            update_control(pid_, ControlUpdate{blocked ? opts_.wakeup_vector
-                                                       : opts_.notification_vector,
-                                               vm_.ndst_for(index_), !(running || blocked)});
+            update_control(pid_,
+                           ControlUpdate{blocked ? opts_.wakeup_vector : opts_.notification_vector,
+                                         vm_.ndst_for(index_), !(running || blocked)});
         }
     }
     platform_.timer_changed(index_);

@@ -57,15 +57,13 @@ ApicvVm::ApicvVm(std::size_t vcpus, const ApicvOptions& opts)
 
 ApicvVm::~ApicvVm() = default;
 
-std::unique_ptr<apic::ApicBackend> ApicvVm::make_backend(std::size_t index,
-                                                         const apic::LocalApicConfig& cfg,
-                                                         apic::GuestClock& clock,
-                                                         apic::ApicPlatform& platform,
-                                                         apic::VcpuNotifier& notifier)
+std::unique_ptr<apic::ApicBackend>
+ApicvVm::make_backend(std::size_t index, const apic::LocalApicConfig& cfg, apic::GuestClock& clock,
+                      apic::ApicPlatform& platform, apic::VcpuNotifier& notifier)
 {
     if (index >= n_) {
-        throw std::out_of_range("apicv: vCPU index " + std::to_string(index) + " >= " +
-                                std::to_string(n_));
+        throw std::out_of_range("apicv: vCPU index " + std::to_string(index) +
+                                " >= " + std::to_string(n_));
     }
     return std::make_unique<ApicvBackend>(*this, index, cfg, clock, platform, notifier);
 }

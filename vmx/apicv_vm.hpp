@@ -48,11 +48,9 @@ class ApicvVm {
     ApicvVm(const ApicvVm&) = delete;
     ApicvVm& operator=(const ApicvVm&) = delete;
 
-    std::unique_ptr<apic::ApicBackend> make_backend(std::size_t index,
-                                                    const apic::LocalApicConfig& cfg,
-                                                    apic::GuestClock& clock,
-                                                    apic::ApicPlatform& platform,
-                                                    apic::VcpuNotifier& notifier);
+    std::unique_ptr<apic::ApicBackend>
+    make_backend(std::size_t index, const apic::LocalApicConfig& cfg, apic::GuestClock& clock,
+                 apic::ApicPlatform& platform, apic::VcpuNotifier& notifier);
 
     const ApicvOptions& options() const { return opts_; }
     std::size_t vcpus() const { return n_; }
@@ -76,8 +74,8 @@ class ApicvVm {
   private:
     friend class ApicvBackend;
 
-// NDST for the host CPU the calling thread runs on (hosts run their APICs in x2APIC mode).
-uint32_t host_ndst();
+    // NDST for the host CPU the calling thread runs on (hosts run their APICs in x2APIC mode).
+    uint32_t host_ndst();
     void attach(std::size_t index, ApicvBackend* b);
     void detach(std::size_t index);
     void add_blocked(std::size_t index);

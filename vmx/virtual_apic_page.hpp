@@ -21,24 +21,27 @@
 namespace hv::vmx {
 
 namespace vapic {
-inline constexpr uint32_t kVtpr = apic::reg::kTpr;  // 0x080
-inline constexpr uint32_t kVppr = apic::reg::kPpr;  // 0x0A0
-inline constexpr uint32_t kVeoi = apic::reg::kEoi;  // 0x0B0
-inline constexpr uint32_t kVisr = apic::reg::kIsr;  // 0x100, 8 x 16 bytes
-inline constexpr uint32_t kVtmr = apic::reg::kTmr;  // 0x180
-inline constexpr uint32_t kVirr = apic::reg::kIrr;  // 0x200
-inline constexpr uint32_t kVicrLo = apic::reg::kIcrLow;  // 0x300
-inline constexpr uint32_t kVicrHi = apic::reg::kIcrHigh; // 0x310
+inline constexpr uint32_t kVtpr = apic::reg::kTpr;        // 0x080
+inline constexpr uint32_t kVppr = apic::reg::kPpr;        // 0x0A0
+inline constexpr uint32_t kVeoi = apic::reg::kEoi;        // 0x0B0
+inline constexpr uint32_t kVisr = apic::reg::kIsr;        // 0x100, 8 x 16 bytes
+inline constexpr uint32_t kVtmr = apic::reg::kTmr;        // 0x180
+inline constexpr uint32_t kVirr = apic::reg::kIrr;        // 0x200
+inline constexpr uint32_t kVicrLo = apic::reg::kIcrLow;   // 0x300
+inline constexpr uint32_t kVicrHi = apic::reg::kIcrHigh;  // 0x310
 inline constexpr uint32_t kSelfIpi = apic::reg::kSelfIpi; // 0x3F0
 inline constexpr std::size_t kPageBytes = 4096;
-static_assert(kVtpr == 0x80 && kVppr == 0xA0 && kVeoi == 0xB0 && kVisr == 0x100 &&
-              kVirr == 0x200 && kVicrLo == 0x300 && kVicrHi == 0x310);
+static_assert(kVtpr == 0x80 && kVppr == 0xA0 && kVeoi == 0xB0 && kVisr == 0x100 && kVirr == 0x200 &&
+              kVicrLo == 0x300 && kVicrHi == 0x310);
 } // namespace vapic
 
 struct alignas(4096) VirtualApicPage {
     std::array<uint32_t, vapic::kPageBytes / 4> words{};
 
-    uint32_t get(uint32_t offset) const { return offset < vapic::kPageBytes ? words[offset / 4] : 0; }
+    uint32_t get(uint32_t offset) const
+    {
+        return offset < vapic::kPageBytes ? words[offset / 4] : 0;
+    }
     void set(uint32_t offset, uint32_t v)
     {
         if (offset < vapic::kPageBytes) {
@@ -55,10 +58,22 @@ struct alignas(4096) VirtualApicPage {
     // register at offset base + 16 * (v >> 5).
     apic::VectorWords vectors(uint32_t base) const;
     void set_vectors(uint32_t base, const apic::VectorWords& w);
-    bool test(uint32_t base, uint8_t v) const { return (get(base + 0x10u * (v >> 5)) >> (v & 31u)) & 1u; }
-    void set_bit(uint32_t base, uint8_t v) { words[(base + 0x10u * (v >> 5)) / 4] |= 1u << (v & 31u); }
-    void clear_bit(uint32_t base, uint8_t v) { words[(base + 0x10u * (v >> 5)) / 4] &= ~(1u << (v & 31u)); }
-    std::optional<uint8_t> highest(uint32_t base) const { return apic::highest_vector(vectors(base)); }
+    bool test(uint32_t base, uint8_t v) const
+    {
+        return (get(base + 0x10u * (v >> 5)) >> (v & 31u)) & 1u;
+    }
+    void set_bit(uint32_t base, uint8_t v)
+    {
+        words[(base + 0x10u * (v >> 5)) / 4] |= 1u << (v & 31u);
+    }
+    void clear_bit(uint32_t base, uint8_t v)
+    {
+        words[(base + 0x10u * (v >> 5)) / 4] &= ~(1u << (v & 31u));
+    }
+    std::optional<uint8_t> highest(uint32_t base) const
+    {
+        return apic::highest_vector(vectors(base));
+    }
 
     // The first 0x400 bytes as the shared register-page codec sees them.
     apic::ApicRegisterPage registers() const;

@@ -21,18 +21,15 @@ constexpr unsigned vmcs_width_code(uint32_t encoding)
 
 template <uint32_t Enc> struct VmcsWidth;
 template <uint32_t Enc>
-    requires(vmcs_width_code(Enc) == 0)
-struct VmcsWidth<Enc> {
+requires(vmcs_width_code(Enc) == 0) struct VmcsWidth<Enc> {
     using type = uint16_t;
 };
 template <uint32_t Enc>
-    requires(vmcs_width_code(Enc) == 1 && (Enc & 1u) == 0)
-struct VmcsWidth<Enc> {
+requires(vmcs_width_code(Enc) == 1 && (Enc & 1u) == 0) struct VmcsWidth<Enc> {
     using type = uint64_t;
 };
 template <uint32_t Enc>
-    requires(vmcs_width_code(Enc) == 2)
-struct VmcsWidth<Enc> {
+requires(vmcs_width_code(Enc) == 2) struct VmcsWidth<Enc> {
     using type = uint32_t;
 };
 
@@ -139,7 +136,10 @@ struct VmcsImage {
     // The 256-bit EOI-exit bitmap (SDM Vol3 24.6.8): bit v of EOI_EXIT(v / 64).
     uint64_t& eoi_exit(unsigned i);
     uint64_t eoi_exit(unsigned i) const;
-    bool eoi_exit_bit(uint8_t vector) const { return (eoi_exit(vector >> 6) >> (vector & 63u)) & 1u; }
+    bool eoi_exit_bit(uint8_t vector) const
+    {
+        return (eoi_exit(vector >> 6) >> (vector & 63u)) & 1u;
+    }
 
     bool pin(uint32_t bit) const { return (pin_controls.value & bit) != 0; }
     bool secondary(uint32_t bit) const
@@ -158,8 +158,8 @@ struct VmcsImage {
 };
 
 static_assert(std::is_same_v<VmcsField<field::kGuestInterruptStatus>::value_type, uint16_t>);
-static_assert(std::is_same_v<VmcsField<field::kPostedInterruptNotificationVector>::value_type,
-                             uint16_t>);
+static_assert(
+    std::is_same_v<VmcsField<field::kPostedInterruptNotificationVector>::value_type, uint16_t>);
 static_assert(std::is_same_v<VmcsField<field::kPidPointerTableAddress>::value_type, uint64_t>);
 static_assert(std::is_same_v<VmcsField<field::kEoiExitBitmap3>::value_type, uint64_t>);
 static_assert(std::is_same_v<VmcsField<field::kTprThreshold>::value_type, uint32_t>);
