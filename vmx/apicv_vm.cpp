@@ -101,6 +101,16 @@ std::optional<std::size_t> ApicvVm::index_of(const PostedInterruptDescriptor* p)
     return static_cast<std::size_t>(p - first);
 }
 
+PostedInterruptDescriptor* ApicvVm::pid_at(uint64_t address)
+{
+    const uint64_t first = address_of(pids_[0]);
+    const uint64_t size = sizeof(PostedInterruptDescriptor);
+    if (address < first || (address - first) % size != 0 || (address - first) / size >= n_) {
+        return nullptr;
+    }
+    return &pids_[(address - first) / size];
+}
+
 PostResult ApicvVm::post_counted(PostedInterruptDescriptor& d, uint8_t vector)
 {
     const PostResult r = vmx::post(d, vector);

@@ -57,6 +57,13 @@ class ApicvVm {
     PostedInterruptDescriptor& pid(std::size_t index) { return pids_[index]; }
     const PidPointerTable& pid_table() const { return table_; }
     std::optional<std::size_t> index_of(const PostedInterruptDescriptor* p) const;
+    // The descriptor at a PID address as VMCS field 0x2016, a PID-pointer entry or a VT-d posted
+    // IRTE's PDA name it; nullptr unless it is exactly one of this VM's descriptors.
+    PostedInterruptDescriptor* pid_at(uint64_t address);
+    static uint64_t address_of(const PostedInterruptDescriptor& d)
+    {
+        return reinterpret_cast<uintptr_t>(&d);
+    }
 
     // Post to a descriptor and deliver the notification as the hardware would (IPIv, VT-d).
     PostResult post(PostedInterruptDescriptor& d, uint8_t vector);

@@ -78,6 +78,18 @@ TEST(PidPointerTable, EntriesAreAddressOrValid)
     EXPECT_EQ(t.lookup(3), nullptr);
 }
 
+TEST(ApicvVm, PidAtValidatesAddresses)
+{
+    ApicvOptions o;
+    ApicvVm vm(3, o);
+    const uint64_t a1 = ApicvVm::address_of(vm.pid(1));
+    EXPECT_EQ(vm.pid_at(a1), &vm.pid(1));
+    EXPECT_EQ(vm.pid_at(a1 + 8), nullptr);
+    EXPECT_EQ(vm.pid_at(ApicvVm::address_of(vm.pid(0)) - 64), nullptr);
+    EXPECT_EQ(vm.pid_at(ApicvVm::address_of(vm.pid(2)) + 64), nullptr);
+    EXPECT_EQ(vm.index_of(vm.pid_at(a1)), 1u);
+}
+
 TEST(VirtualApicPage, RegisterLayout)
 {
     VirtualApicPage p;
