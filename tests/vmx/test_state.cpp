@@ -170,7 +170,10 @@ uint64_t sane_x2apic_value(uint32_t msr, std::mt19937& rng)
         return raw ? 1 : 0;
     case 0x838:
         return v % 5000;
+    case 0x6E0:
+        return v % 100000;
     case 0x832:
+        return raw ? v : (v & 0x000700FFu);
     case 0x835:
     case 0x837:
     case 0x834:
@@ -184,8 +187,8 @@ uint64_t sane_x2apic_value(uint32_t msr, std::mt19937& rng)
 
 TEST(Parity, RandomX2apicGuestMatchesEmulated)
 {
-    const uint32_t msrs[] = {0x808, 0x80B, 0x80F, 0x828, 0x830, 0x832, 0x834,
-                             0x835, 0x837, 0x838, 0x83E, 0x83F, 0x802, 0x80D};
+    const uint32_t msrs[] = {0x808, 0x80B, 0x80F, 0x828, 0x830, 0x832, 0x834, 0x835,
+                             0x837, 0x838, 0x83E, 0x83F, 0x802, 0x80D, 0x6E0};
     for (const ApicvOptions& o : all_option_sets()) {
         Pair p(o);
         std::mt19937 rng(99);
