@@ -68,6 +68,29 @@ void Interrupts::send_ipi(std::size_t from, const apic::Ipi& ipi)
     route(from, ipi, apic::Source::Ipi);
 }
 
+void Interrupts::on_ioapic_change(std::function<void(const apic::VectorWords&)> hook)
+{
+    ioapic_hook_ = std::move(hook);
+    ioapic_changed();
+}
+
+void Interrupts::ioapic_changed()
+{
+    if (kernel_vm_)
+        sync_kernel_routes();
+    if (!ioapic_hook_)
+        return;
+    apic::VectorWords level{};
+    for (unsigned pin = 0; pin < apic::ioapic::kPins; ++pin) {
+        std::uint64_t e = ioapic_.redirection(pin);
+        apic::IoApicMessage m = apic::decode_redirection(e, static_cast<std::uint8_t>(pin));
+        bool masked = e & (1ull << 16);
+        if (!masked && m.trigger == apic::Trigger::Level)
+            level[m.vector / 32] |= 1u << (m.vector % 32);
+    }
+    ioapic_hook_(level);
+}
+
 void Interrupts::use_kernel_irqchip(const kvm::Vm& vm)
 {
     kernel_vm_ = &vm;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 
 #include "apic/backend.hpp"
 #include "apic/ioapic.hpp"
+#include "apic/vector_bits.hpp"
 #include "core/bus.hpp"
 #include "core/kvm/kvm.hpp"
 
@@ -38,12 +40,11 @@ public:
     // exits with KVM_EXIT_IOAPIC_EOI for level-triggered vectors (split irqchip).
     void use_kernel_irqchip(const kvm::Vm& vm);
 
-    // After IoApic::restore(): KVM's routes must follow the restored redirection table.
-    void ioapic_restored()
-    {
-        if (kernel_vm_)
-            sync_kernel_routes();
-    }
+    // Called with the vectors of the level-triggered, unmasked IOAPIC routes whenever the
+    // redirection table changes (APICv's EOI-exit bitmap follows them).
+    void on_ioapic_change(std::function<void(const apic::VectorWords&)> hook);
+    // After IoApic::restore(): whatever follows the redirection table follows it again.
+    void ioapic_restored() { ioapic_changed(); }
 
     // Adds the backend of the next vCPU (index = number added so far).
     void add(std::unique_ptr<apic::ApicBackend> backend);
@@ -80,10 +81,10 @@ private:
         void write(std::uint64_t off, unsigned size, std::uint64_t v) override
         {
             owner.ioapic_.mmio_write(off, size, static_cast<std::uint32_t>(v));
-            if (owner.kernel_vm_)
-                owner.sync_kernel_routes();
+            owner.ioapic_changed();
         }
     };
+    void ioapic_changed();
     void sync_kernel_routes();
 
     void route(std::optional<std::size_t> from, const apic::Ipi& ipi, apic::Source source);
@@ -96,6 +97,7 @@ private:
     apic::IoApic ioapic_;
     IoApicDevice ioapic_dev_{*this};
     const kvm::Vm* kernel_vm_ = nullptr;
+    std::function<void(const apic::VectorWords&)> ioapic_hook_;
     std::mutex routes_mu_;
 
     std::mutex timer_mu_;

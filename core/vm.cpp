@@ -9,6 +9,8 @@
 #include "core/devices/acpi.hpp"
 #include "apic/emulated.hpp"
 #include "svm/avic_vm.hpp"
+#include "vmx/apicv_backend.hpp"
+#include "vmx/apicv_vm.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/host/backend.hpp"
@@ -104,17 +106,28 @@ ApicSpec parse_apic_spec(const std::string& text)
     std::size_t comma = text.find(',');
     spec.name = text.substr(0, comma);
     if (spec.name != host::kAutoBackend && !host::is_backend_name(spec.name))
-        fail("--apic {}: unknown APIC backend (available: auto, kernel, emulated, avic)", text);
+        fail("--apic {}: unknown APIC backend (available: auto, kernel, emulated, apicv, avic)",
+             text);
     while (comma != std::string::npos) {
         std::size_t next = text.find(',', comma + 1);
         std::string opt = text.substr(comma + 1, next == std::string::npos ? next : next - comma - 1);
-        if (spec.name == "avic" && opt == "x2avic")
+        bool avic = spec.name == "avic", apicv = spec.name == "apicv";
+        if (avic && opt == "x2avic")
             spec.x2avic = true;
-        else if (spec.name == "avic" && opt == "erratum1235")
+        else if (avic && opt == "erratum1235")
             spec.erratum_1235 = true;
+        else if (apicv && opt == "noipiv")
+            spec.ipiv = false;
+        else if (apicv && opt == "nopi")
+            spec.posted = false;
+        else if (apicv && opt == "novid")
+            spec.vid = false;
+        else if (apicv && opt == "nox2apic")
+            spec.x2apic_virt = false;
         else
-            fail("--apic {}: unknown option '{}' for {} (avic takes x2avic, erratum1235)", text,
-                 opt, spec.name);
+            fail("--apic {}: unknown option '{}' for {} (avic: x2avic, erratum1235; apicv: "
+                 "noipiv, nopi, novid, nox2apic)",
+                 text, opt, spec.name);
         comma = next;
     }
     return spec;
@@ -130,15 +143,6 @@ void Vm::choose_apic_backend()
     host::BackendChoice choice = host::choose_backend(profile, apic_spec_.name);
     if (choice.refused)
         fail("--apic {}: {}", cfg_.apic, choice.reason);
-    if (choice.backend == "apicv") {
-        // The APICv model is not part of core yet (its issue is open).
-        if (apic_spec_.name != "auto")
-            fail("--apic {}: this backend is not available yet (available: auto, kernel, "
-                 "emulated, avic)",
-                 cfg_.apic);
-        choice.reason = "emulated: apicv would be chosen, but it is not available yet";
-        choice.backend = "emulated";
-    }
     for (const auto& e : choice.errata_applied)
         if (e == "AMD-1235" && choice.backend == "avic") {
             apic_spec_.erratum_1235 = true;
@@ -148,6 +152,11 @@ void Vm::choose_apic_backend()
     apic_reason_ = choice.reason;
     if (apic_spec_.x2avic)
         apic_reason_ += ", x2AVIC";
+    if (apic_backend_ == "apicv")
+        apic_reason_ += fmt::format(", IPIv {}, posted interrupts {}, VID {}, x2APIC virtualization {}",
+                                    apic_spec_.ipiv ? "on" : "off", apic_spec_.posted ? "on" : "off",
+                                    apic_spec_.vid ? "on" : "off",
+                                    apic_spec_.x2apic_virt ? "on" : "off");
     if (apic_spec_.erratum_1235 && choice.errata_applied.empty())
         apic_reason_ += ", erratum 1235 mode";
 }
@@ -282,6 +291,18 @@ void Vm::setup_interrupts()
         }
         interrupts_->use_kernel_irqchip(vm_);
     }
+    if (apic_backend_ == "apicv") {
+        vmx::ApicvOptions opts;
+        opts.ipiv = apic_spec_.ipiv;
+        opts.posted_interrupts = apic_spec_.posted;
+        opts.virtual_interrupt_delivery = apic_spec_.vid;
+        opts.x2apic_virtualization = apic_spec_.x2apic_virt;
+        try {
+            apicv_ = std::make_unique<vmx::ApicvVm>(cfg_.vcpus, opts);
+        } catch (const std::invalid_argument& e) {
+            fail("--apic {}: {}", cfg_.apic, e.what());
+        }
+    }
     if (apic_backend_ == "avic") {
         svm::AvicOptions opts;
         opts.x2avic = apic_spec_.x2avic;
@@ -297,9 +318,14 @@ void Vm::setup_interrupts()
         // A periodic timer fires at most every 100 us on the host, as KVM's min_timer_period_us
         // keeps a guest from turning the host timer into a storm.
         lc.min_period_ns = 100'000;
-        if (avic_) {
-            // The doorbell targets the host CPU the vCPU thread is pinned to (--pin).
-            if (const host::PinEntry* pin = pin_entry(i); pin && pin->host_apic_id)
+        // The notification / doorbell targets the host CPU the vCPU thread is pinned to (--pin).
+        const host::PinEntry* pin = pin_entry(i);
+        if (apicv_) {
+            if (pin && pin->host_apic_id)
+                apicv_->set_host_apic_id(i, *pin->host_apic_id);
+            interrupts_->add(apicv_->make_backend(i, lc, *interrupts_, *interrupts_, *vcpus_[i]));
+        } else if (avic_) {
+            if (pin && pin->host_apic_id)
                 avic_->set_host_apic_id(i, *pin->host_apic_id);
             interrupts_->add(avic_->make_backend(i, lc, *interrupts_, *interrupts_, *vcpus_[i]));
         } else {
@@ -307,6 +333,14 @@ void Vm::setup_interrupts()
                                                                   *interrupts_, *vcpus_[i]));
         }
         vcpus_[i]->set_apic(&interrupts_->backend(i));
+    }
+    if (apicv_) {
+        // APICv's EOI-exit bitmap must name the vectors of level-triggered IOAPIC routes.
+        interrupts_->on_ioapic_change([this](const apic::VectorWords& level_vectors) {
+            for (unsigned i = 0; i < cfg_.vcpus; ++i)
+                static_cast<vmx::ApicvBackend&>(interrupts_->backend(i))
+                    .set_ioapic_eoi_vectors(level_vectors);
+        });
     }
     mmio_.attach(apic::ioapic::kDefaultBase, apic::ioapic::kMmioSize, &interrupts_->ioapic_mmio(),
                  "IOAPIC");

@@ -34,6 +34,9 @@
 namespace hv::svm {
 class AvicVm;
 }
+namespace hv::vmx {
+class ApicvVm;
+}
 
 namespace hv {
 
@@ -149,6 +152,7 @@ private:
     std::vector<kvm_cpuid_entry2> supported_cpuid_;
     ApicSpec apic_spec_;
     std::unique_ptr<svm::AvicVm> avic_;       // the AVIC tables; outlives the backends below
+    std::unique_ptr<vmx::ApicvVm> apicv_;     // the PIDs and PID-pointer table, likewise
     std::unique_ptr<Interrupts> interrupts_;  // after vcpus_: destroyed first, threads joined
 
     std::mutex stop_mu_;

@@ -24,11 +24,16 @@ struct VmConfig {
 };
 
 // `--apic NAME[,OPTION...]`: the backend and the options of a hardware model, e.g.
-// "avic,x2avic", "avic,erratum1235". Parsed and checked by parse_apic_spec().
+// "avic,x2avic", "avic,erratum1235", "apicv,noipiv,nopi". Parsed and checked by
+// parse_apic_spec().
 struct ApicSpec {
     std::string name = "auto";
     bool x2avic = false;       // avic: x2AVIC
     bool erratum_1235 = false; // avic: IsRunning never set (forced; auto-applied on affected CPUs)
+    bool ipiv = true;          // apicv: IPI virtualization ("noipiv" turns it off)
+    bool posted = true;        // apicv: posted-interrupt processing ("nopi")
+    bool vid = true;           // apicv: virtual-interrupt delivery ("novid": TPR shadow only)
+    bool x2apic_virt = true;   // apicv: virtualize x2APIC mode ("nox2apic")
 };
 ApicSpec parse_apic_spec(const std::string& text);
 

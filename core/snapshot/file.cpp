@@ -1,6 +1,7 @@
 #include "core/snapshot/file.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,53 +121,71 @@ Reader::Reader(const std::string& path) : name_(path)
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
         fail("snapshot {}: not a regular file", path);
-    bytes_.resize(static_cast<std::size_t>(st.st_size));
-    std::size_t done = 0;
-    while (done < bytes_.size()) {
-        ssize_t n = ::read(fd.get(), bytes_.data() + done, bytes_.size() - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            throw_errno(fmt::format("snapshot {}: read", path));
-        done += static_cast<std::size_t>(n);
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ > 0) {
+        map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
+        if (map_ == MAP_FAILED) {
+            map_ = nullptr;
+            throw_errno(fmt::format("snapshot {}: mmap", path));
+        }
+        data_ = static_cast<const std::uint8_t*>(map_);
     }
     parse();
 }
 
 Reader::Reader(std::vector<std::uint8_t> bytes, std::string name)
-    : name_(std::move(name)), bytes_(std::move(bytes))
+    : name_(std::move(name)), bytes_(std::move(bytes)), data_(bytes_.data()), size_(bytes_.size())
 {
     parse();
 }
 
+Reader::~Reader()
+{
+    if (map_)
+        ::munmap(map_, size_);
+}
+
+// A constructor that throws runs no destructor: unmap here on failure.
 void Reader::parse()
 {
-    const auto size = bytes_.size();
+    try {
+        parse_checked();
+    } catch (...) {
+        if (map_)
+            ::munmap(map_, size_);
+        map_ = nullptr;
+        throw;
+    }
+}
+
+void Reader::parse_checked()
+{
+    const auto size = size_;
+    const std::uint8_t* bytes = data_;
     if (size < kHeaderSize)
         fail("snapshot {}: truncated header ({} bytes)", name_, size);
-    if (std::memcmp(bytes_.data(), kMagic, sizeof kMagic) != 0)
+    if (std::memcmp(bytes, kMagic, sizeof kMagic) != 0)
         fail("snapshot {}: not an hvaccel snapshot (bad magic)", name_);
-    std::uint32_t major = get_u32(&bytes_[8]);
-    minor_ = get_u32(&bytes_[12]);
+    std::uint32_t major = get_u32(&bytes[8]);
+    minor_ = get_u32(&bytes[12]);
     if (major != kFormatMajor)
         fail("snapshot {}: format version {}.{} is not readable by this hvaccel (reads {}.x)",
              name_, major, minor_, kFormatMajor);
-    std::uint64_t json_len = get_u64(&bytes_[24]);
-    blob_off_ = get_u64(&bytes_[32]);
-    blob_len_ = get_u64(&bytes_[40]);
+    std::uint64_t json_len = get_u64(&bytes[24]);
+    blob_off_ = get_u64(&bytes[32]);
+    blob_len_ = get_u64(&bytes[40]);
     if (json_len > size - kHeaderSize || blob_off_ < kHeaderSize + json_len || blob_off_ > size ||
         blob_len_ != size - blob_off_)
         fail("snapshot {}: truncated or inconsistent sizes (file {} bytes, JSON {}, blobs {} at "
              "{})",
              name_, size, json_len, blob_len_, blob_off_);
-    std::uint32_t want = get_u32(&bytes_[16]);
-    std::uint32_t got = crc32(&bytes_[24], size - 24);
+    std::uint32_t want = get_u32(&bytes[16]);
+    std::uint32_t got = crc32(&bytes[24], size - 24);
     if (want != got)
         fail("snapshot {}: CRC mismatch (stored {:#010x}, computed {:#010x}): the file is corrupt",
              name_, want, got);
-    auto first = bytes_.begin() + static_cast<std::ptrdiff_t>(kHeaderSize);
-    doc_ = nlohmann::json::parse(first, first + static_cast<std::ptrdiff_t>(json_len), nullptr,
-                                 false);
+    const std::uint8_t* first = bytes + kHeaderSize;
+    doc_ = nlohmann::json::parse(first, first + json_len, nullptr, false);
     if (doc_.is_discarded())
         fail("snapshot {}: the JSON document is not valid JSON", name_);
     if (!doc_.is_object())
@@ -179,7 +198,7 @@ std::span<const std::uint8_t> Reader::blob(std::uint64_t offset, std::uint64_t l
     if (offset > blob_len_ || len > blob_len_ - offset)
         fail("snapshot {}: {}: blob [{:#x}, +{:#x}) lies outside the blob area ({:#x} bytes)",
              name_, what, offset, len, blob_len_);
-    return {bytes_.data() + blob_off_ + offset, static_cast<std::size_t>(len)};
+    return {data_ + blob_off_ + offset, static_cast<std::size_t>(len)};
 }
 
 }  // namespace hv::snapshot

@@ -52,9 +52,13 @@ private:
 // hv::Error with a one-line reason ("snapshot FILE: ...").
 class Reader {
 public:
+    // Maps the file read-only (no copy of guest memory is made before it is restored).
     explicit Reader(const std::string& path);
     // For tests: parse from bytes.
     Reader(std::vector<std::uint8_t> bytes, std::string name);
+    ~Reader();
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
 
     const nlohmann::json& doc() const { return doc_; }
     std::uint32_t minor() const { return minor_; }
@@ -65,9 +69,13 @@ public:
 
 private:
     void parse();
+    void parse_checked();
 
     std::string name_;
-    std::vector<std::uint8_t> bytes_;
+    std::vector<std::uint8_t> bytes_;  // the test constructor's bytes
+    void* map_ = nullptr;              // the mapped file
+    const std::uint8_t* data_ = nullptr;
+    std::size_t size_ = 0;
     nlohmann::json doc_;
     std::uint32_t minor_ = 0;
     std::uint64_t blob_off_ = 0, blob_len_ = 0;

@@ -1,6 +1,7 @@
-// Every APIC backend (`emulated`, `kernel`, the `avic` model in each mode) runs the same guests
-// with the same guest-visible results, and flattens the same guest situation into equal
-// ApicStates.
+// Every APIC backend (`emulated`, `kernel`, the `apicv` and `avic` models in each mode) runs the
+// same guests
+// with the same guest-visible results, and flattens the same guest situation into
+// equal ApicStates.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -31,8 +32,11 @@ std::string verdicts(const std::string& out, const std::string& skip)
     return v;
 }
 
-// The AVIC model in each of its modes.
-const char* const kModels[] = {"avic", "avic,x2avic", "avic,erratum1235", "avic,x2avic,erratum1235"};
+// The hardware models in each combination a real CPU generation offers.
+const char* const kModels[] = {"apicv",          "apicv,noipiv",       "apicv,noipiv,nopi",
+                               "apicv,noipiv,nopi,novid", "apicv,nox2apic",
+                               "avic",           "avic,x2avic",        "avic,erratum1235",
+                               "avic,x2avic,erratum1235"};
 
 // Runs `image` on every backend: the emulated one and every model pass every check, and the
 // kernel one gives the same verdicts except on checks that mention `kvm_deviation`
@@ -141,7 +145,7 @@ TEST(ApicBackends, FlattenedStatesAreEqual)
 TEST(ApicBackends, InvalidRestoreChangesNothingValidRestoreApplies)
 {
     REQUIRE_KVM();
-    for (const char* backend : {"emulated", "kernel", "avic", "avic,x2avic"}) {
+    for (const char* backend : {"emulated", "kernel", "apicv", "avic", "avic,x2avic"}) {
         flatten_on(backend, 1, [&](hv::Vm& vm) {
             auto* apic = vm.vcpu(0).apic();
             hv::apic::ApicState before = apic->flatten();

@@ -48,7 +48,7 @@ void snapshot_snap_work(const Tmp& t, const std::string& backend, std::chrono::m
 TEST(Snapshot, CrossBackendRestoreMatrix)
 {
     REQUIRE_KVM();
-    const char* const backends[] = {"emulated", "kernel", "avic", "avic,x2avic,erratum1235"};
+    const char* const backends[] = {"emulated", "kernel", "apicv", "avic,x2avic,erratum1235"};
     for (const char* from : backends) {
         for (auto delay : {30ms, 250ms}) {
             Tmp t;
