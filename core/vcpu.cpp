@@ -267,9 +267,13 @@ void VcpuThread::inject_interrupts()
         run->request_interrupt_window = 0;
         return;
     }
-    if (run->ready_for_interrupt_injection && run->if_flag) {
+    // KVM holds one queued injection; a second KVM_INTERRUPT before the guest took the first
+    // would lose it (the model has already moved it IRR -> ISR).
+    if (queued_vector_ < 0 && run->ready_for_interrupt_injection && run->if_flag) {
         apic::AckResult a = apic_->ack();
         vcpu_.interrupt(a.vector);
+        if (!a.spurious)
+            queued_vector_ = a.vector;
         run->request_interrupt_window = apic_->pending_vector() ? 1 : 0;
     } else {
         run->request_interrupt_window = 1;
@@ -339,10 +343,8 @@ void VcpuThread::loop()
         }
         // Entering the guest first, then looking for interrupts: a delivery that comes after
         // this point kicks the vCPU, one before it is injected now.
-        if (apic_) {
+        if (apic_)
             apic_->enter_guest();
-            inject_interrupts();
-        }
         // Clear immediate_exit before looking at requests: a kick that lands after the check
         // sets it again and KVM_RUN returns at once (see post()).
         __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -351,11 +353,17 @@ void VcpuThread::loop()
                 apic_->leave_guest();
             continue;
         }
+        if (apic_)
+            inject_interrupts();  // last, so that nothing but a kick separates it from KVM_RUN
         in_guest_.store(true);
         int rc = vcpu_.run();
         in_guest_.store(false);
         if (apic_)
             apic_->leave_guest();
+        // An injection KVM took: the vCPU is ready for another, or inside the handler (IF=0).
+        // Still queued (the run ended before the guest was entered): ready is clear, IF set.
+        if (queued_vector_ >= 0 && (run->ready_for_interrupt_injection || !run->if_flag))
+            queued_vector_ = -1;
         if (rc < 0)
             continue;  // kicked
         if (run->exit_reason < stats_.exits.size())

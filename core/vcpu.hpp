@@ -50,6 +50,10 @@ public:
     kvm::Vcpu& kvm() { return vcpu_; }
     VcpuState state() const { return state_.load(); }
     const VcpuStats& stats() const { return stats_; }
+    // A vector injected with KVM_INTERRUPT that the guest has not taken yet (-1: none). KVM does
+    // not report it in KVM_GET_VCPU_EVENTS, so a snapshot records it itself. Read while paused.
+    int queued_vector() const { return queued_vector_; }
+
     // The host CPU the thread was pinned to (-1: not pinned or not started).
     int pinned_cpu() const { return pinned_cpu_.load(); }
 
@@ -119,6 +123,7 @@ private:
     std::atomic<bool> in_guest_{false};
     std::atomic<bool> started_{false};
     std::atomic<int> pinned_cpu_{-1};
+    int queued_vector_ = -1;  // vCPU thread only (and readers while it is paused)
     std::atomic<VcpuState> state_;
     VcpuState paused_from_ = VcpuState::Running;  // under mu_
     std::atomic<std::uint32_t> requests_{0};

@@ -122,6 +122,7 @@ private:
     void restore_memory(const snapshot::VmState& s);
     void restore_cpus(const snapshot::VmState& s);
     void restore_devices(const snapshot::VmState& s);
+    void reconcile_remote_irr(const snapshot::VmState& s);
 
     VmConfig cfg_;
     const RestoreSource* restore_ = nullptr;  // during construction only

@@ -81,6 +81,13 @@ void Vm::write_snapshot(const std::string& path)
         for (auto msr : kSavedMsrs)
             vs.msrs.emplace_back(msr, v.get_msr(msr));
         v.ioctl_checked(KVM_GET_VCPU_EVENTS, &vs.events, "KVM_GET_VCPU_EVENTS");
+        // An injection queued with KVM_INTERRUPT but not yet taken is not in KVM's events; the
+        // model already has it in service, so it must travel as an injected interrupt.
+        if (vt->queued_vector() >= 0 && !vs.events.interrupt.injected) {
+            vs.events.interrupt.injected = 1;
+            vs.events.interrupt.nr = static_cast<std::uint8_t>(vt->queued_vector());
+            vs.events.interrupt.soft = 0;
+        }
         kvm_xcrs xcrs{};
         v.ioctl_checked(KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS");
         for (std::uint32_t i = 0; i < xcrs.nr_xcrs; ++i)
@@ -163,6 +170,27 @@ void Vm::restore_cpus(const snapshot::VmState& s)
     }
 }
 
+// A level-triggered pin with remote IRR set was delivered and not yet EOIed: its vector is in
+// some LAPIC's IRR or ISR, where the EOI that clears remote IRR will come from. A state taken
+// from KVM's LAPIC on hosts where ISR stays clear while a handler runs (docs/apic.md) can lack
+// it; that EOI would then never reach the IOAPIC and the pin would stay blocked. Such a pin is
+// EOIed now (and delivered again if its line is still asserted, as the IOAPIC does).
+void Vm::reconcile_remote_irr(const snapshot::VmState& s)
+{
+    for (unsigned pin = 0; pin < apic::ioapic::kPins; ++pin) {
+        std::uint64_t e = s.ioapic.redir[pin];
+        bool level = e & (1ull << 15), remote_irr = e & (1ull << 14);
+        if (!level || !remote_irr)
+            continue;
+        auto vector = static_cast<std::uint8_t>(e & 0xff);
+        bool held = false;
+        for (const auto& v : s.vcpus)
+            held = held || ((v.apic.irr[vector / 32] | v.apic.isr[vector / 32]) >> (vector % 32)) & 1;
+        if (!held)
+            interrupts_->ioapic().eoi(vector);
+    }
+}
+
 void Vm::restore_devices(const snapshot::VmState& s)
 {
     for (unsigned i = 0; i < cfg_.vcpus; ++i) {
@@ -181,6 +209,7 @@ void Vm::restore_devices(const snapshot::VmState& s)
     }
     if (auto err = interrupts_->ioapic().restore(s.ioapic))
         fail("snapshot: section 'ioapic': {}", *err);
+    reconcile_remote_irr(s);
     interrupts_->ioapic_restored();
     uart_->set_regs({s.uart.ier, s.uart.lcr, s.uart.mcr, s.uart.scr, s.uart.fcr, s.uart.dll,
                      s.uart.dlm});
