@@ -39,7 +39,8 @@ run options:
   --cmdline STR         the multiboot command line after the image path
   --module "FILE ARGS"  a multiboot boot module (repeatable)
   --serial stdio|none|FILE   where COM1 output goes (default stdio)
-  --apic BACKEND        the APIC backend: auto (from the host profile), kernel, emulated
+  --apic BACKEND        the APIC backend: auto (from the host profile), kernel, emulated,
+                        apicv[,noipiv][,nopi][,novid][,nox2apic], avic[,x2avic][,erratum1235]
   --stats               print exit and device counters on stderr at exit
   --pin none|auto|LIST  pin vCPU threads: auto = one per core first (hwloc), or CPUs "0,2-3"
   --pm-qos              hold a zero-latency PM QoS request (/dev/cpu_dma_latency) while running
