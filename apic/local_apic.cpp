@@ -273,4 +273,17 @@ std::optional<std::string> LocalApic::restore(const ApicState& s, GuestTime now)
     return std::nullopt;
 }
 
+void append_counters(const ApicCounters& c, CounterList& out)
+{
+    out.push_back({"spurious", c.spurious});
+    out.push_back({"esr_events", c.esr_events});
+    out.push_back({"eoi", c.eoi});
+    out.push_back({"eoi_broadcast", c.eoi_broadcast});
+    out.push_back({"ipi_sent", c.ipi_sent});
+    out.push_back({"ipi_invalid", c.ipi_invalid});
+    out.push_back({"timer_fired", c.timer_fired});
+    out.push_back({"timer_masked", c.timer_masked});
+    out.push_back({"gp", c.gp});
+}
+
 } // namespace hv::apic

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "apic/access.hpp"
+#include "apic/counters.hpp"
 #include "apic/apic_state.hpp"
 #include "apic/destination.hpp"
 #include "apic/ipi.hpp"
@@ -64,6 +65,9 @@ struct ApicCounters {
     uint64_t sipi_ignored = 0; // SIPIs outside wait-for-SIPI
     bool operator==(const ApicCounters&) const = default;
 };
+
+// The counters every model backend reports in stats(), by name.
+void append_counters(const ApicCounters& c, CounterList& out);
 
 struct AckResult {
     uint8_t vector = 0;

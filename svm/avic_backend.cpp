@@ -313,15 +313,7 @@ apic::CounterList AvicBackend::stats() const
         std::lock_guard lock(mu_);
         c = apic_.counters();
     }
-    out.push_back({"spurious", c.spurious});
-    out.push_back({"esr_events", c.esr_events});
-    out.push_back({"eoi", c.eoi});
-    out.push_back({"eoi_broadcast", c.eoi_broadcast});
-    out.push_back({"ipi_sent", c.ipi_sent});
-    out.push_back({"ipi_invalid", c.ipi_invalid});
-    out.push_back({"timer_fired", c.timer_fired});
-    out.push_back({"timer_masked", c.timer_masked});
-    out.push_back({"gp", c.gp});
+    apic::append_counters(c, out);
     return out;
 }
 
