@@ -3,7 +3,9 @@
 // time is the control-socket round trip of {"cmd":"snapshot"} (pause, state, write, fsync,
 // rename, resume); restore time is from the start of `hvaccel restore`'s VM construction (the
 // file already read, CRC-checked and parsed) to every vCPU thread running (`--stats`), and the
-// wall time from exec to the control socket answering is shown beside it. Reports only.
+// wall time from exec to the control socket answering is shown beside it. QEMU's own save
+// (`migrate` to a file, its "total time") and load (`-incoming`, exec until `info status` says
+// running) of the same guest are measured in the same run for the 1-vCPU cases. Reports only.
 //
 //   hv_bench_snapshot [--dir DIR]
 #include <sys/socket.h>
@@ -74,7 +76,7 @@ std::string control(const std::string& sock, const std::string& req)
             continue;
         }
         std::string line = req + "\n", reply;
-        if (write(fd, line.data(), line.size()) < 0) {
+        if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) < 0) {
             close(fd);
             return {};
         }
@@ -101,6 +103,100 @@ double first_run_ms(const std::string& stats)
 {
     auto p = stats.find("vCPUs running ");
     return p == std::string::npos ? -1 : std::atof(stats.c_str() + p + 14);
+}
+
+// Talks to a QEMU HMP monitor socket: sends `cmd` and reads until the next "(qemu)" prompt.
+std::string hmp(const std::string& sock, const std::string& cmd)
+{
+    for (int i = 0; i < 2000; ++i) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            close(fd);
+            usleep(5000);
+            continue;
+        }
+        std::string out;
+        char buf[4096];
+        auto until_prompt = [&] {
+            while (out.find("(qemu)") == std::string::npos) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n <= 0)
+                    break;
+                out.append(buf, static_cast<std::size_t>(n));
+            }
+        };
+        until_prompt();  // the greeting
+        out.clear();
+        std::string line = cmd + "\n";
+        if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) < 0) {
+            close(fd);
+            return {};
+        }
+        until_prompt();
+        close(fd);
+        return out;
+    }
+    return {};
+}
+
+// QEMU's own save and load of the same guest: HMP `migrate exec:cat>FILE` (waits for the end)
+// and `-incoming exec:cat FILE` until `info status` says running.
+void qemu_row(const char* name, const char* mib, const char* image, const char* cmdline,
+              const char* ready, const std::string& dir)
+{
+    std::string mon = dir + "/qmon.sock", out = dir + "/q.out", mig = dir + "/q.mig",
+                err = dir + "/q.err";
+    unlink(out.c_str());
+    std::vector<std::string> base = {"qemu-system-x86_64", "-machine", "microvm", "-accel", "kvm",
+                                     "-cpu", "host", "-m", mib, "-nodefaults", "-display", "none",
+                                     "-monitor", "unix:" + mon + ",server,nowait"};
+    auto boot = base;
+    boot.insert(boot.end(), {"-kernel", std::string(HV_GUEST_DIR) + "/" + image + ".elf",
+                             "-append", cmdline, "-serial", "file:" + out});
+    pid_t q = spawn(boot, err);
+    if (!wait_text(out, ready)) {
+        std::printf("| %s | qemu microvm | guest did not start |\n", name);
+        kill(q, SIGKILL);
+        waitpid(q, nullptr, 0);
+        return;
+    }
+    hmp(mon, "migrate \"exec:cat > " + mig + "\"");
+    // QEMU's own account of the migration ("total time"), once it has completed.
+    double save_ms = -1;
+    for (int i = 0; i < 20000; ++i) {
+        std::string info = hmp(mon, "info migrate");
+        auto p = info.find("total time: ");
+        if (info.find("completed") != std::string::npos && p != std::string::npos) {
+            save_ms = std::atof(info.c_str() + p + 12);
+            break;
+        }
+        usleep(1000);
+    }
+    hmp(mon, "quit");
+    waitpid(q, nullptr, 0);
+    struct stat st {};
+    stat(mig.c_str(), &st);
+    auto load = base;
+    load.insert(load.end(), {"-kernel", std::string(HV_GUEST_DIR) + "/" + image + ".elf",
+                             "-serial", "null", "-incoming", "exec:cat " + mig});
+    double r0 = now_ms();
+    pid_t r = spawn(load, err);
+    double run_ms = -1;
+    for (int i = 0; i < 4000 && waitpid(r, nullptr, WNOHANG) == 0; ++i) {
+        if (hmp(mon, "info status").find("running") != std::string::npos) {
+            run_ms = now_ms() - r0;
+            break;
+        }
+        usleep(1000);
+    }
+    hmp(mon, "quit");
+    waitpid(r, nullptr, 0);
+    std::printf("| %s | qemu microvm (migrate to a file) | %.1f | %.1f | - | %.1f |\n", name,
+                save_ms, static_cast<double>(st.st_size) / (1 << 20), run_ms);
+    unlink(mig.c_str());
 }
 
 }  // namespace
@@ -166,6 +262,8 @@ int main(int argc, char** argv)
             std::fflush(stdout);
             unlink(snap.c_str());
         }
+        if (std::string(c.vcpus) == "1" && system("command -v qemu-system-x86_64 >/dev/null") == 0)
+            qemu_row(c.name, c.mib, c.image, c.cmdline, c.ready, dir);
     }
     return 0;
 }

@@ -140,6 +140,13 @@ void Vm::choose_apic_backend()
 {
     apic_spec_ = parse_apic_spec(cfg_.apic);
     host::HostProfile profile = host::probe_host();
+    // The errata of this host, each reported once as a warning with its workaround (the
+    // early-Ryzen idle lockups suggest --pm-qos; AMD 1235 switches avic to its erratum mode).
+    for (const auto& m : profile.errata)
+        std::fprintf(stderr, "hvaccel: warning: host erratum %.*s (%.*s): %.*s\n",
+                     static_cast<int>(m.erratum->id.size()), m.erratum->id.data(),
+                     static_cast<int>(m.erratum->title.size()), m.erratum->title.data(),
+                     static_cast<int>(m.erratum->workaround.size()), m.erratum->workaround.data());
     host::BackendChoice choice = host::choose_backend(profile, apic_spec_.name);
     if (choice.refused)
         fail("--apic {}: {}", cfg_.apic, choice.reason);
