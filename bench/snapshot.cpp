@@ -63,30 +63,42 @@ std::string slurp(const std::string& path)
     return s;
 }
 
-std::string control(const std::string& sock, const std::string& req)
+// Connects to a Unix socket, retrying for up to 10 s while the server starts; -1 on failure.
+int connect_unix(const std::string& path)
 {
     for (int i = 0; i < 2000; ++i) {
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         sockaddr_un a{};
         a.sun_family = AF_UNIX;
-        std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
-        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            close(fd);
-            usleep(5000);
-            continue;
-        }
-        std::string line = req + "\n", reply;
-        if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) < 0) {
-            close(fd);
-            return {};
-        }
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
+            return fd;
+        close(fd);
+        usleep(5000);
+    }
+    return -1;
+}
+
+// Sends one line; false if the peer is gone.
+bool send_line(int fd, const std::string& text)
+{
+    std::string line = text + "\n";
+    return send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size());
+}
+
+std::string control(const std::string& sock, const std::string& req)
+{
+    int fd = connect_unix(sock);
+    if (fd < 0)
+        return {};
+    std::string reply;
+    if (send_line(fd, req)) {
         char c;
         while (read(fd, &c, 1) == 1 && c != '\n')
             reply.push_back(c);
-        close(fd);
-        return reply;
     }
-    return {};
+    close(fd);
+    return reply;
 }
 
 bool wait_text(const std::string& path, const std::string& text)
@@ -108,38 +120,27 @@ double first_run_ms(const std::string& stats)
 // Talks to a QEMU HMP monitor socket: sends `cmd` and reads until the next "(qemu)" prompt.
 std::string hmp(const std::string& sock, const std::string& cmd)
 {
-    for (int i = 0; i < 2000; ++i) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
-        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            close(fd);
-            usleep(5000);
-            continue;
+    int fd = connect_unix(sock);
+    if (fd < 0)
+        return {};
+    std::string out;
+    char buf[4096];
+    auto until_prompt = [&] {
+        while (out.find("(qemu)") == std::string::npos) {
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n <= 0)
+                break;
+            out.append(buf, static_cast<std::size_t>(n));
         }
-        std::string out;
-        char buf[4096];
-        auto until_prompt = [&] {
-            while (out.find("(qemu)") == std::string::npos) {
-                ssize_t n = read(fd, buf, sizeof buf);
-                if (n <= 0)
-                    break;
-                out.append(buf, static_cast<std::size_t>(n));
-            }
-        };
-        until_prompt();  // the greeting
-        out.clear();
-        std::string line = cmd + "\n";
-        if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) < 0) {
-            close(fd);
-            return {};
-        }
+    };
+    until_prompt();  // the greeting
+    out.clear();
+    if (send_line(fd, cmd))
         until_prompt();
-        close(fd);
-        return out;
-    }
-    return {};
+    else
+        out.clear();
+    close(fd);
+    return out;
 }
 
 // QEMU's own save and load of the same guest: HMP `migrate exec:cat>FILE` (waits for the end)
