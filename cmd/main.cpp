@@ -44,6 +44,7 @@ run options:
   --stats               print exit and device counters on stderr at exit
   --pin none|auto|LIST  pin vCPU threads: auto = one per core first (hwloc), or CPUs "0,2-3"
   --pm-qos              hold a zero-latency PM QoS request (/dev/cpu_dma_latency) while running
+  --irqdev              add the passthrough-style MSI-X test device (PCI 00:01.0, docs/passthrough.md)
   --control PATH        a Unix socket taking JSON lines: pause, resume, snapshot, stats, quit
   --paused              start with the vCPUs paused (resume through --control)
   --snapshot-on SIG FILE   write a snapshot to FILE on signal SIG (USR2, HUP, QUIT, TSTP)

@@ -20,6 +20,7 @@ void add_session_options(Options& o, VmConfig& cfg, SessionOptions& s)
     o.flag("--stats", [&] { cfg.stats = true; });
     o.value("--pin", [&](const std::string& v) { cfg.pin = v; });
     o.flag("--pm-qos", [&] { cfg.pm_qos = true; });
+    o.flag("--irqdev", [&] { cfg.irqdev = true; });
     o.value("--control", [&](const std::string& v) { s.control = v; });
     o.flag("--paused", [&] { s.paused = true; });
     o.pair("--snapshot-on", [&](const std::string& sig, const std::string& path) {

@@ -103,8 +103,9 @@ void Interrupts::sync_kernel_routes()
 {
     std::lock_guard lk(routes_mu_);
     constexpr unsigned kPins = apic::ioapic::kPins;
-    std::vector<std::uint8_t> buf(kvm::uapi::kEntriesOffset + kPins * sizeof(kvm_irq_routing_entry));
-    kvm::uapi::IrqRoutingHeader h{kPins, 0};
+    auto n = static_cast<std::uint32_t>(kPins + msi_routes_.size());
+    std::vector<std::uint8_t> buf(kvm::uapi::kEntriesOffset + n * sizeof(kvm_irq_routing_entry));
+    kvm::uapi::IrqRoutingHeader h{n, 0};
     std::memcpy(buf.data(), &h, sizeof h);
     for (unsigned pin = 0; pin < kPins; ++pin) {
         apic::IoApicMessage m = apic::decode_redirection(ioapic_.redirection(pin), 0);
@@ -117,6 +118,16 @@ void Interrupts::sync_kernel_routes()
         e.u.msi.address_hi = static_cast<std::uint32_t>(msi.address >> 32);
         e.u.msi.data = msi.data;
         std::memcpy(buf.data() + kvm::uapi::kEntriesOffset + pin * sizeof e, &e, sizeof e);
+    }
+    unsigned i = kPins;
+    for (const auto& [gsi, msi] : msi_routes_) {
+        kvm_irq_routing_entry e{};
+        e.gsi = gsi;
+        e.type = KVM_IRQ_ROUTING_MSI;
+        e.u.msi.address_lo = static_cast<std::uint32_t>(msi.first);
+        e.u.msi.address_hi = static_cast<std::uint32_t>(msi.first >> 32);
+        e.u.msi.data = msi.second;
+        std::memcpy(buf.data() + kvm::uapi::kEntriesOffset + i++ * sizeof e, &e, sizeof e);
     }
     kernel_vm_->ioctl_checked(kvm::uapi::kSetGsiRouting, buf.data(), "KVM_SET_GSI_ROUTING");
 }
@@ -135,6 +146,53 @@ void Interrupts::deliver(const apic::IoApicMessage& msg)
     ipi.trigger = msg.trigger;
     ipi.dest = msg.dest;
     route(std::nullopt, ipi, apic::Source::IoApic);
+}
+
+void Interrupts::deliver_msi(const apic::IoApicMessage& msg)
+{
+    if (kernel_vm_) {
+        apic::Interrupt irq{msg.vector, msg.mode, msg.trigger, true, apic::Source::Msi};
+        Msi m = msi_for(msg.dest.dest, msg.dest.mode == apic::DestMode::Logical, irq);
+        kernel_vm_->signal_msi(m.address, m.data);
+        return;
+    }
+    apic::Ipi ipi;
+    ipi.vector = msg.vector;
+    ipi.mode = msg.mode;
+    ipi.trigger = msg.trigger;
+    ipi.dest = msg.dest;
+    route(std::nullopt, ipi, apic::Source::Msi);
+}
+
+std::vector<std::size_t> Interrupts::resolve(const apic::Destination& dest,
+                                             apic::DeliveryMode mode)
+{
+    std::vector<apic::DestInfo> dests;
+    dests.reserve(backends_.size());
+    for (const auto& b : backends_)
+        dests.push_back(b->dest_info());
+    apic::Ipi ipi;
+    ipi.mode = mode;
+    ipi.dest = dest;
+    apic::TargetSet targets = apic::resolve_ipi(ipi, dests, std::nullopt);
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < backends_.size(); ++i)
+        if (targets.test(i))
+            out.push_back(i);
+    return out;
+}
+
+void Interrupts::set_msi_route(unsigned gsi, std::uint64_t address, std::uint32_t data)
+{
+    {
+        std::lock_guard lk(routes_mu_);
+        if (address)
+            msi_routes_[gsi] = {address, data};
+        else
+            msi_routes_.erase(gsi);
+    }
+    if (kernel_vm_)
+        sync_kernel_routes();
 }
 
 void Interrupts::eoi_to_ioapic(uint8_t vector)

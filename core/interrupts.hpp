@@ -10,6 +10,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -68,7 +69,18 @@ public:
     // IoApicSink
     void deliver(const apic::IoApicMessage& msg) override;
 
+    // A device's MSI after interrupt remapping (or without it): routed like an IOAPIC message
+    // but counted as an MSI by the backends; with the kernel irqchip, KVM_SIGNAL_MSI.
+    void deliver_msi(const apic::IoApicMessage& msg);
+    // The vCPUs a message to `dest` in `mode` reaches now (lowest priority: the one chosen).
+    std::vector<std::size_t> resolve(const apic::Destination& dest, apic::DeliveryMode mode);
+
+    // Kernel irqchip: GSI routes for device MSIs beside the IOAPIC pins' (GSI >= kPins);
+    // `address` 0 removes the route. KVM_SET_GSI_ROUTING is re-issued with every route.
+    void set_msi_route(unsigned gsi, std::uint64_t address, std::uint32_t data);
+
     std::uint64_t tsc_hz() const { return tsc_hz_; }
+    std::uint64_t tsc_offset() const { return tsc_offset_; }
 
 private:
     struct IoApicDevice : IoDevice {
@@ -99,6 +111,7 @@ private:
     const kvm::Vm* kernel_vm_ = nullptr;
     std::function<void(const apic::VectorWords&)> ioapic_hook_;
     std::mutex routes_mu_;
+    std::map<unsigned, std::pair<std::uint64_t, std::uint32_t>> msi_routes_;  // routes_mu_
 
     std::mutex timer_mu_;
     std::condition_variable timer_cv_;

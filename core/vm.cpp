@@ -355,6 +355,32 @@ void Vm::setup_interrupts()
         [this](unsigned pin, bool level) { interrupts_->ioapic().set_irq(pin, level); });
     pio_.attach(dev::IrqTestDev::kPort, dev::IrqTestDev::kLines, irq_testdev_.get(),
                 "IRQ test lines");
+    pci_.attach(pio_, mmio_);
+    if (cfg_.irqdev)
+        setup_passthrough();
+}
+
+// The passthrough-style device in slot 1 (requester ID 00:01.0) and the remapping path that
+// carries its MSIs on this VM's backend (core/passthrough.hpp).
+void Vm::setup_passthrough()
+{
+    constexpr unsigned kSlot = 1;
+    constexpr std::uint16_t kSourceId = kSlot << 3;  // bus 0, device 1, function 0
+    RemappingContext ctx{*interrupts_, vm_};
+    ctx.apicv = apicv_.get();
+    ctx.avic = avic_.get();
+    ctx.kernel_irqchip = apic_in_kernel();
+    ctx.entries = dev::irqdev::kEntries;
+    remapping_ = make_interrupt_remapping(ctx);
+    InterruptRemapping& r = *remapping_;
+    irq_device_ = std::make_unique<dev::IrqDevice>(
+        mem_, interrupts_->tsc_offset(),
+        [this, &r](unsigned entry) {
+            dev::MsixTable& t = irq_device_->msix();
+            r.program(kSourceId, entry, t.entry(entry), t.deliverable(entry));
+        },
+        [&r](unsigned entry, const dev::MsixEntry& msg) { r.send(kSourceId, entry, msg); });
+    pci_.add(kSlot, irq_device_.get());
 }
 
 // Multiboot 0.6.96 3.2 "Machine state": 32-bit protected mode, flat 4 GiB segments, paging off,
@@ -461,6 +487,8 @@ void Vm::resume()
 
 void Vm::pause_vcpus()
 {
+    if (irq_device_)
+        irq_device_->quiesce();  // a device stops raising while the guest is stopped
     for (auto& v : vcpus_)
         v->request_pause();
     for (auto& v : vcpus_)
@@ -471,6 +499,8 @@ void Vm::resume_vcpus()
 {
     for (auto& v : vcpus_)
         v->request_resume();
+    if (irq_device_)
+        irq_device_->resume();
 }
 
 // Userspace MSRs: the local APIC's; anything else takes #GP as an unimplemented MSR does.
@@ -557,6 +587,14 @@ std::string Vm::stats_report() const
             for (const auto& c : list)
                 if (c.value)
                     out += fmt::format("    apic {:<14} {}\n", c.name, c.value);
+    }
+    out += "  " + pci_.stats() + "\n";
+    if (irq_device_)
+        out += "  " + irq_device_->stats() + "\n";
+    if (remapping_) {
+        out += fmt::format("  interrupt remapping: {}\n", remapping_->path());
+        for (const auto& c : remapping_->counters())
+            out += fmt::format("    iommu {:<16} {}\n", c.name, c.value);
     }
     out += fmt::format("  guest RAM resident: {} KiB of {} MiB\n", mem_.resident_bytes() >> 10,
                        mem_.size() >> 20);

@@ -15,7 +15,9 @@
 #include "core/bus.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
+#include "core/devices/irq_device.hpp"
 #include "core/devices/irq_testdev.hpp"
+#include "core/devices/pci.hpp"
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
@@ -26,6 +28,7 @@
 #include "core/kvm/kvm.hpp"
 #include "core/loader.hpp"
 #include "core/memory.hpp"
+#include "core/passthrough.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
 #include "core/vcpu.hpp"
@@ -101,6 +104,9 @@ public:
     unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
     const BootInfo& boot_info() const { return boot_; }
     dev::Uart16550& uart() { return *uart_; }
+    dev::PciHost& pci() { return pci_; }
+    dev::IrqDevice* irq_device() { return irq_device_.get(); }
+    InterruptRemapping* remapping() { return remapping_.get(); }
     // Where vCPU `i`'s thread is pinned (none without --pin).
     const host::PinEntry* pin_entry(unsigned i) const;
 
@@ -114,6 +120,7 @@ private:
     void setup_vcpus();
     void set_boot_state(kvm::Vcpu& v);
     void setup_interrupts();
+    void setup_passthrough();
     apic::ApicCaps apic_caps() const;
     void write_snapshot(const std::string& path);
     void pause_vcpus();
@@ -155,6 +162,9 @@ private:
     std::unique_ptr<svm::AvicVm> avic_;       // the AVIC tables; outlives the backends below
     std::unique_ptr<vmx::ApicvVm> apicv_;     // the PIDs and PID-pointer table, likewise
     std::unique_ptr<Interrupts> interrupts_;  // after vcpus_: destroyed first, threads joined
+    dev::PciHost pci_;
+    std::unique_ptr<InterruptRemapping> remapping_;  // before the device that sends through it
+    std::unique_ptr<dev::IrqDevice> irq_device_;     // destroyed first: its thread joins
 
     std::mutex stop_mu_;
     std::condition_variable stop_cv_;

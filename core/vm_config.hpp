@@ -20,6 +20,7 @@ struct VmConfig {
     bool stats = false;
     std::string pin = "none";          // vCPU thread placement: none, auto or a CPU list
     bool pm_qos = false;               // hold a PM QoS request (no deep C-states) while running
+    bool irqdev = false;               // the passthrough-style MSI-X device (core/devices/irq_device)
     std::string kvm_path = "/dev/kvm";
 };
 
