@@ -79,8 +79,9 @@ apic::AccessResult AvicBackend::mmio_read(uint64_t gpa, unsigned size)
             in + size <= 16) {
             // APM Vol2 15.29.4.1: the CPU reads the backing page (bytes 4-15 of a slot are 0).
             const uint64_t mask = size == 4 ? 0xFFFFFFFFULL : ((1ULL << (size * 8)) - 1);
-            const uint32_t dword = in < 4 ? page_value(reg) : 0;
-            return apic::AccessResult::ok((dword >> (in * 8)) & mask);
+            // Bytes 4-15 read as 0 (and shifting the dword by 32 or more bits would be UB).
+            const uint64_t bytes = in < 4 ? (page_value(reg) >> (in * 8)) & mask : 0;
+            return apic::AccessResult::ok(bytes);
         }
         count_access_locked(acc == AvicAccess::Accelerated ? AvicAccess::Fault : acc, reg, false,
                             0);
