@@ -2,13 +2,15 @@
 // operations (MMIO, x2APIC MSRs, IA32_APIC_BASE, TSC-deadline, acceptance, ack/EOI, timer,
 // INIT/SIPI, IOAPIC register and pin traffic). Invariants checked after every operation: the
 // flattened ApicState validates, restoring it reproduces it, and the IOAPIC state validates.
-// Built only with -DHV_FUZZ=ON (clang).
+// Built as a libFuzzer target with -DHV_FUZZ=ON (clang), and replayed on its seeds and on
+// pseudo-random inputs by tests/fuzz/test_fuzz_seeds in the normal suite.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 
 #include "apic/ioapic.hpp"
 #include "apic/local_apic.hpp"
+#include "tests/fuzz/fuzz_target.hpp"
 
 namespace {
 
@@ -95,7 +97,7 @@ void step(Input& in, LocalApic& apic, IoApic& io, uint64_t& now)
 
 } // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
+HV_FUZZ_TARGET(apic)
 {
     Input in(data, size);
     LocalApicConfig cfg;
