@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "cmd/bench.hpp"
 #include "cmd/demo.hpp"
 #include "cmd/options.hpp"
 #include "cmd/session.hpp"
@@ -28,7 +29,9 @@ commands:
   run IMAGE [options]   boot a multiboot v1 image (ELF32, ELF64 or a.out-kludge) on KVM
   restore FILE [opts]   continue a VM from a snapshot
   snapshot inspect|diff examine snapshots
-  demo [--vcpus N]      boot the guest embedded in hvaccel and show its output and counters
+  demo [--vcpus N]      a tour: boot the embedded guest, IPI latency on every backend and
+                        QEMU, snapshot on one backend and restore on another
+  bench [options]       interrupt latency workloads on every backend and QEMU (bench --help)
   probe [--json]        show the host profile, the errata that apply and the APIC path
   --help                this text
   --version             the version
@@ -118,6 +121,8 @@ int main(int argc, char** argv)
             return cmd_restore(argc - 1, argv + 1);
         if (cmd == "snapshot")
             return cmd_snapshot(argc - 1, argv + 1);
+        if (cmd == "bench")
+            return cmd_bench(argc - 1, argv + 1);
         if (cmd == "demo")
             return cmd_demo(argc - 1, argv + 1);
         if (cmd == "probe")
