@@ -46,11 +46,18 @@ public:
     {
         if (entry >= fds_.size())
             return;
-        // KVM validates nothing here but the address window; the guest's message goes in as it
-        // is, like VFIO's vfio_msi_set_vector_signal -> kvm_irqchip_update_msi_route.
-        ctx_.interrupts.set_msi_route(gsi(entry), guest.address ? guest.address : apic_base_msi(),
-                                      guest.data);
-        reprogrammed_.fetch_add(1, std::memory_order_relaxed);
+        // The guest's message goes in as it is, like VFIO's vfio_msi_set_vector_signal ->
+        // kvm_irqchip_update_msi_route — if it is an MSI at all: anything else gets the inert
+        // route (an MSI with vector 0, which the LAPIC refuses as illegal), so a garbage address
+        // never reaches KVM and the device's raise still goes nowhere.
+        bool msi = (guest.address & ~0xF'FFFFull) == 0xFEE0'0000ull;
+        try {
+            ctx_.interrupts.set_msi_route(gsi(entry), msi ? guest.address : apic_base_msi(),
+                                          msi ? guest.data : 0);
+            reprogrammed_.fetch_add(1, std::memory_order_relaxed);
+        } catch (const Error&) {
+            rejected_.fetch_add(1, std::memory_order_relaxed);  // KVM refused the route
+        }
     }
 
     void send(std::uint16_t, unsigned entry, const dev::MsixEntry&) override
@@ -68,7 +75,8 @@ public:
     {
         return {{"irqfd_signalled", signalled_.load()},
                 {"irqfd_failed", failed_.load()},
-                {"routes_programmed", reprogrammed_.load()}};
+                {"routes_programmed", reprogrammed_.load()},
+                {"routes_rejected", rejected_.load()}};
     }
 
 private:
@@ -78,7 +86,7 @@ private:
 
     RemappingContext ctx_;
     std::vector<Fd> fds_;
-    std::atomic<std::uint64_t> signalled_{0}, failed_{0}, reprogrammed_{0};
+    std::atomic<std::uint64_t> signalled_{0}, failed_{0}, reprogrammed_{0}, rejected_{0};
 };
 
 }  // namespace
