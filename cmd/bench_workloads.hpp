@@ -18,6 +18,10 @@ struct Variant {
     std::string mode;                 // "" when the workload has no modes
     std::vector<std::string> series;  // sample lines it prints
     double irqs_per_sample = 1;       // interrupts raised per sample (all series together)
+    // QEMU: whether the variant exists there, and the names its series have there (QEMU's edu
+    // has no host-side raiser: the guest raises from a vCPU and prints under the plain name).
+    bool on_qemu = true;
+    std::map<std::string, std::string> qemu_names = {};  // QEMU's name -> ours
 };
 
 struct Workload {
