@@ -75,4 +75,3 @@ BENCHMARK(BM_FlattenRestore);
 
 }  // namespace
 
-BENCHMARK_MAIN();

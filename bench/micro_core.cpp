@@ -60,4 +60,3 @@ BENCHMARK(BM_PlanMultiboot);
 
 }  // namespace
 
-BENCHMARK_MAIN();

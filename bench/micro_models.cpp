@@ -110,4 +110,3 @@ BENCHMARK(BM_AvicAcceleratedX2apicIpi);
 
 }  // namespace
 
-BENCHMARK_MAIN();
