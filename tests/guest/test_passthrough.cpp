@@ -3,6 +3,9 @@
 // backend, each with its own remapping path; exact architectural exit counts for posted device
 // interrupts; a hostile guest; and the same latency guest under QEMU with its edu device.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <map>
 #include <regex>
@@ -208,6 +211,30 @@ TEST(Passthrough, LatencyGuestUnderQemuEdu)
     EXPECT_EQ(q.status, hvtest::guest_status(0)) << q.out << q.err;
     EXPECT_NE(q.out.find("msi_running: "), std::string::npos) << q.out;
     EXPECT_NE(q.out.find("msi_halted: "), std::string::npos) << q.out;
+}
+
+}  // namespace
+
+namespace {
+
+// A VM with the irq device refuses a snapshot with one clear error (its device state has no
+// snapshot section yet) and keeps running; no file is left behind.
+TEST(Passthrough, SnapshotRefusedWithIrqDevice)
+{
+    REQUIRE_KVM();
+    char d[] = "/tmp/hvaccel-pt-XXXXXX";
+    std::string dir = mkdtemp(d);
+    auto bg = hvtest::spawn({hvaccel(), "run", guest("idle"), "--vcpus", "2", "--irqdev",
+                             "--control", dir + "/ctl"},
+                            dir + "/out", dir + "/err");
+    std::string reply =
+        hvtest::control(dir + "/ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + dir + "/s.hvs\"}");
+    EXPECT_NE(reply.find("\"ok\":false"), std::string::npos) << reply;
+    EXPECT_NE(reply.find("--irqdev"), std::string::npos) << reply;
+    EXPECT_NE(::access((dir + "/s.hvs").c_str(), F_OK), 0);
+    EXPECT_EQ(hvtest::control(dir + "/ctl", "{\"cmd\":\"quit\"}"), "{\"ok\":true}");
+    EXPECT_EQ(bg.wait(), 0) << hvtest::slurp(dir + "/err");
+    std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace
