@@ -51,6 +51,8 @@ run options:
   --control PATH        a Unix socket taking JSON lines: pause, resume, snapshot, stats, quit
   --paused              start with the vCPUs paused (resume through --control)
   --snapshot-on SIG FILE   write a snapshot to FILE on signal SIG (USR2, HUP, QUIT, TSTP)
+  --sandbox             once the VM is built: drop root to nobody and allow only the system
+                        calls a running VM needs (seccomp; docs/reliability.md)
 
 restore FILE [options]  continue a snapshot, on any APIC backend; takes the run options above
   but --vcpus/--memory/--cmdline/--module (they come from the file), and:

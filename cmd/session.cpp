@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 
+#include "cmd/sandbox.hpp"
 #include "core/control.hpp"
 #include "core/error.hpp"
 
@@ -27,6 +28,7 @@ void add_session_options(Options& o, VmConfig& cfg, SessionOptions& s)
         s.snapshot_signal = parse_signal(sig);
         s.snapshot_path = path;
     });
+    o.flag("--sandbox", [&] { s.sandbox = true; });
 }
 
 int parse_signal(const std::string& name)
@@ -61,6 +63,10 @@ int run_session(Vm& vm, const SessionOptions& s)
     if (s.snapshot_signal)
         sigaddset(&set, s.snapshot_signal);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    if (s.sandbox)
+        enter_sandbox(vm, {.control = !s.control.empty(),
+                           .snapshots = !s.control.empty() || s.snapshot_signal != 0});
+    sandbox_selftest();  // tests only: HVACCEL_SANDBOX_SELFTEST
     std::atomic<bool> done{false};
     std::thread watcher([&] {
         while (!done.load()) {
