@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/fault_inject.hpp"
 #include "core/host/placement.hpp"
 #include "core/vm.hpp"
 
@@ -209,7 +210,10 @@ void VcpuThread::thread_main()
         }
         loop();
     } catch (const std::exception& e) {
+        // A vCPU thread that fails ends the VM: every other vCPU is stopped, run() returns.
         vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: {}", id_, e.what()));
+    } catch (...) {
+        vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: unknown exception", id_));
     }
     {
         std::lock_guard lk(mu_);
@@ -328,6 +332,8 @@ void VcpuThread::sleep_while(VcpuState s, std::optional<std::chrono::millisecond
 void VcpuThread::loop()
 {
     kvm_run* run = vcpu_.run_struct();
+    // Test-only (core/fault_inject.hpp): HV_FAULT_INJECT=vcpu_throw=N fails vCPU N here.
+    const bool injected_failure = fault_value("vcpu_throw") == std::to_string(id_);
     for (;;) {
         if (!take_requests())
             return;
@@ -369,6 +375,8 @@ void VcpuThread::loop()
         if (run->exit_reason < stats_.exits.size())
             stats_.exits[run->exit_reason].fetch_add(1, std::memory_order_relaxed);
         handle_exit();
+        if (injected_failure)
+            throw Error(fmt::format("injected failure (HV_FAULT_INJECT=vcpu_throw={})", id_));
     }
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/fault_inject.hpp"
 #include "core/kvm/fd.hpp"
 #include "core/snapshot/crc32.hpp"
 
@@ -38,17 +39,34 @@ std::uint64_t get_u64(const std::uint8_t* p)
     return v;
 }
 
-void write_all(int fd, const void* data, std::uint64_t len, const std::string& path)
+// One write(2), or the fault HV_FAULT_INJECT asks for (core/fault_inject.hpp): short writes of
+// at most 4 KiB, or EIO once `done` bytes reached 64 KiB.
+ssize_t write_once(int fd, const std::uint8_t* p, std::uint64_t len, std::uint64_t done)
+{
+    static const bool short_writes = fault_injected("snapshot_write_short");
+    static const bool eio = fault_injected("snapshot_write_eio");
+    if (eio && done >= 64 * 1024) {
+        errno = EIO;
+        return -1;
+    }
+    std::uint64_t most = short_writes ? 4096 : (1u << 30);
+    return ::write(fd, p, len > most ? most : len);
+}
+
+// Writes all of [data, data + len) however the kernel splits it; `done` counts the file's bytes.
+void write_all(int fd, const void* data, std::uint64_t len, const std::string& path,
+               std::uint64_t& done)
 {
     const auto* p = static_cast<const std::uint8_t*>(data);
     while (len > 0) {
-        ssize_t n = ::write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+        ssize_t n = write_once(fd, p, len, done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             throw_errno(fmt::format("snapshot {}: write", path), n < 0 ? errno : ENOSPC);
         p += n;
         len -= static_cast<std::uint64_t>(n);
+        done += static_cast<std::uint64_t>(n);
     }
 }
 
@@ -87,26 +105,34 @@ void Writer::commit(const std::string& path, const nlohmann::json& doc) const
         crc = crc32(c.data, c.len, crc);
     put_u32(&head[16], crc);
 
+    // Every failure below removes the temporary file and leaves the target as it was; the
+    // error names the target, the step and the OS error in one line.
     std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd.valid())
         throw_errno(fmt::format("snapshot {}: cannot create {}", path, tmp));
+    auto fail_step = [&](const char* step, int err) {
+        fd.reset();
+        ::unlink(tmp.c_str());
+        throw_errno(fmt::format("snapshot {}: {}", path, step), err);
+    };
     try {
-        write_all(fd.get(), head.data(), head.size(), path);
+        std::uint64_t done = 0;
+        write_all(fd.get(), head.data(), head.size(), path, done);
         for (const auto& c : chunks_)
-            write_all(fd.get(), c.data, c.len, path);
-        if (::fsync(fd.get()) != 0)
-            throw_errno(fmt::format("snapshot {}: fsync", path));
+            write_all(fd.get(), c.data, c.len, path, done);
     } catch (...) {
+        fd.reset();
         ::unlink(tmp.c_str());
         throw;
     }
+    static const bool fsync_eio = fault_injected("snapshot_fsync_eio");
+    if (fsync_eio || ::fsync(fd.get()) != 0)
+        fail_step("fsync", fsync_eio ? EIO : errno);
     fd.reset();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(tmp.c_str());
-        throw_errno(fmt::format("snapshot {}: rename", path), err);
-    }
+    static const bool rename_eio = fault_injected("snapshot_rename_eio");
+    if (rename_eio || ::rename(tmp.c_str(), path.c_str()) != 0)
+        fail_step("rename", rename_eio ? EIO : errno);
     // The rename itself must reach the disk for the new file to survive a crash.
     Fd dir(::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir.valid())
