@@ -37,7 +37,7 @@ ControlServer::ControlServer(Vm& vm, std::string path) : vm_(vm), path_(std::mov
     std::memcpy(addr.sun_path, path_.c_str(), path_.size());
     if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
         throw_errno(fmt::format("--control {}: bind", path_));
-    if (::listen(listen_.get(), 4) != 0)
+    if (::listen(listen_.get(), static_cast<int>(kMaxClients)) != 0)
         throw_errno(fmt::format("--control {}: listen", path_));
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
@@ -94,54 +94,114 @@ std::string ControlServer::handle(const std::string& line)
     return error("unknown command '" + cmd + "' (pause, resume, snapshot, stats, quit)");
 }
 
+struct ControlServer::Client {
+    Fd fd;
+    std::string in;   // bytes of a request line not complete yet
+    std::string out;  // replies not sent yet (the client reads slowly)
+};
+
+namespace {
+
+std::string error_line(const std::string& why)
+{
+    return json{{"ok", false}, {"error", why}}.dump() + "\n";
+}
+
+}  // namespace
+
 void ControlServer::serve()
 {
+    std::vector<Client> clients;
     for (;;) {
-        pollfd fds[2] = {{listen_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
+        std::vector<pollfd> fds = {{listen_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
+        for (const auto& c : clients)
+            fds.push_back({c.fd.get(), static_cast<short>(c.out.empty() ? POLLIN : POLLIN | POLLOUT),
+                           0});
+        if (::poll(fds.data(), fds.size(), -1) < 0) {
             if (errno == EINTR)
                 continue;
             return;
         }
         if (fds[1].revents)
             return;
-        if (fds[0].revents & POLLIN) {
-            Fd client(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-            if (client.valid())
-                serve_client(client.get());
+        // Clients first (their indices match fds[2..]), then a new connection.
+        std::vector<Client> kept;
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            short ev = fds[i + 2].revents;
+            bool keep = true;
+            if (ev & (POLLIN | POLLHUP | POLLERR))
+                keep = read_client(clients[i]);
+            if (keep && (ev & POLLOUT))
+                keep = flush_client(clients[i]);
+            if (keep)
+                kept.push_back(std::move(clients[i]));
         }
+        clients = std::move(kept);
+        if (fds[0].revents & POLLIN)
+            accept_client(clients);
     }
 }
 
-void ControlServer::serve_client(int fd)
+void ControlServer::accept_client(std::vector<Client>& clients)
 {
-    std::string buf;
+    Fd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd.valid())
+        return;
+    if (clients.size() >= kMaxClients) {
+        std::string reply = error_line(fmt::format("too many clients (at most {})", kMaxClients));
+        ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        return;
+    }
+    clients.push_back({std::move(fd), {}, {}});
+}
+
+// Reads what the client sent and answers every complete line. A request is handled whole or
+// not at all: a client that disconnects mid-line leaves nothing behind.
+bool ControlServer::read_client(Client& c)
+{
     char chunk[4096];
     for (;;) {
-        pollfd fds[2] = {{fd, POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        if (fds[1].revents)
-            return;
-        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        ssize_t n = ::read(c.fd.get(), chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
         if (n <= 0)
-            return;  // disconnected
-        buf.append(chunk, static_cast<std::size_t>(n));
-        for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
-            std::string reply = handle(buf.substr(0, nl)) + "\n";
-            buf.erase(0, nl + 1);
-            if (::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0)
-                return;
+            return false;  // disconnected (or reset)
+        c.in.append(chunk, static_cast<std::size_t>(n));
+        for (std::size_t nl; (nl = c.in.find('\n')) != std::string::npos;) {
+            std::string line = c.in.substr(0, nl);
+            c.in.erase(0, nl + 1);
+            try {
+                c.out += handle(line) + "\n";
+            } catch (const std::exception& e) {  // e.g. out of memory: the server goes on
+                c.out += error_line(e.what());
+            }
         }
-        if (buf.size() > kMaxRequest) {
-            std::string reply = json{{"ok", false}, {"error", "request too long"}}.dump() + "\n";
-            ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
-            return;  // drop the client: the rest of its line cannot be trusted
+        if (c.in.size() > kMaxRequest) {
+            c.out += error_line(fmt::format("request too long (over {} bytes)", kMaxRequest));
+            flush_client(c);
+            return false;  // the rest of its line cannot be trusted
         }
+        if (c.out.size() > kMaxUnsent)
+            return false;  // it does not read its replies
     }
+    return flush_client(c);
+}
+
+bool ControlServer::flush_client(Client& c)
+{
+    while (!c.out.empty()) {
+        ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return c.out.size() <= kMaxUnsent;
+        if (n < 0)
+            return false;
+        c.out.erase(0, static_cast<std::size_t>(n));
+    }
+    return true;
 }
 
 }  // namespace hv

@@ -2,11 +2,16 @@
 // Requests: {"cmd":"pause"}, {"cmd":"resume"}, {"cmd":"snapshot","path":"FILE"},
 // {"cmd":"stats"}, {"cmd":"quit"}. Replies: {"ok":true,...} or {"ok":false,"error":"..."}.
 // Malformed, unknown and oversized requests get an error reply; a client that disconnects
-// mid-request is forgotten; the server keeps serving. One client at a time.
+// mid-request is forgotten; the server keeps serving. Up to kMaxClients clients are served at
+// once (requests are handled one at a time, in arrival order); a further connection gets an
+// error line and is closed. A request line longer than kMaxRequest ends its client (after an
+// error reply), as does a client that leaves kMaxUnsent bytes of replies unread: no client can
+// make the server buffer without bound or block it.
 #pragma once
 
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/kvm/fd.hpp"
 
@@ -17,6 +22,8 @@ class Vm;
 class ControlServer {
 public:
     static constexpr std::size_t kMaxRequest = 64 * 1024;
+    static constexpr std::size_t kMaxClients = 16;
+    static constexpr std::size_t kMaxUnsent = 1024 * 1024;
 
     // Binds `path` (replacing a stale socket there, refusing any other file). Throws hv::Error.
     ControlServer(Vm& vm, std::string path);
@@ -28,8 +35,11 @@ public:
     std::string handle(const std::string& line);
 
 private:
+    struct Client;
     void serve();
-    void serve_client(int fd);
+    void accept_client(std::vector<Client>& clients);
+    bool read_client(Client& c);   // false: drop the client
+    bool flush_client(Client& c);  // false: drop the client
 
     Vm& vm_;
     std::string path_;
