@@ -4,7 +4,7 @@
 
 #include "rt.h"
 
-#define RT_MAX_CPUS 16
+#define RT_MAX_CPUS 64 /* tests/guest/test_load.cpp runs 64 */
 #define RT_AP_TRAMPOLINE 0x8000
 #define RT_VECTOR_AP_READY 0xfd /* an AP tells the BSP it is up */
 
