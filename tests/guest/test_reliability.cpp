@@ -7,7 +7,8 @@
 //    rename) keep the previous snapshot and leave no temporary file, with one clear line, while
 //    the VM keeps running; a vCPU thread that fails ends the VM cleanly;
 //  - the control socket survives malformed, oversized and binary requests, half-written lines,
-//    abrupt disconnects, idle and flooding clients, many clients at once — and still answers.
+//    abrupt disconnects, idle and flooding clients, many clients at once — and still answers;
+//  - confinement: guest physical addresses outside RAM are refused and counted.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -511,4 +512,24 @@ TEST(ControlSocket, SurvivesDisconnectsIdleFloodingAndManyClients)
     }
     EXPECT_NE(vm.request("{\"cmd\":\"stats\"}").find("\"ok\":true"), std::string::npos);
     EXPECT_EQ(vm.quit(), 0) << vm.stderr_text();
+}
+
+// ---- confinement -------------------------------------------------------------------------------
+
+// Guest physical addresses outside RAM reach no host memory: reads give all-ones, writes go
+// nowhere, each one is counted exactly (guest/tests/confine.c); the PCI window counts its own.
+TEST(Confinement, GuestAddressesOutsideRamAreRefusedAndCounted)
+{
+    REQUIRE_KVM();
+    for (const char* apic : {"kernel", "emulated", "apicv", "avic"}) {
+        auto r = hvtest::run(
+            {hvaccel(), "run", guest("confine"), "--memory", "64", "--apic", apic, "--stats"}, 60);
+        EXPECT_EQ(r.status, hvtest::guest_status(0)) << apic << "\n" << r.out << r.err;
+        EXPECT_NE(r.out.find("confine: 10 outside-RAM reads, 5 writes"), std::string::npos)
+            << r.out;
+        EXPECT_NE(r.err.find("unclaimed: port reads 0 writes 0, MMIO reads 10 writes 5"),
+                  std::string::npos)
+            << apic << "\n" << r.err;
+        EXPECT_NE(r.err.find("window-unclaimed 2"), std::string::npos) << apic << "\n" << r.err;
+    }
 }
