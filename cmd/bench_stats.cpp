@@ -48,7 +48,7 @@ Series parse_series(const std::string& out)
             r.skipped[name] = rest;
             continue;
         }
-        if (name.size() > 7 && name.compare(name.size() - 7, 7, "_missed") == 0) {
+        if (name.size() > 5 && name.compare(name.size() - 5, 5, "_note") == 0) {
             r.notes[name] = rest;
             continue;
         }

@@ -20,8 +20,8 @@ Summary summarise(std::vector<double> v);
 double percentile(const std::vector<double>& sorted, double p);
 
 // The sample protocol of guest/runtime/bench.h: "NAME: c,c,c" lines of TSC cycles. A line
-// "NAME: skipped (why)" gives an entry in `skipped` instead, and "NAME_missed: text" one in
-// `notes` (e.g. periodic timer ticks that had no handler of their own).
+// "NAME: skipped (why)" gives an entry in `skipped` instead, and "NAME_note: text" one in
+// `notes` (periodic timer ticks without a handler of their own, spurious level interrupts).
 struct Series {
     std::map<std::string, std::vector<std::uint64_t>> samples;
     std::map<std::string, std::string> skipped, notes;

@@ -54,7 +54,7 @@ struct PathResult {
     std::vector<std::string> series_order;
     std::map<std::string, std::vector<double>> us;  // latencies, every measured run pooled
     std::map<std::string, std::string> skipped;
-    std::vector<std::string> notes;  // "NAME_missed: ..." lines of the measured runs
+    std::vector<std::string> notes;  // "NAME_note: ..." lines of the measured runs
     ExitRates exits;  // per 1,000 interrupts; empty for QEMU
     bool have_exits = false;
     int runs = 0;
