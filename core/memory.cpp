@@ -116,12 +116,15 @@ std::uint8_t* GuestMemory::ptr(std::uint64_t gpa, std::uint64_t len) const
     return nullptr;
 }
 
+// Copies of nothing may come with a null pointer (an empty module's data()): memcpy must not see
+// it (C 7.24.1: its pointers must be valid even for a length of 0).
 bool GuestMemory::read(std::uint64_t gpa, void* dst, std::size_t len) const
 {
     const std::uint8_t* p = ptr(gpa, len);
     if (!p)
         return false;
-    std::memcpy(dst, p, len);
+    if (len)
+        std::memcpy(dst, p, len);
     return true;
 }
 
@@ -130,7 +133,8 @@ bool GuestMemory::write(std::uint64_t gpa, const void* src, std::size_t len) con
     std::uint8_t* p = ptr(gpa, len);
     if (!p)
         return false;
-    std::memcpy(p, src, len);
+    if (len)
+        std::memcpy(p, src, len);
     return true;
 }
 
@@ -145,7 +149,8 @@ std::span<std::uint8_t> GuestMemory::span(std::uint64_t gpa, std::uint64_t len) 
 void GuestMemory::write_checked(std::uint64_t gpa, const void* src, std::size_t len) const
 {
     auto s = span(gpa, len);
-    std::memcpy(s.data(), src, len);
+    if (len)
+        std::memcpy(s.data(), src, len);
 }
 
 }  // namespace hv

@@ -30,6 +30,17 @@ TEST(GuestMemory, TranslationIsBoundsChecked)
     EXPECT_THROW(m.span(0xfee00000, 4), hv::Error);
 }
 
+// An empty boot module hands its data() (nullptr) to write_checked: a copy of nothing must not
+// pass it to memcpy (undefined behaviour; found by fuzz_loader, caught here by .ci/asan's UBSan).
+TEST(GuestMemory, CopiesOfNothingMayTakeNullPointers)
+{
+    GuestMemory m(4 << 20);
+    EXPECT_NO_THROW(m.write_checked(0x1000, nullptr, 0));
+    EXPECT_TRUE(m.write(0x1000, nullptr, 0));
+    EXPECT_TRUE(m.read(0x1000, nullptr, 0));
+    EXPECT_THROW(m.write_checked(4 << 20, nullptr, 0), hv::Error);  // still range-checked
+}
+
 TEST(GuestMemory, LargeGuestsSplitAroundTheHole)
 {
     GuestMemory m(4ull << 30);  // reserved lazily: costs nothing until touched
