@@ -19,8 +19,14 @@
 // - debug-exit: status = (value << 1) | 1, as QEMU's isa-debug-exit;
 // - IOAPIC: the flattened state validates and restores onto a fresh IOAPIC unchanged.
 //
-// PCI configuration space (core/devices/pci.hpp, ports 0xCF8-0xCFF and the BAR window): see the
-// "PCI plugs in here" marks below.
+// - PCI (core/devices/pci.hpp): the host bridge at 0xCF8-0xCFF and its BAR window on the MMIO
+//   bus, with the i440FX bridge, a test function whose BARs are probes, and the passthrough-style
+//   IrqDevice (MSI-X table in BAR1, RAISE_NOW with DMA of its raise log into a small guest RAM):
+//   CONFIG_ADDRESS reads back what was written (bits 30:24 and 1:0 zero); a CONFIG_DATA read
+//   returns the selected function's bytes, or all-ones for an absent one; the low bits of every
+//   memory BAR read as zero (the guest learns its size); every BAR that decodes lies wholly inside
+//   the window, with memory decoding on, at the address its register holds, and no two overlap;
+//   an access inside a decoding BAR of the test function reaches its probe at the right offset.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -36,11 +42,14 @@
 #include "core/bus.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
+#include "core/devices/irq_device.hpp"
 #include "core/devices/irq_testdev.hpp"
+#include "core/devices/pci.hpp"
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
 #include "core/error.hpp"
+#include "core/memory.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 
 namespace {
@@ -95,6 +104,19 @@ struct CountingSink : hv::apic::IoApicSink {
     std::uint64_t messages = 0;
 };
 
+// A PCI function whose two memory BARs are probes, with a capability in its list.
+class TestFunction final : public hv::dev::PciFunction {
+public:
+    static constexpr std::uint32_t kBar0Size = 0x1000, kBar1Size = 0x100;
+    TestFunction() : PciFunction(0x6876, 0xF022, 0xFF0000)
+    {
+        add_memory_bar(0, kBar0Size, &bar0, 0xC001'0000);
+        add_memory_bar(1, kBar1Size, &bar1, 0xC002'0000);
+        add_capability(hv::dev::pci::kCapMsix, 12);
+    }
+    Probe bar0, bar1;
+};
+
 struct Claim {
     std::uint64_t base, len;
     Probe* probe;  // nullptr: a platform device (not recorded)
@@ -109,7 +131,10 @@ struct Platform {
           fw_cfg(kRam, kCpus, kMaxCpus),
           ioapic(sink),
           ioapic_mmio(ioapic),
-          testdev([this](unsigned pin, bool level) { ioapic.set_irq(pin, level); })
+          testdev([this](unsigned pin, bool level) { ioapic.set_irq(pin, level); }),
+          irq_device(
+              ram(), 0, [](unsigned) {},
+              [this](unsigned, const hv::dev::MsixEntry&) { ++msix_sent; })
     {
         file_data = {'h', 'v', 'a', 'c', 'c', 'e', 'l', '\n', 0, 1, 2, 3};
         file_key = fw_cfg.add_file(kFileName, file_data);
@@ -122,12 +147,21 @@ struct Platform {
         attach(pio, hv::dev::IrqTestDev::kPort, hv::dev::IrqTestDev::kLines, &testdev, "testdev");
         attach(mmio, hv::apic::ioapic::kDefaultBase, hv::apic::ioapic::kMmioSize, &ioapic_mmio,
                "IOAPIC");
-        // PCI plugs in here: when core/devices/pci.hpp lands, attach its PciHost at
-        // pci::kConfigAddress (pci::kPorts) on `pio` with a function or two (an MSI-X device),
-        // add 0xCF8 to kPortBases in step(), and map the BAR window on `mmio`; the bus oracle
-        // then covers BAR decoding as well.
+        pci.attach(pio, mmio);
+        pio_claims.push_back({hv::dev::pci::kConfigAddress, hv::dev::pci::kPorts, nullptr});
+        mmio_claims.push_back(
+            {hv::dev::pci::kMmioBase, hv::dev::pci::kMmioEnd - hv::dev::pci::kMmioBase, nullptr});
+        pci.add(1, &test_fn);
+        pci.add(2, &irq_device);
         items = expected_items();
     }
+    // The IrqDevice's DMA target (its raise log): a small guest RAM shared by every run.
+    static const hv::GuestMemory& ram()
+    {
+        static const hv::GuestMemory mem(2ull << 20);
+        return mem;
+    }
+
     ~Platform()
     {
         uart.flush();
@@ -184,6 +218,11 @@ struct Platform {
     hv::apic::IoApic ioapic;
     IoApicMmio ioapic_mmio;
     hv::dev::IrqTestDev testdev;
+    hv::dev::PciHost pci;
+    TestFunction test_fn;
+    hv::dev::IrqDevice irq_device;
+    std::uint64_t msix_sent = 0;
+    std::uint32_t config_address = 0;  // CONFIG_ADDRESS, as the checks expect it
     std::vector<std::unique_ptr<Probe>> probes;
     std::vector<Claim> pio_claims, mmio_claims;
 
@@ -246,6 +285,8 @@ void port_write(Platform& p, std::uint16_t port, unsigned size, std::uint64_t va
         p.selector = static_cast<std::uint16_t>(value);
         p.position = 0;
     }
+    if (port == hv::dev::pci::kConfigAddress && size == 4)
+        p.config_address = static_cast<std::uint32_t>(value) & 0x80FF'FFFCu;
     if (port >= hv::dev::DebugExit::kPort && port < hv::dev::DebugExit::kPort + 4) {
         HV_FUZZ_CHECK(kName, p.exits.size() == exits + 1);
         HV_FUZZ_CHECK(kName, p.exits.back() == static_cast<int>(((value << 1) | 1) & 0xff));
@@ -302,6 +343,22 @@ void port_read(Platform& p, std::uint16_t port, unsigned size)
     case hv::dev::Pic8259::kSlave + 1:
         HV_FUZZ_CHECK(kName, v == p.pic_slave.mask());
         break;
+    case hv::dev::pci::kConfigAddress:
+        HV_FUZZ_CHECK(kName, v == (size == 4 ? p.config_address : hv::all_ones(size)));
+        break;
+    case hv::dev::pci::kConfigData:
+    case hv::dev::pci::kConfigData + 1:
+    case hv::dev::pci::kConfigData + 2:
+    case hv::dev::pci::kConfigData + 3: {
+        // Configuration mechanism #1 worked out here: enable, bus 0, function 0, a present slot.
+        const std::uint32_t a = p.config_address;
+        const unsigned slot = (a >> 11) & 0x1F;
+        hv::dev::PciFunction* fn = p.pci.function(slot);
+        const bool present = (a & 0x8000'0000u) && ((a >> 16) & 0xFF) == 0 && ((a >> 8) & 7) == 0 && fn;
+        const unsigned reg = (a & 0xFC) + (port - hv::dev::pci::kConfigData);
+        HV_FUZZ_CHECK(kName, v == (present ? fn->config_read(reg, size) : hv::all_ones(size)));
+        break;
+    }
     case hv::dev::PmTimer::kPort:
         if (size == 4) {
             const auto now = static_cast<std::uint32_t>(v);
@@ -315,9 +372,32 @@ void port_read(Platform& p, std::uint16_t port, unsigned size)
     }
 }
 
+// The test function's BAR (0 or 1) holding [addr, addr + size), as the host decodes it.
+Probe* test_bar_probe(Platform& p, std::uint64_t addr, unsigned size, std::uint64_t& offset)
+{
+    for (unsigned bar = 0; bar < 2; ++bar) {
+        const std::uint64_t base = p.pci.decoded_address(&p.test_fn, bar);
+        const std::uint64_t len = bar == 0 ? TestFunction::kBar0Size : TestFunction::kBar1Size;
+        if (base && addr >= base && addr + size <= base + len) {
+            offset = addr - base;
+            return bar == 0 ? &p.test_fn.bar0 : &p.test_fn.bar1;
+        }
+    }
+    return nullptr;
+}
+
 void mmio_access(Platform& p, std::uint64_t addr, unsigned size, bool write, std::uint64_t value)
 {
     value &= hv::all_ones(size);
+    // The IrqDevice's bursts run on its own thread at a host-timed pace: not for a deterministic
+    // target. Its CONTROL register is left alone; RAISE_NOW (synchronous) is fuzzed.
+    const std::uint64_t regs = p.pci.decoded_address(&p.irq_device, 0);
+    if (write && regs && addr < regs + hv::dev::irqdev::kControl + 4 &&
+        addr + size > regs + hv::dev::irqdev::kControl)
+        return;
+    std::uint64_t bar_offset = 0;
+    Probe* bar = test_bar_probe(p, addr, size, bar_offset);
+    const std::uint64_t bar_hits = bar ? bar->hits : 0;
     const std::uint64_t uw = p.mmio.unclaimed_writes(), ur = p.mmio.unclaimed_reads();
     const Claim* c = claim_for(p.mmio_claims, addr, size);
     const std::uint64_t hits = c && c->probe ? c->probe->hits : 0;
@@ -333,6 +413,42 @@ void mmio_access(Platform& p, std::uint64_t addr, unsigned size, bool write, std
             HV_FUZZ_CHECK(kName, v == (Probe::value_at(addr - c->base) & hv::all_ones(size)));
     } else if (c && c->probe) {
         HV_FUZZ_CHECK(kName, c->probe->last.write && c->probe->last.value == value);
+    }
+    if (bar) {
+        HV_FUZZ_CHECK(kName, bar->hits == bar_hits + 1);
+        HV_FUZZ_CHECK(kName, bar->last.offset == bar_offset && bar->last.size == size &&
+                                 bar->last.write == write);
+        if (!write)
+            HV_FUZZ_CHECK(kName, v == (Probe::value_at(bar_offset) & hv::all_ones(size)));
+    }
+}
+
+// What the PCI host promises whatever the guest wrote (pci.hpp): BAR sizing bits read as zero,
+// and a BAR decodes only inside the window, with memory decoding on, where its register says,
+// overlapping no other decoding BAR.
+void check_pci(Platform& p)
+{
+    struct Decoded {
+        std::uint64_t base, size;
+    };
+    std::vector<Decoded> decoded;
+    for (unsigned slot = 0; slot < 3; ++slot) {
+        const hv::dev::PciFunction* fn = p.pci.function(slot);
+        for (unsigned bar = 0; bar < hv::dev::pci::kBars; ++bar) {
+            const std::uint32_t size = fn->bar_size(bar);
+            if (!size)
+                continue;
+            HV_FUZZ_CHECK(kName, (fn->config_read(hv::dev::pci::kBar0 + 4 * bar, 4) & (size - 1)) == 0);
+            const std::uint64_t at = p.pci.decoded_address(fn, bar);
+            if (!at)
+                continue;
+            HV_FUZZ_CHECK(kName, at >= hv::dev::pci::kMmioBase && at + size <= hv::dev::pci::kMmioEnd);
+            HV_FUZZ_CHECK(kName, (fn->command() & hv::dev::pci::kCommandMemory) != 0);
+            HV_FUZZ_CHECK(kName, at == fn->bar_address(bar));
+            for (const Decoded& d : decoded)
+                HV_FUZZ_CHECK(kName, at + size <= d.base || d.base + d.size <= at);
+            decoded.push_back({at, size});
+        }
     }
 }
 
@@ -369,7 +485,7 @@ void step(hv::fuzz::Input& in, Platform& p)
         hv::dev::Uart16550::kCom1, hv::dev::DebugExit::kPort, hv::dev::FwCfg::kPort,
         hv::dev::Pic8259::kMaster, hv::dev::Pic8259::kSlave,  hv::dev::PmTimer::kPort,
         hv::dev::IrqTestDev::kPort,
-        0xcf8,  // PCI plugs in here (configuration mechanism #1): unclaimed until it does
+        hv::dev::pci::kConfigAddress,
     };
     auto port = [&]() -> std::uint16_t {
         const std::uint8_t sel = in.byte();
@@ -382,12 +498,12 @@ void step(hv::fuzz::Input& in, Platform& p)
         if (sel < 0xc0)
             return hv::apic::ioapic::kDefaultBase + (in.take(2) & 0xfff);
         if (sel < 0xe0 && !p.probes.empty()) {
-            const Claim& c = p.mmio_claims[1 + sel % p.probes.size()];
+            const Claim& c = p.mmio_claims[2 + sel % p.probes.size()];  // after IOAPIC, PCI window
             return c.base + in.take(2) % (c.len + 8);
         }
         return in.take(8);
     };
-    switch (in.byte() % 10) {
+    switch (in.byte() % 12) {
     case 0: {
         const std::uint16_t at = port();
         const unsigned size = port_size(in.byte());
@@ -433,6 +549,35 @@ void step(hv::fuzz::Input& in, Platform& p)
         HV_FUZZ_CHECK(kName, p.uart.divisor() == (r.dll | (r.dlm << 8)));
         break;
     }
+    case 10: {  // PCI configuration cycle: CONFIG_ADDRESS, then CONFIG_DATA (as guests do)
+        const std::uint8_t b = in.byte();
+        const unsigned slot = b & 0x80 ? in.byte() & 0x1F : b % 4;
+        std::uint32_t address = hv::dev::pci::config_address(0, slot, 0, in.byte());
+        if (b & 0x40)
+            address ^= static_cast<std::uint32_t>(in.take(4));  // other buses, functions, bits
+        port_write(p, hv::dev::pci::kConfigAddress, 4, address);
+        const unsigned size = port_size(in.byte());
+        const std::uint16_t data = static_cast<std::uint16_t>(hv::dev::pci::kConfigData + (b >> 4) % 4);
+        if (b & 0x20)
+            port_write(p, data, size, in.u32());
+        else
+            port_read(p, data, size);
+        break;
+    }
+    case 11: {  // a BAR moved (all-ones sizing, then an address), memory decoding toggled
+        const std::uint8_t b = in.byte();
+        const unsigned slot = 1 + b % 2, bar = (b >> 1) % 2;
+        port_write(p, hv::dev::pci::kConfigAddress, 4,
+                   hv::dev::pci::config_address(0, slot, 0, hv::dev::pci::kBar0 + 4 * bar));
+        port_write(p, hv::dev::pci::kConfigData, 4, 0xFFFF'FFFFu);
+        port_read(p, hv::dev::pci::kConfigData, 4);
+        port_write(p, hv::dev::pci::kConfigData, 4,
+                   (b & 0x80) ? in.u32() : 0xC000'0000u + (static_cast<std::uint32_t>(in.take(2)) << 8));
+        port_write(p, hv::dev::pci::kConfigAddress, 4,
+                   hv::dev::pci::config_address(0, slot, 0, hv::dev::pci::kCommand));
+        port_write(p, hv::dev::pci::kConfigData, 2, (b & 0x40) ? 0x6 : 0x0);
+        break;
+    }
     case 8: {  // restore path: a programmed PIC
         const std::uint8_t mask = in.byte(), base = in.byte();
         hv::dev::Pic8259& pic = (base & 1) ? p.pic_slave : p.pic_master;
@@ -441,11 +586,12 @@ void step(hv::fuzz::Input& in, Platform& p)
         break;
     }
     default: {
-        const std::uint64_t base = (in.byte() & 1) ? in.take(8) : 0xd000'0000ull + (in.take(2) << 4);
+        const std::uint64_t base = (in.byte() & 1) ? in.take(8) : 0xfed0'0000ull + (in.take(2) << 4);
         attach_probe(p, base, in.take(2) + (in.byte() % 4 == 0 ? 0 : 1));
         break;
     }
     }
+    check_pci(p);
     HV_FUZZ_CHECK(kName, (p.pic_master.vector_base() & 7) == 0);
     HV_FUZZ_CHECK(kName, (p.pic_slave.vector_base() & 7) == 0);
     const hv::apic::IoApicState io = p.ioapic.flatten();

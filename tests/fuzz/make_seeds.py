@@ -120,7 +120,7 @@ def snapshot_hand_seeds():
 
 # --- devices: operations as fuzz_devices.cpp step() decodes them -----------------------------
 # Port selector byte: base index = sel % 8 (COM1, debug-exit, fw_cfg, PIC1, PIC2, PM timer,
-# testdev, 0xcf8), offset = (sel >> 3) % 0x1a; sizes 0 -> 1, 1 -> 2, 2 -> 4.
+# testdev, PCI 0xcf8), offset = (sel >> 3) % 0x1a; sizes 0 -> 1, 1 -> 2, 2 -> 4.
 COM1, EXIT, FWCFG, PIC1, PIC2, PMT, TESTDEV, PCI = range(8)
 
 
@@ -174,6 +174,28 @@ def devices_seeds():
         bytes([3, 0xf0]) + struct.pack("<Q", 0xfffffffffffffffc) + bytes([3, 0]) + \
         pwrite(EXIT, 0, 0, 0x21) + pwrite(PCI, 0, 2, 0x80000000) + pread(PCI, 4, 2)
     put("devices", "bus_probes_exit", s)
+    # PCI: read the IDs and BARs of slots 0-3, size and move the test function's BAR0 and the
+    # IrqDevice's BAR0/BAR1 (memory decoding on), touch them, then MSI-X entry 0 and RAISE_NOW.
+    def cfg_read(slot, reg, size_code=2):
+        return bytes([10, 0x80, slot, reg, size_code])
+    def cfg_write(slot, reg, value, size_code=2):
+        return bytes([10, 0xa0, slot, reg, size_code]) + struct.pack("<I", value)
+    def move_bar(slot, bar, page):  # op 11: 0xC0000000 + page << 8, memory on
+        return bytes([11, 0x40 | (bar << 1) | (slot - 1)]) + struct.pack("<H", page)
+    def win(addr, size_log2, write, value=0):  # MMIO anywhere (selector >= 0xe0)
+        return bytes([2, 0xf0]) + struct.pack("<Q", addr) + bytes([size_log2, 1 if write else 0]) + \
+            struct.pack("<Q", value)
+    s = b"".join(cfg_read(slot, reg) for slot in range(4) for reg in (0x00, 0x08, 0x10, 0x14, 0x34))
+    s += move_bar(1, 0, 0x100) + win(0xC0010010, 2, False) + win(0xC0010ffe, 1, True, 7) + \
+        win(0xC0010ffe, 2, False) + move_bar(1, 1, 0x100) + win(0xC0010000, 2, False)
+    s += move_bar(2, 0, 0x200) + move_bar(2, 1, 0x210) + win(0xC0020000, 2, False) + \
+        cfg_write(2, 0x04, 0x6) + cfg_write(2, 0x40, 0x80000000) + \
+        win(0xC0021000, 2, True, 0xFEE00000) + win(0xC0021008, 2, True, 0x41) + \
+        win(0xC002100c, 2, True, 0) + win(0xC0020020, 2, True, 0x100000) + \
+        win(0xC0020028, 2, True, 4) + win(0xC0020030, 2, True, 0) + win(0xC0020018, 2, False) + \
+        win(0xC0021800, 3, False) + cfg_read(2, 0x40) + cfg_read(0, 0x00, 0) + \
+        bytes([10, 0x40, 0x10, 0x00, 2]) + struct.pack("<I", 0x00010000)
+    put("devices", "pci_bars_msix", s)
 
 
 # --- apic_diff: byte 0 = BSP, then operations as fuzz_apic_diff.cpp step() decodes them -------
