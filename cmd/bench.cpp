@@ -55,9 +55,14 @@ Report run_benchmarks(const RunPlan& plan, const std::vector<const Workload*>& w
     int paths = static_cast<int>(backends.size()) + (plan.qemu.empty() ? 0 : 1);
     int steps = 0, step = 0;
     for (const Workload* w : runnable)
-        steps += static_cast<int>(w->variants.size()) * paths * static_cast<int>(plan.repeat + 1);
+        for (const Variant& v : w->variants)
+            steps += plan.modes.empty() || plan.modes.count(v.mode)
+                         ? paths * static_cast<int>(plan.repeat + 1)
+                         : 0;
     for (const Workload* w : runnable) {
         for (const Variant& v : w->variants) {
+            if (!plan.modes.empty() && !plan.modes.count(v.mode))
+                continue;
             VariantResult vr{w, &v, {}};
             for (const auto& b : backends)
                 vr.paths.push_back(run_path(plan, *w, v, b, false, step, steps));

@@ -113,9 +113,18 @@ void print_tables(std::FILE* f, const Report& r)
                              us(m.max).c_str(), exits_u.c_str(), exits_a.c_str());
             }
         }
-        for (const auto& p : v.paths)
-            for (const auto& n : p.notes)
-                std::fprintf(f, "- %s: %s\n", p.path.c_str(), n.c_str());
+        // The guests' notes, one line per path over its runs, where any is not zero.
+        for (const auto& p : v.paths) {
+            bool nonzero = false;
+            std::string joined;
+            for (const auto& n : p.notes) {
+                auto digit = n.find_first_of("0123456789", n.find(':'));
+                nonzero |= digit != std::string::npos && n[digit] != '0';
+                joined += (joined.empty() ? "" : "; ") + n;
+            }
+            if (nonzero)
+                std::fprintf(f, "- %s (%d runs): %s\n", p.path.c_str(), p.runs, joined.c_str());
+        }
     }
     for (const auto& [w, why] : r.unavailable)
         std::fprintf(f, "\n%s: %s\n", w.c_str(), why.c_str());
@@ -284,8 +293,8 @@ std::string to_svg(const Report& r, const std::string& title)
             std::vector<double> v = *samples;
             std::sort(v.begin(), v.end());
             std::string pts;
-            // At most ~400 points per line: every k-th sample of the sorted set, plus the last.
-            std::size_t k = std::max<std::size_t>(1, v.size() / 400);
+            // At most ~150 points per line: every k-th sample of the sorted set, plus the last.
+            std::size_t k = std::max<std::size_t>(1, v.size() / 150);
             for (std::size_t i = 0; i < v.size(); i += k)
                 pts += fmt::format("{:.1f},{:.1f} ", X(v[i]),
                                    Y(static_cast<double>(i + 1) / static_cast<double>(v.size())));

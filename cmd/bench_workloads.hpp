@@ -2,6 +2,7 @@
 // msix_latency.c), the paths it runs them on, and one measured (workload, variant, path).
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,7 @@ struct RunPlan {
     double tsc_khz = 0;
     int timeout_s = 120;
     bool progress = true;
+    std::set<std::string> modes;  // only variants with these modes ("" = no mode); empty: all
     // The demo: workload name -> image instead of guest_dir/IMAGE.elf (the embedded guest).
     std::map<std::string, std::string> image_override;
 };

@@ -173,6 +173,7 @@ int cmd_demo(int argc, char** argv)
     plan.tsc_khz = measure_tsc_khz();
     plan.timeout_s = 60;
     plan.image_override["ipi_pingpong"] = image;
+    plan.modes = {"halted", "running"};  // the device's vcpu_* variants only in `hvaccel bench`
     std::printf("%zu backends: ", backends.size());
     for (const auto& b : backends)
         std::printf("%s ", b.c_str());
