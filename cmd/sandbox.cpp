@@ -170,8 +170,7 @@ void enter_sandbox(Vm& vm, const SandboxPolicy& policy)
     if (vm.config().pm_qos)
         fail("--sandbox and --pm-qos cannot be combined: the PM QoS request opens "
              "/dev/cpu_dma_latency (root only) when the vCPUs start");
-    // Stdio buffers are allocated now, so that their first use needs no new system call.
-    std::fflush(stdout);
+    std::fflush(stdout);  // what the set-up printed goes out before the filter is in place
     drop_root();
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         throw_errno("--sandbox: PR_SET_NO_NEW_PRIVS");
