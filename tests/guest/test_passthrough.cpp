@@ -8,7 +8,7 @@
 #include <cstdlib>
 
 #include <map>
-#include <regex>
+#include <cstdio>
 #include <set>
 #include <sstream>
 #include <string>
@@ -20,17 +20,23 @@ using hvtest::hvaccel;
 
 namespace {
 
-// "    iommu NAME VALUE" / "    apic NAME VALUE" lines of --stats, summed over vCPUs.
+// "    iommu NAME VALUE" / "    apic NAME VALUE" lines of --stats, summed over vCPUs. (No
+// <regex>: it trips GCC 12's -Wmaybe-uninitialized in the -O1 sanitizer builds.)
 std::map<std::string, long> counters(const std::string& err, const std::string& kind)
 {
     std::map<std::string, long> out;
-    std::regex re("^\\s+" + kind + "\\s+(\\S+)\\s+(\\d+)$");
     std::istringstream in(err);
     std::string line;
-    std::smatch m;
-    while (std::getline(in, line))
-        if (std::regex_match(line, m, re))
-            out[m[1]] += std::stol(m[2]);
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string k, name, value;
+        if (line.empty() || line[0] != ' ' || !(words >> k >> name >> value) || k != kind ||
+            value.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        std::string rest;
+        if (!(words >> rest))
+            out[name] += std::stol(value);
+    }
     return out;
 }
 
@@ -40,17 +46,20 @@ long get(const std::map<std::string, long>& c, const std::string& name)
     return it == c.end() ? 0 : it->second;
 }
 
-// The architectural APIC exits a backend counted (apicv: VMX basic exit reasons; avic: the two
-// AVIC exits by cause and register).
+// The architectural APIC exits a backend counted on the interrupt path: apicv's VMX basic exit
+// reasons; avic's AVIC_NOACCEL exits and the "msr" exit (the per-register avic_noaccel_trap_*
+// lines break the trap count down and are not added again). AVIC_INCOMPLETE_IPI is left out:
+// the series send no IPI, and the one the boot's INIT/SIPI to the AP takes depends on timing.
 long apic_exits(const std::map<std::string, long>& apic)
 {
-    static const std::set<std::string> kApicv = {"external_interrupt", "msr_read",
-                                                 "msr_write",          "tpr_below_threshold",
-                                                 "apic_access",        "eoi_induced",
-                                                 "apic_write"};
+    static const std::set<std::string> kExits = {
+        "external_interrupt", "msr_read",          "msr_write",
+        "tpr_below_threshold", "apic_access",      "eoi_induced",
+        "apic_write",          "avic_noaccel_trap", "avic_noaccel_fault_read",
+        "avic_noaccel_fault_write", "msr"};
     long n = 0;
     for (const auto& [name, v] : apic)
-        if (kApicv.count(name) || name.rfind("avic_", 0) == 0)
+        if (kExits.count(name))
             n += v;
     return n;
 }
@@ -185,9 +194,11 @@ TEST(Passthrough, HostileGuestIsContained)
         ASSERT_FALSE(r.timed_out) << apic;
         EXPECT_EQ(r.status, hvtest::guest_status(0)) << apic << r.out << r.err;
         EXPECT_EQ(r.out.find("not ok"), std::string::npos) << apic << r.out;
-        std::smatch m;
-        ASSERT_TRUE(std::regex_search(r.out, m, std::regex("hostile: (\\d+) writes")));
-        EXPECT_GT(std::stol(m[1]), 1000);
+        unsigned writes = 0;
+        auto at = r.out.find("hostile: ");
+        ASSERT_NE(at, std::string::npos) << apic << r.out;
+        ASSERT_EQ(std::sscanf(r.out.c_str() + at, "hostile: %u writes", &writes), 1);
+        EXPECT_GT(writes, 1000u);
         if (std::string(apic) != "kernel") {
             auto iommu = counters(r.err, "iommu");
             EXPECT_GT(get(iommu, "faulted"), 0) << apic << r.err;
