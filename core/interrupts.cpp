@@ -134,24 +134,19 @@ void Interrupts::sync_kernel_routes()
 
 void Interrupts::deliver(const apic::IoApicMessage& msg)
 {
-    if (kernel_vm_) {
-        apic::Interrupt irq{msg.vector, msg.mode, msg.trigger, true, apic::Source::IoApic};
-        Msi m = msi_for(msg.dest.dest, msg.dest.mode == apic::DestMode::Logical, irq);
-        kernel_vm_->signal_msi(m.address, m.data);
-        return;
-    }
-    apic::Ipi ipi;
-    ipi.vector = msg.vector;
-    ipi.mode = msg.mode;
-    ipi.trigger = msg.trigger;
-    ipi.dest = msg.dest;
-    route(std::nullopt, ipi, apic::Source::IoApic);
+    send_message(msg, apic::Source::IoApic);
 }
 
 void Interrupts::deliver_msi(const apic::IoApicMessage& msg)
 {
+    send_message(msg, apic::Source::Msi);
+}
+
+// An IOAPIC or device message: to KVM's LAPICs as an MSI, or routed to the userspace backends.
+void Interrupts::send_message(const apic::IoApicMessage& msg, apic::Source source)
+{
     if (kernel_vm_) {
-        apic::Interrupt irq{msg.vector, msg.mode, msg.trigger, true, apic::Source::Msi};
+        apic::Interrupt irq{msg.vector, msg.mode, msg.trigger, true, source};
         Msi m = msi_for(msg.dest.dest, msg.dest.mode == apic::DestMode::Logical, irq);
         kernel_vm_->signal_msi(m.address, m.data);
         return;
@@ -161,7 +156,7 @@ void Interrupts::deliver_msi(const apic::IoApicMessage& msg)
     ipi.mode = msg.mode;
     ipi.trigger = msg.trigger;
     ipi.dest = msg.dest;
-    route(std::nullopt, ipi, apic::Source::Msi);
+    route(std::nullopt, ipi, source);
 }
 
 std::vector<std::size_t> Interrupts::resolve(const apic::Destination& dest,

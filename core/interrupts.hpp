@@ -100,6 +100,7 @@ private:
     void sync_kernel_routes();
 
     void route(std::optional<std::size_t> from, const apic::Ipi& ipi, apic::Source source);
+    void send_message(const apic::IoApicMessage& msg, apic::Source source);
     void timer_loop();
 
     std::uint64_t start_ns_;
