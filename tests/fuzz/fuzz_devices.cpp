@@ -378,7 +378,7 @@ Probe* test_bar_probe(Platform& p, std::uint64_t addr, unsigned size, std::uint6
     for (unsigned bar = 0; bar < 2; ++bar) {
         const std::uint64_t base = p.pci.decoded_address(&p.test_fn, bar);
         const std::uint64_t len = bar == 0 ? TestFunction::kBar0Size : TestFunction::kBar1Size;
-        if (base && addr >= base && addr + size <= base + len) {
+        if (base && addr >= base && u128{addr} + size <= u128{base} + len) {
             offset = addr - base;
             return bar == 0 ? &p.test_fn.bar0 : &p.test_fn.bar1;
         }
