@@ -47,10 +47,10 @@ public:
     virtual ~InterruptRemapping() = default;
     virtual std::string_view path() const = 0;  // "vt-d posted", "amd ga", "vt-d remapped", "irqfd"
     // The guest changed entry `entry` of device `source_id` (PCI requester ID bus:dev.fn).
-    virtual void program(std::uint16_t source_id, unsigned entry, const dev::MsixEntry& guest,
-                         bool deliverable) = 0;
-    // The device writes entry `entry`'s message (the entry is deliverable).
-    virtual void send(std::uint16_t source_id, unsigned entry, const dev::MsixEntry& guest) = 0;
+    // Masking needs no re-programming: a masked entry is never sent (MsixTable latches it).
+    virtual void program(std::uint16_t source_id, unsigned entry, const dev::MsixEntry& guest) = 0;
+    // The device writes entry `entry`'s message: what carries it was set up by program().
+    virtual void send(std::uint16_t source_id, unsigned entry) = 0;
     // Counters of the path (remapping unit events, irqfd signals), for --stats.
     virtual apic::CounterList counters() const = 0;
 };

@@ -38,8 +38,7 @@ public:
 
     std::string_view path() const override { return "amd ga"; }
 
-    void program(std::uint16_t source_id, unsigned entry, const dev::MsixEntry& guest,
-                 bool) override
+    void program(std::uint16_t source_id, unsigned entry, const dev::MsixEntry& guest) override
     {
         if (entry >= ctx_.entries)
             return;
@@ -54,7 +53,7 @@ public:
         programmed_.fetch_add(1, std::memory_order_relaxed);
     }
 
-    void send(std::uint16_t source_id, unsigned entry, const dev::MsixEntry&) override
+    void send(std::uint16_t source_id, unsigned entry) override
     {
         iommu::AmdRemapResult r = unit_.remap(source_id, {0xFEE0'0000, entry});
         if (r.outcome == iommu::AmdOutcome::Remapped)

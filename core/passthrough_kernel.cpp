@@ -42,7 +42,7 @@ public:
 
     std::string_view path() const override { return "irqfd"; }
 
-    void program(std::uint16_t, unsigned entry, const dev::MsixEntry& guest, bool) override
+    void program(std::uint16_t, unsigned entry, const dev::MsixEntry& guest) override
     {
         if (entry >= fds_.size())
             return;
@@ -60,7 +60,7 @@ public:
         }
     }
 
-    void send(std::uint16_t, unsigned entry, const dev::MsixEntry&) override
+    void send(std::uint16_t, unsigned entry) override
     {
         if (entry >= fds_.size())
             return;

@@ -38,8 +38,7 @@ public:
 
     std::string_view path() const override { return posting_ ? "vt-d posted" : "vt-d remapped"; }
 
-    void program(std::uint16_t source_id, unsigned entry, const dev::MsixEntry& guest,
-                 bool) override
+    void program(std::uint16_t source_id, unsigned entry, const dev::MsixEntry& guest) override
     {
         if (entry >= ctx_.entries)
             return;
@@ -52,7 +51,7 @@ public:
         programmed_.fetch_add(1, std::memory_order_relaxed);
     }
 
-    void send(std::uint16_t source_id, unsigned entry, const dev::MsixEntry&) override
+    void send(std::uint16_t source_id, unsigned entry) override
     {
         iommu::RemappableMsi m;
         m.handle = static_cast<uint16_t>(entry);

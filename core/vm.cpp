@@ -376,10 +376,9 @@ void Vm::setup_passthrough()
     irq_device_ = std::make_unique<dev::IrqDevice>(
         mem_, interrupts_->tsc_offset(),
         [this, &r](unsigned entry) {
-            dev::MsixTable& t = irq_device_->msix();
-            r.program(kSourceId, entry, t.entry(entry), t.deliverable(entry));
+            r.program(kSourceId, entry, irq_device_->msix().entry(entry));
         },
-        [&r](unsigned entry, const dev::MsixEntry& msg) { r.send(kSourceId, entry, msg); });
+        [&r](unsigned entry, const dev::MsixEntry&) { r.send(kSourceId, entry); });
     pci_.add(kSlot, irq_device_.get());
 }
 

@@ -31,12 +31,6 @@ MsixEntry MsixTable::entry(unsigned n) const
     return table_.at(n);
 }
 
-bool MsixTable::deliverable(unsigned n) const
-{
-    std::lock_guard lk(mu_);
-    return enabled_ && !function_masked_ && !table_.at(n).masked;
-}
-
 bool MsixTable::pending(unsigned n) const
 {
     std::lock_guard lk(mu_);

@@ -64,9 +64,8 @@ public:
     void set_control(bool enable, bool function_mask);
     bool enabled() const;
     bool function_masked() const;
-    // The entry as the guest programmed it, and whether it is masked by itself or the function.
+    // The entry as the guest programmed it, and its pending bit.
     MsixEntry entry(unsigned n) const;
-    bool deliverable(unsigned n) const;
     bool pending(unsigned n) const;
 
     // IoDevice: the table at offset 0, the PBA at kPbaOffset.
