@@ -75,3 +75,15 @@ bool apic_irr(uint8_t v)
 {
     return apic_read(APIC_IRR + 0x10 * (v / 32)) & (1u << (v % 32));
 }
+
+void apic_tick_start(uint8_t vector)
+{
+    apic_write(APIC_TDCR, 0xb);
+    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | vector);
+    apic_write(APIC_TMICT, 1000000);
+}
+
+void apic_tick_stop(uint8_t vector)
+{
+    apic_write(APIC_LVT_TIMER, LVT_MASKED | vector);
+}

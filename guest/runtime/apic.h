@@ -60,6 +60,11 @@ void apic_eoi(void);
 /* Sends an IPI: `dest` is the destination (APIC ID or logical bitmap), `lo` the ICR low bits. */
 void apic_icr(uint32_t dest, uint32_t lo);
 bool apic_isr(uint8_t vector);
+/* A 1 ms periodic timer on `vector` (divide by 1, 1,000,000 counts at the 1 GHz APIC clock the
+ * VMMs here give): a tick that bounds every sti; hlt of a wait loop, so a lost interrupt ends
+ * the wait instead of hanging it. apic_tick_stop masks it again. */
+void apic_tick_start(uint8_t vector);
+void apic_tick_stop(uint8_t vector);
 bool apic_irr(uint8_t vector);
 
 #endif

@@ -29,11 +29,9 @@ static void watchdog(bool on)
         saved_div = apic_read(APIC_TDCR);
         saved_init = apic_read(APIC_TMICT);
         rt_set_handler(0xfc, on_ready);
-        apic_write(APIC_TDCR, 0xb);
-        apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0xfc);
-        apic_write(APIC_TMICT, 1000000); /* 1 ms at the model's 1 GHz APIC clock */
+        apic_tick_start(0xfc);
     } else {
-        apic_write(APIC_LVT_TIMER, LVT_MASKED | 0xfc);
+        apic_tick_stop(0xfc);
         apic_write(APIC_TMICT, 0);
         apic_write(APIC_TDCR, saved_div);
         apic_write(APIC_LVT_TIMER, saved_lvt);

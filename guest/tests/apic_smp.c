@@ -42,9 +42,7 @@ static void ap_main(unsigned cpu)
 /* The APs report in before running ap_main(); wait (bounded) until each has run it. */
 static bool aps_set_up(unsigned n)
 {
-    apic_write(APIC_TDCR, 0xb);
-    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0xfc);
-    apic_write(APIC_TMICT, 1000000);
+    apic_tick_start(0xfc);
     bool all = false;
     for (int i = 0; i < 3000 && !all; ++i) {
         all = true;
@@ -53,7 +51,7 @@ static bool aps_set_up(unsigned n)
         if (!all)
             rt_wait_irq();
     }
-    apic_write(APIC_LVT_TIMER, LVT_MASKED | 0xfc);
+    apic_tick_stop(0xfc);
     return all;
 }
 
@@ -69,12 +67,10 @@ static unsigned total(unsigned k)
 /* Waits (sti; hlt, at most `ticks` 1 ms periodic ticks) until CPUs took `n` IPIs of kind `k`. */
 static bool wait_ticks(unsigned k, unsigned n, int ticks)
 {
-    apic_write(APIC_TDCR, 0xb);
-    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0xfc);
-    apic_write(APIC_TMICT, 1000000);
+    apic_tick_start(0xfc);
     for (int i = 0; i < ticks && total(k) < n; ++i)
         rt_wait_irq();
-    apic_write(APIC_LVT_TIMER, LVT_MASKED | 0xfc);
+    apic_tick_stop(0xfc);
     return total(k) >= n;
 }
 

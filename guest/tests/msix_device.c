@@ -75,12 +75,10 @@ static void on_tick(struct rt_frame *f)
 /* Waits halted (1 ms ticks, at most `ticks`) until `*c` reaches n. */
 static bool wait_for(unsigned (*count)(void), unsigned n, int ticks)
 {
-    apic_write(APIC_TDCR, 0xb);
-    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | V_TICK);
-    apic_write(APIC_TMICT, 1000000);
+    apic_tick_start(V_TICK);
     for (int i = 0; i < ticks && count() < n; ++i)
         rt_wait_irq();
-    apic_write(APIC_LVT_TIMER, LVT_MASKED | V_TICK);
+    apic_tick_stop(V_TICK);
     return count() >= n;
 }
 

@@ -124,12 +124,10 @@ void guest_main(void)
     mmio_write32(regs + R_CONTROL, 2); /* stop any burst */
     rt_printf("hostile: %u writes\n", writes * 2);
     /* Let whatever was pending arrive: 20 ticks of 1 ms, halted in between. */
-    apic_write(APIC_TDCR, 0xb);
-    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0xfc);
-    apic_write(APIC_TMICT, 1000000);
+    apic_tick_start(0xfc);
     for (int i = 0; i < 20; ++i)
         rt_wait_irq();
-    apic_write(APIC_LVT_TIMER, LVT_MASKED | 0xfc);
+    apic_tick_stop(0xfc);
     rt_printf("stray interrupts taken: %u (20 of them timer ticks)\n", stray);
 
     /* Back in order: BARs, command, MSI-X, one good entry; every other entry masked. */
@@ -150,12 +148,10 @@ void guest_main(void)
     mmio_write32(regs + R_ENTRIES, 1);
     mmio_write32(regs + R_INTERVAL, 0);
     mmio_write32(regs + R_CONTROL, 1u | (1u << 8));
-    apic_write(APIC_TDCR, 0xb);
-    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0xfc);
-    apic_write(APIC_TMICT, 1000000);
+    apic_tick_start(0xfc);
     for (int i = 0; i < 3000 && good < 10; ++i)
         rt_wait_irq();
-    apic_write(APIC_LVT_TIMER, LVT_MASKED | 0xfc);
+    apic_tick_stop(0xfc);
     rt_check(good == 10, "after the garbage the device still delivers a burst exactly (%u)", good);
     rt_done();
 }

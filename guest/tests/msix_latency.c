@@ -84,12 +84,10 @@ static void ap_main(unsigned cpu)
 
 static void halted_wait(void)
 {
-    apic_write(APIC_TDCR, 0xb);
-    apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | V_TICK);
-    apic_write(APIC_TMICT, 1000000);
+    apic_tick_start(V_TICK);
     for (int i = 0; i < 20000 && handled < target; ++i)
         rt_wait_irq();
-    apic_write(APIC_LVT_TIMER, LVT_MASKED | V_TICK);
+    apic_tick_stop(V_TICK);
 }
 
 /* One series: n_total interrupts, `running` = the BSP waits in ring 3, else halted. */
