@@ -2,10 +2,10 @@
 // address translation, fw_cfg reads, and planning a multiboot image.
 #include <benchmark/benchmark.h>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 #include "core/devices/fw_cfg.hpp"
-#include "core/loader.hpp"
-#include "core/memory.hpp"
+#include "core/boot/loader.hpp"
+#include "core/bus/memory.hpp"
 
 namespace {
 

@@ -9,10 +9,10 @@
 
 #include "cmd/bench_process.hpp"
 #include "cmd/options.hpp"
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/profile.hpp"
-#include "core/vm_config.hpp"
+#include "core/vm/config.hpp"
 
 #if __has_include("hv_revision.h")
 #include "hv_revision.h"

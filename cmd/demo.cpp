@@ -14,9 +14,9 @@
 #include "cmd/bench.hpp"
 #include "cmd/bench_process.hpp"
 #include "cmd/options.hpp"
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/profile.hpp"
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 
 // The demo guest, linked in by cmd/embed_guest.S.
 extern "C" const unsigned char hv_demo_guest[];

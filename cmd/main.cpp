@@ -13,9 +13,9 @@
 #include "cmd/session.hpp"
 #include "cmd/snapshot_cmd.hpp"
 #include "cmd/probe.hpp"
-#include "core/error.hpp"
-#include "core/memory.hpp"
-#include "core/vm.hpp"
+#include "core/base/error.hpp"
+#include "core/bus/memory.hpp"
+#include "core/vm/vm.hpp"
 
 #ifndef HV_VERSION
 #define HV_VERSION "0.0.0"

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/placement.hpp"
 #include "core/host/profile.hpp"

@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/kvm/uapi.hpp"
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 
 namespace hv::cli {
 

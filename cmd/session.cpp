@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "cmd/sandbox.hpp"
-#include "core/control.hpp"
-#include "core/error.hpp"
+#include "core/vm/control.hpp"
+#include "core/base/error.hpp"
 
 namespace hv::cli {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "cmd/options.hpp"
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 
 namespace hv::cli {
 

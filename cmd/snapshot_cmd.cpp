@@ -6,10 +6,10 @@
 
 #include "cmd/options.hpp"
 #include "cmd/session.hpp"
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 
 int cmd_restore(int argc, char** argv)
 {

@@ -4,7 +4,7 @@
 
 #include <functional>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 
 namespace hv::dev {
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "core/clock.hpp"
+#include "core/base/clock.hpp"
 #include <ctime>
 
 namespace hv::dev {

@@ -39,7 +39,7 @@
 
 #include "core/devices/msix.hpp"
 #include "core/devices/pci.hpp"
-#include "core/memory.hpp"
+#include "core/bus/memory.hpp"
 
 namespace hv::dev {
 

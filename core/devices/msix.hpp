@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 
 namespace hv::dev {
 

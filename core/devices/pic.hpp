@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 
 namespace hv::dev {
 

@@ -1,6 +1,6 @@
 #include "core/devices/pm_timer.hpp"
 
-#include "core/clock.hpp"
+#include "core/base/clock.hpp"
 
 namespace hv::dev {
 

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 
 namespace hv::dev {
 

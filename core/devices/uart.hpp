@@ -8,7 +8,7 @@
 #include <mutex>
 #include <string>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 
 namespace hv::dev {
 

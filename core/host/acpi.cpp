@@ -1,6 +1,6 @@
 #include "core/host/acpi.hpp"
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace hv::host {
 

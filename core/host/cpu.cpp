@@ -2,7 +2,7 @@
 
 #include <libcpuid/libcpuid.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/sysfs.hpp"
 
 namespace hv::host {

@@ -5,7 +5,7 @@
 
 #include <libcpuid/libcpuid.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace hv::host {
 

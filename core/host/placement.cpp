@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/sysfs.hpp"
 
 namespace hv::host {

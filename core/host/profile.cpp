@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace hv::host {
 

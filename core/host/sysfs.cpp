@@ -5,7 +5,7 @@
 #include <fstream>
 #include <system_error>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace hv::host {
 

@@ -5,7 +5,7 @@
 
 #include <hwloc.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/sysfs.hpp"
 
 namespace hv::host {

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <memory>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/kvm/uapi.hpp"
 
 namespace hv::kvm {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/kvm/fd.hpp"
+#include "core/base/fd.hpp"
 
 namespace hv::kvm {
 

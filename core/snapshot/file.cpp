@@ -7,9 +7,9 @@
 
 #include <cstring>
 
-#include "core/error.hpp"
-#include "core/fault_inject.hpp"
-#include "core/kvm/fd.hpp"
+#include "core/base/error.hpp"
+#include "core/base/fault_inject.hpp"
+#include "core/base/fd.hpp"
 #include "core/snapshot/crc32.hpp"
 
 namespace hv::snapshot {

@@ -35,7 +35,7 @@ struct MachineState {
     std::vector<std::pair<std::string, std::uint32_t>> cpuid_features;
 };
 
-struct VcpuState {
+struct VcpuRecord {
     kvm_regs regs{};
     kvm_sregs sregs{};
     std::vector<std::pair<std::uint32_t, std::uint64_t>> msrs;  // includes IA32_TSC (0x10)
@@ -59,7 +59,7 @@ struct MemoryRun {
 
 struct VmState {
     MachineState machine;
-    std::vector<VcpuState> vcpus;
+    std::vector<VcpuRecord> vcpus;
     apic::IoApicState ioapic;
     UartState uart;
     PicState pic_master, pic_slave;
@@ -69,7 +69,7 @@ struct VmState {
 
 inline constexpr std::uint32_t kMsrTsc = 0x10;
 
-// The document (without blobs: VcpuState::xsave and memory go to the blob area; `blob_of`
+// The document (without blobs: VcpuRecord::xsave and memory go to the blob area; `blob_of`
 // returns the blob offset for the xsave area of vCPU i).
 nlohmann::json to_json(const VmState& s, const std::vector<std::uint64_t>& xsave_blobs);
 

@@ -2,8 +2,8 @@
 
 #include <map>
 
-#include "core/bus.hpp"
-#include "core/error.hpp"
+#include "core/bus/bus.hpp"
+#include "core/base/error.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "core/cpuid.hpp"
+#include "core/vcpu/guest_cpuid.hpp"
 
 namespace {
 kvm_cpuid_entry2 leaf(std::uint32_t fn, std::uint32_t index = 0)

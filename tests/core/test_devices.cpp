@@ -4,14 +4,14 @@
 #include <cstring>
 #include <string>
 
-#include "core/devices/acpi.hpp"
+#include "core/devices/acpi_tables.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
-#include "core/error.hpp"
-#include "core/memory.hpp"
+#include "core/base/error.hpp"
+#include "core/bus/memory.hpp"
 
 namespace {
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
-#include "core/fault_inject.hpp"
+#include "core/base/error.hpp"
+#include "core/base/fault_inject.hpp"
 #include "core/snapshot/file.hpp"
 
 using hv::snapshot::Reader;

@@ -3,9 +3,9 @@
 
 #include <cstring>
 
-#include "core/error.hpp"
-#include "core/loader.hpp"
-#include "core/memory.hpp"
+#include "core/base/error.hpp"
+#include "core/boot/loader.hpp"
+#include "core/bus/memory.hpp"
 
 namespace {
 

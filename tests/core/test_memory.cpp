@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "core/error.hpp"
-#include "core/memory.hpp"
+#include "core/base/error.hpp"
+#include "core/bus/memory.hpp"
 
 using hv::GuestMemory;
 

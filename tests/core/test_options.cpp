@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "cmd/options.hpp"
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace {
 std::vector<std::string> parse(hv::cli::Options& o, std::vector<std::string> args)

@@ -6,11 +6,11 @@
 #include <thread>
 #include <vector>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 #include "core/devices/irq_device.hpp"
 #include "core/devices/msix.hpp"
 #include "core/devices/pci.hpp"
-#include "core/memory.hpp"
+#include "core/bus/memory.hpp"
 
 using namespace hv;
 using namespace hv::dev;

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <random>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/snapshot/crc32.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
@@ -26,7 +26,7 @@ VmState sample_state()
     s.machine.apic_backend = "emulated";
     s.machine.tsc_khz = 2'700'000;
     s.machine.cpuid_features = {{"1.ecx", 0x80000000u}};
-    VcpuState v;
+    VcpuRecord v;
     v.regs.rflags = 2;
     v.regs.rip = 0x100000;
     v.sregs.cr0 = 0x11;

@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "apic/ioapic.hpp"
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
 #include "core/devices/irq_device.hpp"
@@ -48,8 +48,8 @@
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
-#include "core/error.hpp"
-#include "core/memory.hpp"
+#include "core/base/error.hpp"
+#include "core/bus/memory.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 
 namespace {

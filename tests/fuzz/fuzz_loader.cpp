@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
-#include "core/loader.hpp"
-#include "core/memory.hpp"
+#include "core/base/error.hpp"
+#include "core/boot/loader.hpp"
+#include "core/bus/memory.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 
 namespace {

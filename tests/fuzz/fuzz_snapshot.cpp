@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/snapshot/crc32.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 #include "process.hpp"
 
 using hvtest::guest;

@@ -5,7 +5,7 @@
 #include <functional>
 #include <thread>
 
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 #include "process.hpp"
 
 using namespace std::chrono_literals;

@@ -1,7 +1,7 @@
 // ACPI DMAR/IVRS parsing on fixture tables (tests/host/fixtures/acpi, see make_acpi.py).
 #include <gtest/gtest.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/acpi.hpp"
 #include "core/host/sysfs.hpp"
 

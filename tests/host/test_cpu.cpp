@@ -1,7 +1,7 @@
 // CPU identity and feature decoding from raw CPUID leaves and VMX capability MSRs.
 #include <gtest/gtest.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/cpu.hpp"
 #include "tests/host/real_cpus.hpp"
 

@@ -3,7 +3,7 @@
 
 #include <linux/kvm.h>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/iommu.hpp"
 #include "core/host/kvm_info.hpp"
 #include "core/host/sysfs.hpp"

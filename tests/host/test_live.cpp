@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/pm_qos.hpp"
 #include "core/host/profile.hpp"

@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 #include "core/host/placement.hpp"
 #include "core/host/topology.hpp"
 

@@ -11,12 +11,12 @@
 #include <atomic>
 #include <vector>
 
-#include "core/error.hpp"
-#include "core/interrupts.hpp"
-#include "core/kvm/fd.hpp"
+#include "core/base/error.hpp"
+#include "core/interrupts/interrupts.hpp"
+#include "core/base/fd.hpp"
 #include "core/kvm/kvm.hpp"
-#include "core/passthrough.hpp"
-#include "core/passthrough_impl.hpp"
+#include "core/passthrough/remapping.hpp"
+#include "core/passthrough/paths.hpp"
 
 namespace hv {
 

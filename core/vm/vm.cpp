@@ -1,21 +1,21 @@
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 
-#include "core/cpuid.hpp"
-#include "core/devices/acpi.hpp"
+#include "core/vcpu/guest_cpuid.hpp"
+#include "core/devices/acpi_tables.hpp"
 #include "apic/emulated.hpp"
 #include "svm/avic_vm.hpp"
 #include "vmx/apicv_backend.hpp"
 #include "vmx/apicv_vm.hpp"
-#include "core/clock.hpp"
-#include "core/error.hpp"
+#include "core/base/clock.hpp"
+#include "core/base/error.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/profile.hpp"
-#include "core/kernel_apic.hpp"
+#include "core/interrupts/kernel_apic.hpp"
 
 namespace hv {
 

@@ -1,13 +1,13 @@
-#include "core/vcpu.hpp"
+#include "core/vcpu/vcpu.hpp"
 
 #include <signal.h>
 
 #include <cstring>
 
-#include "core/error.hpp"
-#include "core/fault_inject.hpp"
+#include "core/base/error.hpp"
+#include "core/base/fault_inject.hpp"
 #include "core/host/placement.hpp"
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 
 namespace hv {
 

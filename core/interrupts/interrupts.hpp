@@ -21,7 +21,7 @@
 #include "apic/backend.hpp"
 #include "apic/ioapic.hpp"
 #include "apic/vector_bits.hpp"
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 #include "core/kvm/kvm.hpp"
 
 namespace hv {

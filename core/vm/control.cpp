@@ -1,4 +1,4 @@
-#include "core/control.hpp"
+#include "core/vm/control.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.hpp"
-#include "core/vm.hpp"
+#include "core/base/error.hpp"
+#include "core/vm/vm.hpp"
 
 namespace hv {
 

@@ -1,9 +1,9 @@
-#include "core/kernel_apic.hpp"
+#include "core/interrupts/kernel_apic.hpp"
 
 #include <cstring>
 
 #include "apic/apic_page.hpp"
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace hv {
 

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/kvm/fd.hpp"
+#include "core/base/fd.hpp"
 
 namespace hv {
 

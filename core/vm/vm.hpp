@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
 #include "core/devices/irq_device.hpp"
@@ -22,17 +22,17 @@
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
 #include "core/host/placement.hpp"
-#include "core/interrupts.hpp"
+#include "core/interrupts/interrupts.hpp"
 #include "core/host/pm_qos.hpp"
-#include "core/kvm/fd.hpp"
+#include "core/base/fd.hpp"
 #include "core/kvm/kvm.hpp"
-#include "core/loader.hpp"
-#include "core/memory.hpp"
-#include "core/passthrough.hpp"
+#include "core/boot/loader.hpp"
+#include "core/bus/memory.hpp"
+#include "core/passthrough/remapping.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
-#include "core/vcpu.hpp"
-#include "core/vm_config.hpp"
+#include "core/vcpu/vcpu.hpp"
+#include "core/vm/config.hpp"
 
 namespace hv::svm {
 class AvicVm;

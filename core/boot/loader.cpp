@@ -1,4 +1,4 @@
-#include "core/loader.hpp"
+#include "core/boot/loader.hpp"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/error.hpp"
-#include "core/kvm/fd.hpp"
-#include "core/memory.hpp"
+#include "core/base/error.hpp"
+#include "core/base/fd.hpp"
+#include "core/bus/memory.hpp"
 
 namespace hv {
 

@@ -11,7 +11,7 @@
 
 #include "apic/ioapic.hpp"
 #include "core/devices/msix.hpp"
-#include "core/passthrough.hpp"
+#include "core/passthrough/remapping.hpp"
 
 namespace hv {
 

@@ -1,12 +1,12 @@
-#include "core/interrupts.hpp"
+#include "core/interrupts/interrupts.hpp"
 
 #include <x86intrin.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "core/clock.hpp"
-#include "core/kernel_apic.hpp"
+#include "core/base/clock.hpp"
+#include "core/interrupts/kernel_apic.hpp"
 #include "core/kvm/uapi.hpp"
 
 namespace hv {

@@ -1,4 +1,4 @@
-#include "core/cpuid.hpp"
+#include "core/vcpu/guest_cpuid.hpp"
 
 #include <bit>
 

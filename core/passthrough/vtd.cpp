@@ -15,9 +15,9 @@
 #include <atomic>
 #include <stdexcept>
 
-#include "core/interrupts.hpp"
-#include "core/passthrough.hpp"
-#include "core/passthrough_impl.hpp"
+#include "core/interrupts/interrupts.hpp"
+#include "core/passthrough/remapping.hpp"
+#include "core/passthrough/paths.hpp"
 #include "iommu/msi.hpp"
 #include "iommu/vtd_remapper.hpp"
 #include "vmx/apicv_vm.hpp"

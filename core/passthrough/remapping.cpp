@@ -1,7 +1,7 @@
-#include "core/passthrough.hpp"
+#include "core/passthrough/remapping.hpp"
 
-#include "core/interrupts.hpp"
-#include "core/passthrough_impl.hpp"
+#include "core/interrupts/interrupts.hpp"
+#include "core/passthrough/paths.hpp"
 #include "iommu/msi.hpp"
 
 namespace hv {

@@ -13,9 +13,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/interrupts.hpp"
-#include "core/passthrough.hpp"
-#include "core/passthrough_impl.hpp"
+#include "core/interrupts/interrupts.hpp"
+#include "core/passthrough/remapping.hpp"
+#include "core/passthrough/paths.hpp"
 #include "iommu/amd_remapper.hpp"
 #include "svm/avic_vm.hpp"
 

@@ -2,12 +2,12 @@
 // sections of core/snapshot/state.hpp.
 #include <cstring>
 
-#include "core/cpuid.hpp"
-#include "core/error.hpp"
+#include "core/vcpu/guest_cpuid.hpp"
+#include "core/base/error.hpp"
 #include "core/kvm/uapi.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
-#include "core/vm.hpp"
+#include "core/vm/vm.hpp"
 
 namespace hv {
 
@@ -80,7 +80,7 @@ void Vm::write_snapshot(const std::string& path)
     std::vector<std::uint64_t> xsave_blobs;
     for (auto& vt : vcpus_) {
         kvm::Vcpu& v = vt->kvm();
-        snapshot::VcpuState vs;
+        snapshot::VcpuRecord vs;
         vs.regs = v.get_regs();
         vs.sregs = v.get_sregs();
         for (auto msr : kSavedMsrs)

@@ -1,4 +1,4 @@
-#include "core/memory.hpp"
+#include "core/bus/memory.hpp"
 
 #include <sys/mman.h>
 
@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace hv {
 

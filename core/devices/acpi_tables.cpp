@@ -1,9 +1,9 @@
-#include "core/devices/acpi.hpp"
+#include "core/devices/acpi_tables.hpp"
 
 #include <cstring>
 
-#include "core/error.hpp"
-#include "core/memory.hpp"
+#include "core/base/error.hpp"
+#include "core/bus/memory.hpp"
 
 namespace hv::dev {
 

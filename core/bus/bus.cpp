@@ -1,8 +1,8 @@
-#include "core/bus.hpp"
+#include "core/bus/bus.hpp"
 
 #include <algorithm>
 
-#include "core/error.hpp"
+#include "core/base/error.hpp"
 
 namespace hv {
 
