@@ -60,6 +60,21 @@ std::vector<BootModule> read_modules(const VmConfig& cfg, std::uint64_t limit)
     return mods;
 }
 
+// Where COM1 output goes: "stdio", "none" or a file (truncated).
+Fd open_serial(const std::string& spec)
+{
+    int fd = -1;
+    if (spec == "stdio")
+        fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+    else if (spec == "none")
+        fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    else
+        fd = ::open(spec.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        throw_errno(fmt::format("--serial {}", spec));
+    return Fd(fd);
+}
+
 }  // namespace
 
 Vm::Vm(const VmConfig& cfg, const RestoreSource* restore)
@@ -67,7 +82,7 @@ Vm::Vm(const VmConfig& cfg, const RestoreSource* restore)
       image_(restore ? std::vector<std::uint8_t>{} : read_file(cfg_.image, cfg_.memory_mib << 20)),
       modules_(restore ? std::vector<BootModule>{}
                        : (plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
-      sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
+      serial_fd_(open_serial(cfg_.serial)), sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
 {
     restored_ = restore != nullptr;
     choose_apic_backend();
@@ -214,17 +229,6 @@ void Vm::setup_memory()
 
 void Vm::setup_devices()
 {
-    int fd = -1;
-    if (cfg_.serial == "stdio") {
-        fd = ::dup(STDOUT_FILENO);
-    } else if (cfg_.serial == "none") {
-        fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    } else {
-        fd = ::open(cfg_.serial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    }
-    if (fd < 0)
-        throw_errno(fmt::format("--serial {}", cfg_.serial));
-    serial_fd_ = Fd(fd);
     uart_ = std::make_unique<dev::Uart16550>(serial_fd_.get());
     pio_.attach(dev::Uart16550::kCom1, dev::Uart16550::kPorts, uart_.get(), "COM1");
     debug_exit_ = std::make_unique<dev::DebugExit>([this](int status) { request_stop(status); });

@@ -140,12 +140,12 @@ private:
     std::mutex control_mu_;  // serialises pause, resume and snapshot
     std::vector<std::uint8_t> image_;  // read and checked before KVM is opened; freed once loaded
     std::vector<BootModule> modules_;
+    Fd serial_fd_;  // opened before KVM, so a bad --serial is reported like any bad option
     kvm::System sys_;
     kvm::Vm vm_;
     GuestMemory mem_;
     Bus pio_{"port I/O"};
     Bus mmio_{"MMIO"};
-    Fd serial_fd_;
     std::unique_ptr<dev::Uart16550> uart_;
     std::unique_ptr<dev::DebugExit> debug_exit_;
     std::unique_ptr<dev::FwCfg> fw_cfg_;

@@ -55,10 +55,14 @@ TEST(ProbeCmd, TextHasEverySection)
 
 TEST(ProbeCmd, ExplicitBackendAndPlacement)
 {
+    // A backend this host cannot run is reported as refused, with exit status 1.
     const ProbeRun r = probe({"--json", "--apic=avic", "--pin", "auto", "--vcpus", "1"});
-    ASSERT_EQ(r.rc, 0) << r.err;
+    const bool refused = choose_backend(probe_host(), "avic").refused;
+    ASSERT_EQ(r.rc, refused ? 1 : 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
-    EXPECT_EQ(j["apic_requested"]["backend"], "avic");
+    EXPECT_EQ(j["apic_requested"]["name"], "avic");
+    EXPECT_EQ(j["apic_requested"]["refused"], refused);
+    EXPECT_EQ(j["apic_requested"]["backend"], refused ? "" : "avic");
     EXPECT_EQ(j["pin"]["entries"].size(), 1u);
 }
 
