@@ -1,5 +1,6 @@
-// AvicBackend: backing page <-> model synchronisation, the injection point, scheduling hooks
-// (IsRunning and the host APIC ID), state and counters. Delivery is in avic_delivery.cpp.
+// AvicBackend, hypervisor half: the state kept beside the hardware structures — the LocalApic
+// model folded from and written back to the backing page, the VMCB image, the table addressing —
+// and the helpers the other files use (timer polling, fold, sync, the last exit's EXITINFO).
 #include "svm/avic_backend.hpp"
 
 #include <array>
@@ -27,8 +28,8 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(AvicExit::Count)
 AvicBackend::AvicBackend(AvicVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
                          apic::GuestClock& clock, apic::ApicPlatform& platform,
                          apic::VcpuNotifier& notifier)
-    : vm_(vm), index_(index), clock_(clock), platform_(platform), apic_(cfg), exits_(kExitNames),
-      noaccel_(kNoaccelNames)
+    : ModelBackend(index, vm.schedule(index)), vm_(vm), clock_(clock), platform_(platform),
+      apic_(cfg), exits_(kExitNames), noaccel_(kNoaccelNames)
 {
     vm_.attach(index_, &notifier);
     // APM Vol2 15.29.3 "AVIC Enable": what the hypervisor programs into the VMCB.
@@ -46,7 +47,9 @@ void AvicBackend::poll_timer_locked(apic::GuestTime t, bool& changed)
 {
     const auto d = apic_.next_timer_deadline();
     if (d && *d <= t.ns) {
-        apic_.timer_expired(t);
+        if (apic_.timer_expired(t)) {
+            deliveries_.add(apic::DeliveryStat::FromTimer);
+        }
         changed = true;
         timer_dirty_.store(true);
     }
@@ -128,193 +131,6 @@ void AvicBackend::record_exit_locked(ExitCode code, uint64_t info1, uint64_t inf
     vmcb_.exit_code_hi = 0;
     vmcb_.exit_info_1 = info1;
     vmcb_.exit_info_2 = info2;
-}
-
-// --- injection point ---
-
-std::optional<uint8_t> AvicBackend::pending_vector()
-{
-    bool changed = false;
-    std::optional<uint8_t> v;
-    {
-        std::lock_guard lock(mu_);
-        const apic::GuestTime t = now();
-        poll_timer_locked(t, changed);
-        fold_locked();
-        if (changed) {
-            sync_locked(false);
-        }
-        // APM Vol2 15.29.2.2 "Virtual Interrupt Delivery": the highest IRR vector whose class is
-        // above the virtual PPR is delivered (the same rule as SDM Vol3 11.8.3.1).
-        v = apic_.highest_pending();
-    }
-    flush_timer();
-    return v;
-}
-
-apic::AckResult AvicBackend::ack()
-{
-    apic::AckResult a;
-    {
-        std::lock_guard lock(mu_);
-        fold_locked();
-        // IRR -> ISR: the page bit is cleared before the model moves the vector, so a post that
-        // lands after this point sets IRR again (a new interrupt) instead of merging with the
-        // one being taken — the order the CPU's own IRR -> ISR move has.
-        if (const auto v = apic_.highest_pending()) {
-            vm_.backing_page(index_).clear_irr(*v);
-        }
-        a = apic_.ack();
-        sync_locked(false);
-    }
-    flush_timer();
-    return a;
-}
-
-apic::PendingEvents AvicBackend::take_events()
-{
-    std::lock_guard lock(mu_);
-    const apic::PendingEvents e = events_;
-    events_ = apic::PendingEvents{};
-    return e;
-}
-
-apic::RunState AvicBackend::run_state() const
-{
-    std::lock_guard lock(mu_);
-    return apic_.run_state();
-}
-
-void AvicBackend::set_run_state(apic::RunState r)
-{
-    std::lock_guard lock(mu_);
-    apic_.set_run_state(r);
-}
-
-apic::DestInfo AvicBackend::dest_info() const
-{
-    std::lock_guard lock(mu_);
-    return apic_.dest_info();
-}
-
-// --- scheduling hooks: IsRunning and the host APIC ID (Linux avic_vcpu_load/put) ---
-
-void AvicBackend::enter_guest()
-{
-    vm_.set_sched(index_, Sched::InGuest);
-    vm_.set_running(index_, true);
-    std::lock_guard lock(mu_);
-    vmcb_.clean |= kCleanAvic; // VMRUN has cached the AVIC fields
-}
-
-void AvicBackend::leave_guest()
-{
-    vm_.set_running(index_, false);
-    vm_.set_sched(index_, Sched::Outside);
-}
-
-bool AvicBackend::block()
-{
-    // Blocked is published before the IRR is read (both seq_cst), so a post that this check
-    // misses sees Blocked and wakes us (the GA-log / wake-up path).
-    vm_.set_running(index_, false);
-    vm_.set_sched(index_, Sched::Blocked);
-    bool pending = false;
-    {
-        std::lock_guard lock(mu_);
-        if (apic_.run_state() != apic::RunState::WaitForSipi) {
-            exits_.add(AvicExit::Hlt);
-            record_exit_locked(ExitCode::Hlt, 0, 0);
-        }
-        fold_locked();
-        pending = pending_locked();
-    }
-    flush_timer();
-    if (pending) {
-        vm_.set_sched(index_, Sched::Outside);
-        return false;
-    }
-    return true;
-}
-
-void AvicBackend::unblock()
-{
-    vm_.set_sched(index_, Sched::Outside);
-}
-
-// --- state ---
-
-apic::ApicState AvicBackend::flatten()
-{
-    bool changed = false;
-    apic::ApicState s;
-    {
-        std::lock_guard lock(mu_);
-        const apic::GuestTime t = now();
-        poll_timer_locked(t, changed);
-        fold_locked(); // IRR comes from the backing page
-        s = apic_.flatten(t);
-        sync_locked(false);
-    }
-    flush_timer();
-    return s; // IsRunning and the host APIC ID are not architectural state: never saved
-}
-
-std::optional<std::string> AvicBackend::restore(const apic::ApicState& s)
-{
-    {
-        std::lock_guard lock(mu_);
-        const apic::GuestTime t = now();
-        if (auto err = apic_.restore(s, t)) { // validates before changing anything
-            return err;
-        }
-        // The page is rewritten (IRR included) and the tables rebuilt from the restored ID,
-        // LDR and DFR; IsRunning follows this vCPU's scheduling state, not the snapshot.
-        sync_locked(true);
-    }
-    platform_.timer_changed(index_);
-    return std::nullopt;
-}
-
-VmcbControl AvicBackend::vmcb() const
-{
-    std::lock_guard lock(mu_);
-    return vmcb_;
-}
-
-uint64_t AvicBackend::total_exits() const
-{
-    uint64_t n = 0;
-    for (std::size_t i = 0; i < static_cast<std::size_t>(AvicExit::Count); ++i) {
-        n += exits_.get(static_cast<AvicExit>(i));
-    }
-    return n;
-}
-
-apic::CounterList AvicBackend::exit_counters() const
-{
-    apic::CounterList out;
-    exits_.append_to(out);
-    // The AVIC_NOACCEL exits by register, only those that happened.
-    for (std::size_t i = 0; i < 2 * kRegGroups; ++i) {
-        if (const uint64_t v = noaccel_.get(static_cast<NoaccelSlot>(i)); v != 0) {
-            out.push_back({kNoaccelNames[i], v});
-        }
-    }
-    return out;
-}
-
-apic::CounterList AvicBackend::stats() const
-{
-    apic::CounterList out;
-    vm_.stats(index_).append_to(out);
-    apic::ApicCounters c;
-    {
-        std::lock_guard lock(mu_);
-        c = apic_.counters();
-    }
-    apic::append_counters(c, out);
-    return out;
 }
 
 } // namespace hv::svm

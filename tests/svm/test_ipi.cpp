@@ -89,7 +89,7 @@ TEST(AvicIpi, Erratum1235EveryCrossVcpuIpiExits)
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiNotRunning), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (1ULL << 32) | 1);
     EXPECT_EQ(vm.notifiers[1].kicks.load(), 1); // the hypervisor kicks the running target
-    EXPECT_EQ(vm.vm.stat(1, AvicStat::Kicks), 1u);
+    EXPECT_EQ(vm.vm.schedule(1).kicks(), 1u);
     EXPECT_EQ(vm.vm.stat(1, AvicStat::Doorbells), 0u);
     EXPECT_TRUE(vm.irr_in_page(1, 0x43));
     // Broadcast excluding self: one exit for the whole IPI, both targets kicked.
@@ -403,7 +403,7 @@ TEST(AvicIpi, HypervisorDeliveryNotifiesByVcpuState)
     vm[0].deliver(
         {0x30, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
     EXPECT_EQ(vm.notifiers[0].kicks.load(), 1);
-    EXPECT_EQ(vm.vm.stat(0, AvicStat::Kicks), 1u);
+    EXPECT_EQ(vm.vm.schedule(0).kicks(), 1u);
     // NMI to a halted vCPU: wake.
     EXPECT_EQ(vm[0].ack().vector, 0x30);
     vm[0].leave_guest();
