@@ -34,7 +34,9 @@ namespace hv::svm {
 
 struct AvicOptions {
     bool x2avic = false;       // APM Vol2 15.29.10 "x2AVIC": x2APIC MSRs virtualised, IDs to 0x1FF
-    bool erratum_1235 = false; // never set IsRunning (REFERENCE.md "AMD erratum 1235")
+    // AMD Family 17h revision guides, erratum 1235: the CPU may read a stale IsRunning = 1 and
+    // neither ring the doorbell nor exit; the workaround never sets IsRunning.
+    bool erratum_1235 = false;
 };
 
 inline constexpr uint64_t kBackingFrameBase = 0x100000; // model frame of vCPU 0's backing page

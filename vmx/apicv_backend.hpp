@@ -31,7 +31,15 @@
 // - IPIv posts to the target's PID without the target's acceptance checks; the hypervisor keeps a
 //   PID-pointer entry valid only while its APIC is enabled and software-enabled, so the difference
 //   does not show. IPIv and VT-d posts do not clear the TMR bit of an edge vector that was
-//   level-triggered before (the hardware never touches the TMR; KVM has the same staleness).
+//   level-triggered before (the hardware never touches the TMR; KVM has the same staleness);
+// - a virtualized self-IPI (x2APIC SELF_IPI with x2APIC virtualization and virtual-interrupt
+//   delivery, or an xAPIC ICR-low write of a fixed, edge self-IPI through APIC-write emulation,
+//   SDM Vol3 30.4.3.2) sets VIRR even while the APIC is software-disabled (SVR[8] = 0): SDM Vol3
+//   30.1.5 "Self-IPI Virtualization" sets VIRR and RVI with no acceptance check, where emulated
+//   refuses the vector (SDM Vol3 11.4.7.2);
+// - a virtualized self-IPI leaves the TMR bit of a vector that was level-triggered before set
+//   (30.1.5 touches only VIRR and RVI), where emulated clears it on an edge acceptance (SDM Vol3
+//   11.8.4); the next EOI of that vector is then a level one, as after IPIv.
 #pragma once
 
 #include <array>
