@@ -61,7 +61,7 @@ TEST(AvicIpi, ToHaltedVcpuTakesOneIncompleteIpi)
     EXPECT_EQ(vm.notifiers[1].wakes.load(), 1);
     EXPECT_EQ(vm.notifiers[1].kicks.load(), 0);
     EXPECT_EQ(vm[1].total_exits(), target_exits);
-    EXPECT_EQ(vm.platform.ipis.load(), 0); // nothing re-sent by software
+    EXPECT_EQ(vm.platform.ipi_count(), 0u); // nothing re-sent by software
     vm[1].unblock();
     EXPECT_EQ(vm[1].pending_vector(), 0x41);
 }
@@ -122,7 +122,7 @@ TEST(AvicIpi, InvalidTargetPhysical)
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidTarget), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_1, info1(7, 0x47));
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (2ULL << 32) | 7);
-    EXPECT_EQ(vm.platform.ipis.load(), 1); // the hypervisor emulates it: reaches nobody
+    EXPECT_EQ(vm.platform.ipi_count(), 1u); // the hypervisor emulates it: reaches nobody
     EXPECT_FALSE(vm.irr_in_page(1, 0x47));
 }
 
@@ -137,7 +137,7 @@ TEST(AvicIpi, InvalidBackingPage)
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidBackingPage), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (3ULL << 32) | 1);
     // Software completes the IPI through the platform: vCPU 1 still gets it (once).
-    EXPECT_EQ(vm.platform.ipis.load(), 1);
+    EXPECT_EQ(vm.platform.ipi_count(), 1u);
     EXPECT_EQ(vm[1].pending_vector(), 0x48);
     EXPECT_EQ(vm.vm.stat(1, AvicStat::PostedIpi), 0u);
     EXPECT_EQ(vm.vm.stat(1, AvicStat::PostedDevice), 1u);
@@ -177,7 +177,7 @@ TEST(AvicIpi, InvalidInterruptTypeIsEmulated)
         EXPECT_EQ(vm.exits(0), 1u) << c.what;
         EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidIntType), 1u) << c.what;
         EXPECT_EQ(vm[0].vmcb().exit_info_2, 0u) << c.what;
-        EXPECT_EQ(vm.platform.ipis.load(), 1) << c.what;
+        EXPECT_EQ(vm.platform.ipi_count(), 1u) << c.what;
     }
     AvicFixture vm(2);
     vm.enable_all();
@@ -349,7 +349,7 @@ TEST(AvicIpi, X2apicWithoutX2avicIsIntercepted)
     vm[0].msr_write(0x830, (1ULL << 32) | 0x66);
     EXPECT_EQ(vm[0].exits(AvicExit::Msr), 2u); // + the IA32_APIC_BASE write
     EXPECT_EQ(vm.exits(0), 1u);
-    EXPECT_EQ(vm.platform.ipis.load(), 1);
+    EXPECT_EQ(vm.platform.ipi_count(), 1u);
     EXPECT_EQ(vm[1].pending_vector(), 0x66); // posted by the hypervisor, doorbell
     EXPECT_EQ(vm.notifiers[1].kicks.load(), 1);
 }

@@ -93,7 +93,7 @@ class PostStates : public ::testing::Test {
   protected:
     PostStates() : vm(2, ApicvOptions{}) { enable(vm.b(0), true); }
     ApicvBackend& a() { return vm.b(0); }
-    CvNotifier& n() { return *vm.notifiers[0]; }
+    RecordingNotifier& n() { return *vm.notifiers[0]; }
     TestVm vm;
 };
 

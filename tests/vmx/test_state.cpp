@@ -12,27 +12,6 @@ namespace {
 namespace reg = apic::reg;
 
 // One vCPU whose IPIs come back to itself (resolve_ipi over its own dest_info()).
-class Loopback : public apic::ApicPlatform {
-  public:
-    void send_ipi(std::size_t from, const apic::Ipi& ipi) override
-    {
-        const apic::DestInfo d = target->dest_info();
-        const apic::TargetSet t = apic::resolve_ipi(ipi, std::span(&d, 1), from);
-        if (t[0]) {
-            apic::Interrupt irq;
-            irq.vector = ipi.vector;
-            irq.mode = ipi.mode;
-            irq.trigger = ipi.trigger;
-            irq.assert_level = ipi.assert_level;
-            target->deliver(irq);
-        }
-    }
-    void eoi_to_ioapic(uint8_t v) override { eois.push_back(v); }
-    void timer_changed(std::size_t) override {}
-    apic::ApicBackend* target = nullptr;
-    std::vector<uint8_t> eois;
-};
-
 struct Pair {
     explicit Pair(const ApicvOptions& o) : vm(1, o)
     {
@@ -40,12 +19,12 @@ struct Pair {
         cfg.bsp = true;
         emu = std::make_unique<apic::EmulatedApic>(0, cfg, clock, pe, ne);
         acc = vm.make_backend(0, cfg, clock, pa, na);
-        pe.target = emu.get();
-        pa.target = acc.get();
+        pe.backends = {emu.get()};
+        pa.backends = {acc.get()};
     }
     FakeClock clock;
-    Loopback pe, pa;
-    CvNotifier ne, na;
+    RoutingPlatform pe, pa;
+    RecordingNotifier ne, na;
     ApicvVm vm;
     std::unique_ptr<apic::ApicBackend> emu, acc;
 };
