@@ -45,6 +45,25 @@ struct TestVm {
     std::vector<std::unique_ptr<apic::ApicBackend>> apics;
 };
 
+// One vCPU on `emulated` and on `apicv` side by side, each with IPIs that come back to itself
+// (resolve_ipi over its own dest_info()).
+struct Pair {
+    explicit Pair(const ApicvOptions& o) : vm(1, o)
+    {
+        apic::LocalApicConfig cfg;
+        cfg.bsp = true;
+        emu = std::make_unique<apic::EmulatedApic>(0, cfg, clock, pe, ne);
+        acc = vm.make_backend(0, cfg, clock, pa, na);
+        pe.backends = {emu.get()};
+        pa.backends = {acc.get()};
+    }
+    FakeClock clock;
+    RoutingPlatform pe, pa;
+    RecordingNotifier ne, na;
+    ApicvVm vm;
+    std::unique_ptr<apic::ApicBackend> emu, acc;
+};
+
 inline constexpr uint64_t kBase = apic::base::kDefaultAddr;
 
 // Software-enable an APIC (SVR = 0x1FF), optionally switching to x2APIC first.

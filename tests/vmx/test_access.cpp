@@ -1,4 +1,7 @@
-// Architectural exit counts per scenario, asserted exactly (they are deterministic).
+// Register and MSR accesses: which are virtualized and which exit (the ICR-low APIC-write
+// emulation table, register and x2APIC MSR tables), and the architectural exit counts per
+// scenario — self-IPIs, IPIs, IPIv, EOIs, TPR threshold — asserted exactly (they are
+// deterministic).
 #include <gtest/gtest.h>
 
 #include "apicv_fakes.hpp"

@@ -1,4 +1,6 @@
-// The posting protocol (SDM Vol3 30.6; VT-d 9.12) and its races with the vCPU's states.
+// How an interrupt reaches a vCPU under APICv: the posting protocol (SDM Vol3 30.6; VT-d 9.12)
+// — post() rule table, ON/PIR order, control updates, concurrent posters — and its races with the
+// vCPU in the guest, outside it or blocked (notification vector vs wake-up vector).
 #include <gtest/gtest.h>
 
 #include <thread>
