@@ -7,10 +7,6 @@ namespace {
 constexpr std::array<std::string_view, static_cast<std::size_t>(EmulatedExit::Count)> kExitNames{
     "xapic_read", "xapic_write", "x2apic_read", "x2apic_write", "other_apic_msr"};
 
-constexpr std::array<std::string_view, static_cast<std::size_t>(DeliveryStat::Count)> kStatNames{
-    "irq_ipi", "irq_msi", "irq_ioapic", "irq_timer", "irq_local_lvt", "irq_refused", "nmi",
-    "smi",     "init",    "sipi",       "extint",    "kicks",         "wakes"};
-
 bool is_x2apic_msr(uint32_t msr)
 {
     return msr >= kX2apicMsrFirst && msr <= kX2apicMsrLast;
@@ -20,8 +16,8 @@ bool is_x2apic_msr(uint32_t msr)
 
 EmulatedApic::EmulatedApic(std::size_t index, const LocalApicConfig& cfg, GuestClock& clock,
                            ApicPlatform& platform, VcpuNotifier& notifier)
-    : index_(index), clock_(clock), platform_(platform), notifier_(notifier), apic_(cfg),
-      exits_(kExitNames), stats_(kStatNames)
+    : ModelBackend(index, notifier), clock_(clock), platform_(platform), apic_(cfg),
+      exits_(kExitNames)
 {
 }
 
@@ -30,31 +26,9 @@ bool EmulatedApic::pending_locked() const
     return apic_.highest_pending().has_value() || events_.any();
 }
 
-EmulatedApic::Notify EmulatedApic::notify_locked()
+Notify EmulatedApic::notify_locked()
 {
-    if (!pending_locked()) {
-        return Notify::None;
-    }
-    switch (sched_) {
-    case Sched::InGuest:
-        stats_.add(DeliveryStat::Kicks);
-        return Notify::Kick;
-    case Sched::Blocked:
-        stats_.add(DeliveryStat::Wakes);
-        return Notify::Wake;
-    case Sched::Outside:
-        break;
-    }
-    return Notify::None;
-}
-
-void EmulatedApic::notify(Notify n)
-{
-    if (n == Notify::Kick) {
-        notifier_.kick();
-    } else if (n == Notify::Wake) {
-        notifier_.wake();
-    }
+    return notify_if(pending_locked());
 }
 
 void EmulatedApic::finish(const AccessResult& r)
@@ -148,7 +122,7 @@ void EmulatedApic::poll_timer_locked(GuestTime now, bool& changed)
     const auto d = apic_.next_timer_deadline();
     if (d && *d <= now.ns) {
         if (apic_.timer_expired(now)) {
-            stats_.add(DeliveryStat::FromTimer);
+            deliveries_.add(DeliveryStat::FromTimer);
         }
         changed = true;
     }
@@ -198,13 +172,13 @@ void EmulatedApic::set_run_state(RunState r)
 void EmulatedApic::enter_guest()
 {
     std::lock_guard lock(mu_);
-    sched_ = Sched::InGuest;
+    set_sched(SchedState::InGuest);
 }
 
 void EmulatedApic::leave_guest()
 {
     std::lock_guard lock(mu_);
-    sched_ = Sched::Outside;
+    set_sched(SchedState::Outside);
 }
 
 bool EmulatedApic::block()
@@ -213,14 +187,14 @@ bool EmulatedApic::block()
     if (pending_locked()) {
         return false;
     }
-    sched_ = Sched::Blocked;
+    set_sched(SchedState::Blocked);
     return true;
 }
 
 void EmulatedApic::unblock()
 {
     std::lock_guard lock(mu_);
-    sched_ = Sched::Outside;
+    set_sched(SchedState::Outside);
 }
 
 std::optional<uint64_t> EmulatedApic::timer_deadline() const
@@ -289,7 +263,7 @@ ApicCounters EmulatedApic::model_counters() const
 CounterList EmulatedApic::stats() const
 {
     CounterList out;
-    stats_.append_to(out);
+    append_model_stats(out);
     append_counters(model_counters(), out);
     return out;
 }

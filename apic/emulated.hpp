@@ -1,14 +1,12 @@
 // EmulatedApic: the `emulated` backend — the plain architectural LAPIC (LocalApic) behind a mutex,
 // every guest access trapped (KVM without an in-kernel irqchip; core/ supplies the exits).
 //
-// Locking: `mu_` protects the LocalApic, the pending events and the scheduling state. Effects
+// Locking: `mu_` protects the LocalApic and the pending events. Effects
 // that reach other objects (IPIs, IOAPIC EOIs, timer re-arming, kick/wake) are collected under
 // the lock and performed after releasing it (see backend.hpp).
 //
-// Kick or wake: a delivery that makes something pending kicks a vCPU that is in the guest and
-// wakes one blocked in HLT; a vCPU outside both checks pending_vector() before its next entry.
-// Which of the two happened is counted ("kicks", "wakes"): it is the difference the hardware
-// makes (posted-interrupt notification / doorbell versus wake-up).
+// The scheduling state, kick/wake and delivery counters are ModelBackend's (model_backend.hpp).
+// The state changes under `mu_`, so a delivery that finds nothing pending cannot race a block().
 #pragma once
 
 #include <array>
@@ -18,6 +16,7 @@
 #include "apic/backend.hpp"
 #include "apic/counters.hpp"
 #include "apic/local_apic.hpp"
+#include "apic/model_backend.hpp"
 
 namespace hv::apic {
 
@@ -31,25 +30,7 @@ enum class EmulatedExit : uint8_t {
     Count
 };
 
-// Delivery statistics (per source, plus notifications).
-enum class DeliveryStat : uint8_t {
-    FromIpi,
-    FromMsi,
-    FromIoApic,
-    FromTimer,
-    FromLocalLvt,
-    Refused,
-    Nmi,
-    Smi,
-    Init,
-    Sipi,
-    ExtInt,
-    Kicks,
-    Wakes,
-    Count
-};
-
-class EmulatedApic final : public ApicBackend {
+class EmulatedApic final : public ModelBackend {
   public:
     EmulatedApic(std::size_t index, const LocalApicConfig& cfg, GuestClock& clock,
                  ApicPlatform& platform, VcpuNotifier& notifier);
@@ -82,26 +63,17 @@ class EmulatedApic final : public ApicBackend {
     ApicCounters model_counters() const;
 
   private:
-    enum class Sched : uint8_t { Outside, InGuest, Blocked };
-    enum class Notify : uint8_t { None, Kick, Wake };
-
     bool pending_locked() const;
     Notify notify_locked();
-    void notify(Notify n);
     void finish(const AccessResult& r);
     void poll_timer_locked(GuestTime now, bool& changed);
-    void count_source(Source s);
 
-    std::size_t index_;
     GuestClock& clock_;
     ApicPlatform& platform_;
-    VcpuNotifier& notifier_;
     mutable std::mutex mu_;
     LocalApic apic_;
     PendingEvents events_;
-    Sched sched_ = Sched::Outside;
     CounterTable<EmulatedExit, static_cast<std::size_t>(EmulatedExit::Count)> exits_;
-    CounterTable<DeliveryStat, static_cast<std::size_t>(DeliveryStat::Count)> stats_;
 };
 
 } // namespace hv::apic

@@ -4,28 +4,6 @@
 
 namespace hv::apic {
 
-void EmulatedApic::count_source(Source s)
-{
-    switch (s) {
-    case Source::Ipi:
-        stats_.add(DeliveryStat::FromIpi);
-        break;
-    case Source::Msi:
-        stats_.add(DeliveryStat::FromMsi);
-        break;
-    case Source::IoApic:
-        stats_.add(DeliveryStat::FromIoApic);
-        break;
-    case Source::Timer:
-        stats_.add(DeliveryStat::FromTimer);
-        break;
-    case Source::LocalLvt:
-    case Source::Count:
-        stats_.add(DeliveryStat::FromLocalLvt);
-        break;
-    }
-}
-
 void EmulatedApic::deliver(const Interrupt& irq)
 {
     Notify n = Notify::None;
@@ -35,18 +13,18 @@ void EmulatedApic::deliver(const Interrupt& irq)
         case DeliveryMode::Fixed:
         case DeliveryMode::LowestPriority:
             if (apic_.accept(irq.vector, irq.trigger)) {
-                count_source(irq.source);
+                deliveries_.count_source(irq.source);
             } else {
-                stats_.add(DeliveryStat::Refused);
+                deliveries_.add(DeliveryStat::Refused);
             }
             break;
         case DeliveryMode::Nmi:
             events_.nmi = true;
-            stats_.add(DeliveryStat::Nmi);
+            deliveries_.add(DeliveryStat::Nmi);
             break;
         case DeliveryMode::Smi:
             events_.smi = true;
-            stats_.add(DeliveryStat::Smi);
+            deliveries_.add(DeliveryStat::Smi);
             break;
         case DeliveryMode::Init:
             // INIT level de-assert only resynchronises arbitration IDs: nothing to model.
@@ -54,21 +32,21 @@ void EmulatedApic::deliver(const Interrupt& irq)
                 apic_.init();
                 events_.init = true;
                 events_.sipi.reset();
-                stats_.add(DeliveryStat::Init);
+                deliveries_.add(DeliveryStat::Init);
             }
             break;
         case DeliveryMode::StartUp:
             if (auto v = apic_.sipi(irq.vector)) {
                 events_.sipi = v;
-                stats_.add(DeliveryStat::Sipi);
+                deliveries_.add(DeliveryStat::Sipi);
             }
             break;
         case DeliveryMode::ExtInt:
             events_.extint = true;
-            stats_.add(DeliveryStat::ExtInt);
+            deliveries_.add(DeliveryStat::ExtInt);
             break;
         case DeliveryMode::Reserved3:
-            stats_.add(DeliveryStat::Refused);
+            deliveries_.add(DeliveryStat::Refused);
             break;
         }
         n = notify_locked();
@@ -84,7 +62,7 @@ void EmulatedApic::raise_lvt(Lvt which)
         const LvtResult res = apic_.raise_lvt(which);
         switch (res.event) {
         case LocalEvent::Fixed:
-            stats_.add(DeliveryStat::FromLocalLvt);
+            deliveries_.add(DeliveryStat::FromLocalLvt);
             break;
         case LocalEvent::Nmi:
             events_.nmi = true;

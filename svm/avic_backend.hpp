@@ -23,6 +23,7 @@
 #include "apic/backend.hpp"
 #include "apic/counters.hpp"
 #include "apic/local_apic.hpp"
+#include "apic/model_backend.hpp"
 #include "svm/avic_noaccel_names.hpp"
 #include "svm/avic_regs.hpp"
 #include "svm/avic_vm.hpp"
@@ -46,7 +47,7 @@ enum class AvicExit : uint8_t {
     Count
 };
 
-class AvicBackend final : public apic::ApicBackend {
+class AvicBackend final : public apic::ModelBackend {
   public:
     AvicBackend(AvicVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
                 apic::GuestClock& clock, apic::ApicPlatform& platform,
@@ -80,7 +81,6 @@ class AvicBackend final : public apic::ApicBackend {
     uint64_t total_exits() const;
     VmcbControl vmcb() const; // a copy of this vCPU's VMCB control image
     BackingPage& backing_page() { return vm_.backing_page(index_); }
-    std::size_t index() const { return index_; }
     // Raise a local interrupt source (thermal, perf, CMCI, LINT0/1) through its LVT entry.
     void raise_lvt(apic::Lvt which);
 
@@ -110,7 +110,6 @@ class AvicBackend final : public apic::ApicBackend {
     uint32_t page_value(uint32_t offset) const;
 
     AvicVm& vm_;
-    std::size_t index_;
     apic::GuestClock& clock_;
     apic::ApicPlatform& platform_;
     mutable std::mutex mu_;

@@ -1,6 +1,6 @@
-// AvicBackend: interrupt delivery from any thread (the backing page + doorbell / wake-up for
-// fixed edge vectors, the hypervisor's model for the rest), local LVT sources and the LAPIC
-// timer, which the hypervisor half emulates.
+// AvicBackend, hypervisor half: interrupts for this vCPU from any thread — the backing page +
+// doorbell / wake-up for fixed edge vectors, the hypervisor's model for the rest (level, NMI,
+// INIT, SIPI, ExtINT) — and local LVT sources.
 #include "svm/avic_backend.hpp"
 
 namespace hv::svm {
@@ -18,7 +18,9 @@ void AvicBackend::deliver(const apic::Interrupt& irq)
     const bool tmr_set = ((tmr_word >> (irq.vector & 31u)) & 1u) != 0;
     if (fixed && irq.trigger == apic::Trigger::Edge && apic::is_legal_vector(irq.vector) &&
         !tmr_set) {
-        // The hardware-shaped path: IRR bit in the backing page, then doorbell or wake-up.
+        // The hardware-shaped path: IRR bit in the backing page, then doorbell or wake-up. The
+        // acceptance rules apply when the vCPU folds the page (a refusal counts irr_refused).
+        deliveries_.count_source(irq.source);
         vm_.post_interrupt(index_, irq.vector);
         return;
     }
@@ -31,15 +33,20 @@ void AvicBackend::deliver(const apic::Interrupt& irq)
         case apic::DeliveryMode::LowestPriority:
             // Level-triggered (TMR) or illegal vectors (ESR) need the hypervisor's model.
             fold_locked();
-            if (!apic_.accept(irq.vector, irq.trigger)) {
+            if (apic_.accept(irq.vector, irq.trigger)) {
+                deliveries_.count_source(irq.source);
+            } else {
                 vm_.stats(index_).add(AvicStat::Refused);
+                deliveries_.add(apic::DeliveryStat::Refused);
             }
             break;
         case apic::DeliveryMode::Nmi:
             events_.nmi = true;
+            deliveries_.add(apic::DeliveryStat::Nmi);
             break;
         case apic::DeliveryMode::Smi:
             events_.smi = true;
+            deliveries_.add(apic::DeliveryStat::Smi);
             break;
         case apic::DeliveryMode::Init:
             if (irq.assert_level || irq.trigger == apic::Trigger::Edge) {
@@ -47,18 +54,22 @@ void AvicBackend::deliver(const apic::Interrupt& irq)
                 events_.init = true;
                 events_.sipi.reset();
                 replace = true;
+                deliveries_.add(apic::DeliveryStat::Init);
             }
             break;
         case apic::DeliveryMode::StartUp:
             if (auto v = apic_.sipi(irq.vector)) {
                 events_.sipi = v;
+                deliveries_.add(apic::DeliveryStat::Sipi);
             }
             break;
         case apic::DeliveryMode::ExtInt:
             events_.extint = true;
+            deliveries_.add(apic::DeliveryStat::ExtInt);
             break;
         case apic::DeliveryMode::Reserved3:
             vm_.stats(index_).add(AvicStat::Refused);
+            deliveries_.add(apic::DeliveryStat::Refused);
             break;
         }
         sync_locked(replace);
@@ -66,7 +77,7 @@ void AvicBackend::deliver(const apic::Interrupt& irq)
     }
     flush_timer();
     if (pending) {
-        vm_.notify(index_, AvicStat::Kicks);
+        vm_.notify(index_, Signal::Kick);
     }
 }
 
@@ -94,6 +105,8 @@ void AvicBackend::raise_lvt(apic::Lvt which)
             events_.extint = true;
             break;
         case apic::LocalEvent::Fixed:
+            deliveries_.add(apic::DeliveryStat::FromLocalLvt);
+            break;
         case apic::LocalEvent::None:
         case apic::LocalEvent::Masked:
             break;
@@ -103,35 +116,14 @@ void AvicBackend::raise_lvt(apic::Lvt which)
     }
     flush_timer();
     if (pending) {
-        vm_.notify(index_, AvicStat::Doorbells);
+        vm_.notify(index_, Signal::Doorbell);
     }
 }
 
-// --- the LAPIC timer, emulated by the hypervisor half ---
-
-std::optional<uint64_t> AvicBackend::timer_deadline() const
+apic::DestInfo AvicBackend::dest_info() const
 {
     std::lock_guard lock(mu_);
-    return apic_.next_timer_deadline();
-}
-
-void AvicBackend::timer_fired()
-{
-    bool changed = false;
-    bool pending = false;
-    {
-        std::lock_guard lock(mu_);
-        const apic::GuestTime t = now();
-        poll_timer_locked(t, changed);
-        if (changed) {
-            sync_locked(false); // the timer vector lands in the backing page IRR
-        }
-        pending = apic_.highest_pending().has_value();
-    }
-    if (pending) {
-        vm_.notify(index_, AvicStat::Doorbells); // Linux: kvm_apic_set_irr + avic doorbell
-    }
-    flush_timer();
+    return apic_.dest_info();
 }
 
 } // namespace hv::svm

@@ -12,14 +12,13 @@ namespace hv::svm {
 namespace {
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(AvicStat::Count)> kStatNames{
-    "doorbells",    "wakes",      "kicks",         "ipi_accelerated",  "ipi_self",
-    "ipi_software", "posted_ipi", "posted_device", "posted_coalesced", "irr_refused"};
+    "doorbells",     "ipi_accelerated",  "ipi_self",   "ipi_software", "posted_ipi",
+    "posted_device", "posted_coalesced", "irr_refused"};
 
 } // namespace
 
 struct AvicVm::Slot {
-    std::atomic<apic::VcpuNotifier*> notifier{nullptr};
-    std::atomic<Sched> sched{Sched::Outside};
+    apic::VcpuSchedule schedule;
     apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)> stats{kStatNames};
     // Guarded by table_mu_.
     Addressing addr{};
@@ -59,7 +58,12 @@ AvicVm::make_backend(std::size_t index, const apic::LocalApicConfig& cfg, apic::
 
 void AvicVm::attach(std::size_t vcpu, apic::VcpuNotifier* notifier)
 {
-    slots_[vcpu].notifier.store(notifier);
+    slots_[vcpu].schedule.attach(notifier);
+}
+
+apic::VcpuSchedule& AvicVm::schedule(std::size_t vcpu)
+{
+    return slots_[vcpu].schedule;
 }
 
 apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>&
@@ -114,12 +118,12 @@ bool AvicVm::is_running(std::size_t vcpu) const
 
 void AvicVm::set_sched(std::size_t vcpu, Sched s)
 {
-    slots_[vcpu].sched.store(s, std::memory_order_seq_cst);
+    slots_[vcpu].schedule.set_state(s);
 }
 
 Sched AvicVm::sched(std::size_t vcpu) const
 {
-    return slots_[vcpu].sched.load(std::memory_order_seq_cst);
+    return slots_[vcpu].schedule.state();
 }
 
 std::optional<uint32_t> AvicVm::phys_index_locked(const Addressing& a) const
@@ -216,10 +220,7 @@ uint32_t AvicVm::host_apic_id(std::size_t vcpu) const
 
 void AvicVm::wake(std::size_t vcpu)
 {
-    slots_[vcpu].stats.add(AvicStat::Wakes);
-    if (auto* n = slots_[vcpu].notifier.load()) {
-        n->wake();
-    }
+    slots_[vcpu].schedule.wake();
 }
 
 void AvicVm::set_host_apic_id(std::size_t vcpu, uint32_t host_apic_id)
@@ -234,30 +235,17 @@ void AvicVm::ring_doorbell(std::size_t vcpu)
     // APM Vol2 15.29.4.3: the doorbell (MSR 0xC001011B) makes the running target re-evaluate
     // its backing page IRR without an exit. hvaccel: a kick (signal + immediate_exit).
     slots_[vcpu].stats.add(AvicStat::Doorbells);
-    if (auto* n = slots_[vcpu].notifier.load()) {
-        n->kick();
-    }
+    slots_[vcpu].schedule.kick_uncounted();
 }
 
-void AvicVm::notify(std::size_t vcpu, AvicStat in_guest_stat)
+void AvicVm::notify(std::size_t vcpu, Signal in_guest)
 {
-    Slot& s = slots_[vcpu];
-    auto* n = s.notifier.load();
-    switch (s.sched.load(std::memory_order_seq_cst)) {
-    case Sched::InGuest:
-        s.stats.add(in_guest_stat);
-        if (n != nullptr) {
-            n->kick();
-        }
-        break;
-    case Sched::Blocked:
-        s.stats.add(AvicStat::Wakes);
-        if (n != nullptr) {
-            n->wake();
-        }
-        break;
-    case Sched::Outside:
-        break; // it evaluates pending_vector() before its next entry
+    apic::VcpuSchedule& s = slots_[vcpu].schedule;
+    const apic::Notify n = s.wanted();
+    if (n == apic::Notify::Kick && in_guest == Signal::Doorbell) {
+        ring_doorbell(vcpu);
+    } else {
+        s.notify(n); // a kick after an exit, a wake-up, or nothing (outside: it looks at entry)
     }
 }
 
@@ -266,7 +254,7 @@ bool AvicVm::post_interrupt(std::size_t vcpu, uint8_t vector, AvicStat source)
     const bool fresh = post_to_backing_page(*pages_[vcpu], vector);
     slots_[vcpu].stats.add(fresh ? source : AvicStat::PostedCoalesced);
     // Linux avic_deliver_posted_interrupt: doorbell if the target is in guest mode, else wake.
-    notify(vcpu, AvicStat::Doorbells);
+    notify(vcpu, Signal::Doorbell);
     return fresh;
 }
 
@@ -291,7 +279,7 @@ void AvicVm::complete_not_running(std::size_t sender, const apic::Ipi& ipi)
         }
         const Sched s = sched(i);
         if (s == Sched::Blocked || (s == Sched::InGuest && !is_running(i))) {
-            notify(i, AvicStat::Kicks);
+            notify(i, Signal::Kick);
         }
     }
 }

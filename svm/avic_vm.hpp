@@ -25,6 +25,7 @@
 
 #include "apic/backend.hpp"
 #include "apic/counters.hpp"
+#include "apic/model_backend.hpp"
 #include "svm/apic_id_tables.hpp"
 #include "svm/backing_page.hpp"
 #include "svm/vmcb.hpp"
@@ -33,20 +34,25 @@ namespace hv::svm {
 
 struct AvicOptions {
     bool x2avic = false;       // APM Vol2 15.29.10 "x2AVIC": x2APIC MSRs virtualised, IDs to 0x1FF
-    bool erratum_1235 = false; // never set IsRunning (REFERENCE.md "AMD erratum 1235")
+    // AMD Family 17h revision guides, erratum 1235: the CPU may read a stale IsRunning = 1 and
+    // neither ring the doorbell nor exit; the workaround never sets IsRunning.
+    bool erratum_1235 = false;
 };
 
 inline constexpr uint64_t kBackingFrameBase = 0x100000; // model frame of vCPU 0's backing page
 inline constexpr uint64_t kTableFrameBase = 0x0FFF00;   // physical table; logical table at +1
 
-// Where the vCPU is, as the hypervisor half knows it (KVM's vcpu->mode).
-enum class Sched : uint8_t { Outside, InGuest, Blocked };
+// Where the vCPU is, as the hypervisor half knows it (apic/model_backend.hpp).
+using Sched = apic::SchedState;
+
+// How a running target is told that its backing page changed: the doorbell the CPU or IOMMU
+// rings (no exit; counted "doorbells") or the kick the hypervisor sends after an exit ("kicks").
+enum class Signal : uint8_t { Doorbell, Kick };
 
 // Per-vCPU statistics (not exits) kept by the VM so the hardware half can count on the target.
+// "kicks" and "wakes" are the vCPU's apic::VcpuSchedule's (also kept by the VM).
 enum class AvicStat : uint8_t {
-    Doorbells,       // running target notified without an exit (doorbell / kick)
-    Wakes,           // blocked target woken by the hypervisor
-    Kicks,           // running target kicked by the hypervisor after an exit (erratum 1235)
+    Doorbells,       // running target notified without an exit (doorbell)
     IpiAccelerated,  // IPIs this vCPU sent that completed without any exit
     IpiSelf,         // accelerated self-IPIs
     IpiSoftware,     // IPIs this vCPU sent that the hypervisor routed (send_ipi)
@@ -137,11 +143,14 @@ class AvicVm {
     // hardware could not: wake blocked ones, kick running ones whose IsRunning is clear.
     void complete_not_running(std::size_t sender, const apic::Ipi& ipi);
     // Notify one vCPU after its page changed: doorbell/kick if in guest, wake if blocked.
-    void notify(std::size_t vcpu, AvicStat in_guest_stat);
+    void notify(std::size_t vcpu, Signal in_guest);
 
     apic::CounterTable<AvicStat, static_cast<std::size_t>(AvicStat::Count)>&
     stats(std::size_t vcpu);
     uint64_t stat(std::size_t vcpu, AvicStat s) { return stats(vcpu).get(s); }
+    // The vCPU's scheduling state, notifier, kicks and wakes (the AvicBackend's ModelBackend
+    // schedule: the hardware half reads it from other vCPUs).
+    apic::VcpuSchedule& schedule(std::size_t vcpu);
     // Fault injection: program a raw physical table entry as a buggy hypervisor could (tests of
     // the invalid-target / invalid-backing-page paths). The next table rebuild overwrites it.
     void poke_physical_entry(uint32_t index, uint64_t raw);

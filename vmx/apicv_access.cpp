@@ -3,6 +3,7 @@
 // the architectural exit a CPU would take, counted, and is handled by the hypervisor half as
 // KVM's handle_apic_access / handle_apic_write / handle_apic_eoi_induced / x2APIC MSR paths do.
 #include "vmx/apicv_backend.hpp"
+#include "vmx/apicv_regs.hpp"
 
 #include <utility>
 
@@ -11,11 +12,6 @@ namespace {
 
 namespace reg = apic::reg;
 
-constexpr bool in_block(uint32_t off, uint32_t first)
-{
-    return off >= first && off < first + 0x80 && (off & 0xFu) == 0;
-}
-
 constexpr bool is_x2apic_msr(uint32_t msr)
 {
     return msr >= apic::kX2apicMsrFirst && msr <= apic::kX2apicMsrLast;
@@ -23,12 +19,10 @@ constexpr bool is_x2apic_msr(uint32_t msr)
 
 } // namespace
 
-// Registers whose value lives on the page (hardware-owned, TMR mirror, ICR), not in the LocalApic.
+// Registers whose value lives on the page, not in the LocalApic (apicv_regs.hpp).
 bool ApicvBackend::hw_owned(uint32_t off) const
 {
-    return off == reg::kTpr || off == reg::kPpr || in_block(off, reg::kIsr) ||
-           in_block(off, reg::kIrr) || in_block(off, reg::kTmr) || off == reg::kIcrLow ||
-           off == reg::kIcrHigh;
+    return page_owned(off);
 }
 
 uint32_t ApicvBackend::page_apr() const
@@ -75,7 +69,7 @@ apic::AccessResult ApicvBackend::xapic_read_exit(uint32_t offset, unsigned size,
     const uint32_t in = offset & 0xFu;
     const bool plain = (size == 1 || size == 2 || size == 4) && in + size <= 4;
     if (plain && (hw_owned(off) || off == reg::kApr)) {
-        if (in_block(off, reg::kIrr)) {
+        if (in_vector_block(off, reg::kIrr)) {
             sync_pir_locked();
         }
         uint32_t v = off == reg::kApr ? page_apr() : page_->get(off);
@@ -253,7 +247,7 @@ apic::AccessResult ApicvBackend::msr_read_exit(uint32_t msr, Effects& fx)
             return apic::AccessResult::ok(page_->read_bytes(vapic::kVicrLo, 8));
         }
         if (off != reg::kIcrHigh && hw_owned(off)) {
-            if (in_block(off, reg::kIrr)) {
+            if (in_vector_block(off, reg::kIrr)) {
                 sync_pir_locked();
             }
             return apic::AccessResult::ok(off == reg::kTpr ? page_->vtpr() : page_->get(off));

@@ -31,7 +31,15 @@
 // - IPIv posts to the target's PID without the target's acceptance checks; the hypervisor keeps a
 //   PID-pointer entry valid only while its APIC is enabled and software-enabled, so the difference
 //   does not show. IPIv and VT-d posts do not clear the TMR bit of an edge vector that was
-//   level-triggered before (the hardware never touches the TMR; KVM has the same staleness).
+//   level-triggered before (the hardware never touches the TMR; KVM has the same staleness);
+// - a virtualized self-IPI (x2APIC SELF_IPI with x2APIC virtualization and virtual-interrupt
+//   delivery, or an xAPIC ICR-low write of a fixed, edge self-IPI through APIC-write emulation,
+//   SDM Vol3 30.4.3.2) sets VIRR even while the APIC is software-disabled (SVR[8] = 0): SDM Vol3
+//   30.1.5 "Self-IPI Virtualization" sets VIRR and RVI with no acceptance check, where emulated
+//   refuses the vector (SDM Vol3 11.4.7.2);
+// - a virtualized self-IPI leaves the TMR bit of a vector that was level-triggered before set
+//   (30.1.5 touches only VIRR and RVI), where emulated clears it on an edge acceptance (SDM Vol3
+//   11.8.4); the next EOI of that vector is then a level one, as after IPIv.
 #pragma once
 
 #include <array>
@@ -47,6 +55,7 @@
 #include "apic/backend.hpp"
 #include "apic/counters.hpp"
 #include "apic/local_apic.hpp"
+#include "apic/model_backend.hpp"
 #include "vmx/apicv_vm.hpp"
 #include "vmx/posted_interrupt.hpp"
 #include "vmx/virtual_apic_page.hpp"
@@ -68,26 +77,14 @@ enum class ApicvExit : uint8_t {
 inline constexpr std::array<uint16_t, static_cast<std::size_t>(ApicvExit::Count)> kApicvExitReason{
     1, 31, 32, 43, 44, 45, 56};
 
+// APICv's own statistics; deliveries by source, kicks and wakes are ModelBackend's.
 enum class ApicvStat : uint8_t {
-    FromIpi,
-    FromMsi,
-    FromIoApic,
-    FromTimer,
-    FromLocalLvt,
-    Refused,
-    Nmi,
-    Smi,
-    Init,
-    Sipi,
-    ExtInt,
     Posted,        // post() calls on this vCPU's PID (deliver, IPIv, VT-d)
     Coalesced,     // vector already pending in PIR or VIRR
     Suppressed,    // post with SN set: no notification
     NotifySent,    // posts that changed ON 0 -> 1 (on_already_set = posted - these - suppressed)
     Notifications, // notification vector sent (the vCPU runs: no exit)
     Wakeups,       // wake-up vector: the blocked vCPU was woken
-    Kicks,         // every VcpuNotifier::kick()
-    Wakes,         // every VcpuNotifier::wake()
     PirSynced,     // PIR -> VIRR transfers that found vectors
     VirtualInterruptsDelivered,
     EoiVirtualized,
@@ -98,7 +95,7 @@ enum class ApicvStat : uint8_t {
     Count
 };
 
-class ApicvBackend final : public apic::ApicBackend {
+class ApicvBackend final : public apic::ModelBackend {
   public:
     ApicvBackend(ApicvVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
                  apic::GuestClock& clock, apic::ApicPlatform& platform,
@@ -141,8 +138,7 @@ class ApicvBackend final : public apic::ApicBackend {
 
   private:
     friend class ApicvVm;
-    enum class Sched : uint8_t { Outside, InGuest, Blocked };
-    enum class Notify : uint8_t { None, Kick, Wake };
+    using Notify = apic::Notify;
 
     // What to do once `mu_` is released.
     struct Effects {
@@ -186,12 +182,10 @@ class ApicvBackend final : public apic::ApicBackend {
     std::optional<uint8_t> pending_locked() const;
     bool events_or_pending_locked() const;
     Notify notify_locked();
-    void do_notify(Notify n);
     void finish(const Effects& fx);
     void post_self(uint8_t vector);
     void count_post(const PostResult& r);
     void raise(const apic::VectorWords& w);
-    void count_source(apic::Source s);
     void on_notification(); // ApicvVm::notify: NV = notification vector
     void on_wakeup();       // ApicvVm::wakeup_handler
     bool fast_path_ok(uint8_t vector) const;
@@ -212,11 +206,9 @@ class ApicvBackend final : public apic::ApicBackend {
     bool hw_owned(uint32_t offset) const;
 
     ApicvVm& vm_;
-    std::size_t index_;
     ApicvOptions opts_;
     apic::GuestClock& clock_;
     apic::ApicPlatform& platform_;
-    apic::VcpuNotifier& notifier_;
     PostedInterruptDescriptor& pid_;
 
     mutable std::mutex mu_;
@@ -224,7 +216,6 @@ class ApicvBackend final : public apic::ApicBackend {
     std::unique_ptr<VirtualApicPage> page_;
     VmcsImage vmcs_;
     apic::PendingEvents events_;
-    Sched sched_ = Sched::Outside;
     apic::VectorWords tmr_{};
     apic::VectorWords ioapic_eoi_{};
     std::optional<uint32_t> table_id_;

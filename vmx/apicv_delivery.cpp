@@ -11,28 +11,6 @@ namespace hv::vmx {
 // ---------------------------------------------------------------------------------------------
 // Delivery (any thread).
 
-void ApicvBackend::count_source(apic::Source s)
-{
-    switch (s) {
-    case apic::Source::Ipi:
-        stats_.add(ApicvStat::FromIpi);
-        break;
-    case apic::Source::Msi:
-        stats_.add(ApicvStat::FromMsi);
-        break;
-    case apic::Source::IoApic:
-        stats_.add(ApicvStat::FromIoApic);
-        break;
-    case apic::Source::Timer:
-        stats_.add(ApicvStat::FromTimer);
-        break;
-    case apic::Source::LocalLvt:
-    case apic::Source::Count:
-        stats_.add(ApicvStat::FromLocalLvt);
-        break;
-    }
-}
-
 void ApicvBackend::post_self(uint8_t vector)
 {
     const PostResult r = vmx::post(pid_, vector);
@@ -78,7 +56,7 @@ void ApicvBackend::raise(const apic::VectorWords& w)
         inject_locked(w);
         n = notify_locked();
     }
-    do_notify(n);
+    notify(n);
 }
 
 bool ApicvBackend::fast_path_ok(uint8_t vector) const
@@ -94,7 +72,7 @@ void ApicvBackend::deliver(const apic::Interrupt& irq)
     const bool fixed =
         irq.mode == apic::DeliveryMode::Fixed || irq.mode == apic::DeliveryMode::LowestPriority;
     if (fixed && irq.trigger == apic::Trigger::Edge && fast_path_ok(irq.vector)) {
-        count_source(irq.source);
+        deliveries_.count_source(irq.source);
         if (opts_.posted_interrupts) {
             post_self(irq.vector); // lock-free: SDM Vol3 30.6 posting
         } else {
@@ -121,21 +99,21 @@ void ApicvBackend::deliver_slow(const apic::Interrupt& irq)
             // The acceptance rules (disabled APIC, illegal vector -> ESR, TMR) are the
             // LocalApic's; the vector then leaves it for PIR/VIRR.
             if (apic_.accept(irq.vector, irq.trigger)) {
-                count_source(irq.source);
+                deliveries_.count_source(irq.source);
                 set_tmr_locked(irq.vector, irq.trigger == apic::Trigger::Level);
                 raised = drain_model_locked(irq.vector);
             } else {
-                stats_.add(ApicvStat::Refused);
+                deliveries_.add(apic::DeliveryStat::Refused);
                 raised = drain_model_locked(); // an error LVT interrupt
             }
             break;
         case apic::DeliveryMode::Nmi:
             events_.nmi = true;
-            stats_.add(ApicvStat::Nmi);
+            deliveries_.add(apic::DeliveryStat::Nmi);
             break;
         case apic::DeliveryMode::Smi:
             events_.smi = true;
-            stats_.add(ApicvStat::Smi);
+            deliveries_.add(apic::DeliveryStat::Smi);
             break;
         case apic::DeliveryMode::Init:
             if (irq.assert_level || irq.trigger == apic::Trigger::Edge) {
@@ -145,21 +123,21 @@ void ApicvBackend::deliver_slow(const apic::Interrupt& irq)
                 after_model_locked(before);
                 events_.init = true;
                 events_.sipi.reset();
-                stats_.add(ApicvStat::Init);
+                deliveries_.add(apic::DeliveryStat::Init);
             }
             break;
         case apic::DeliveryMode::StartUp:
             if (auto v = apic_.sipi(irq.vector)) {
                 events_.sipi = v;
-                stats_.add(ApicvStat::Sipi);
+                deliveries_.add(apic::DeliveryStat::Sipi);
             }
             break;
         case apic::DeliveryMode::ExtInt:
             events_.extint = true;
-            stats_.add(ApicvStat::ExtInt);
+            deliveries_.add(apic::DeliveryStat::ExtInt);
             break;
         case apic::DeliveryMode::Reserved3:
-            stats_.add(ApicvStat::Refused);
+            deliveries_.add(apic::DeliveryStat::Refused);
             break;
         }
         timer = std::exchange(timer_dirty_, false);
@@ -168,7 +146,7 @@ void ApicvBackend::deliver_slow(const apic::Interrupt& irq)
             n = notify_locked();
         }
     }
-    do_notify(n);
+    notify(n);
     raise(raised);
     if (timer) {
         platform_.timer_changed(index_);

@@ -3,39 +3,12 @@
 // table (plus the MSR-bitmap choice in hw_x2apic_read_passthrough, which is the hypervisor's);
 // the exits it raises call the hypervisor half. Caller holds mu_.
 #include "vmx/apicv_backend.hpp"
+#include "vmx/apicv_regs.hpp"
 
 namespace hv::vmx {
 namespace {
 
 namespace reg = apic::reg;
-
-constexpr bool in_block(uint32_t off, uint32_t first)
-{
-    return off >= first && off < first + 0x80 && (off & 0xFu) == 0;
-}
-
-// SDM Vol3 30.4.2 "Virtualizing Reads from the APIC-Access Page": with APIC-register
-// virtualization, reads entirely within the first 4 bytes of these registers are virtualized.
-constexpr bool read_listed(uint32_t off)
-{
-    return off == reg::kId || off == reg::kVersion || off == reg::kTpr || off == reg::kEoi ||
-           off == reg::kLdr || off == reg::kDfr || off == reg::kSvr || in_block(off, reg::kIsr) ||
-           in_block(off, reg::kTmr) || in_block(off, reg::kIrr) || off == reg::kEsr ||
-           off == reg::kIcrLow || off == reg::kIcrHigh ||
-           (off >= reg::kLvtTimer && off <= reg::kLvtError && (off & 0xFu) == 0) ||
-           off == reg::kTimerInitial || off == reg::kTimerDivide;
-}
-
-// SDM Vol3 30.4.3.1 "Determining Whether a Write Access is Virtualized" (APIC-register
-// virtualization = 1). Note CMCI (2F0H) is not in the list: its writes cause APIC-access exits.
-constexpr bool write_listed(uint32_t off)
-{
-    return off == reg::kId || off == reg::kTpr || off == reg::kEoi || off == reg::kLdr ||
-           off == reg::kDfr || off == reg::kSvr || off == reg::kEsr || off == reg::kIcrLow ||
-           off == reg::kIcrHigh ||
-           (off >= reg::kLvtTimer && off <= reg::kLvtError && (off & 0xFu) == 0) ||
-           off == reg::kTimerInitial || off == reg::kTimerDivide;
-}
 
 // ICR low bits that must be 0 for self-IPI / IPI virtualization: reserved 31:20, 17:16, 13 and
 // delivery status 12 (SDM Vol3 30.4.3.2 "APIC-Write Emulation").
@@ -55,10 +28,10 @@ bool ApicvBackend::hw_read_virtualized(uint32_t offset, unsigned size) const
     }
     const uint32_t off = offset & ~0xFu;
     if (vmcs_.secondary(secondary::kApicRegisterVirtualization)) {
-        return read_listed(off);
+        return read_virtualized(off);
     }
-    // SDM Vol3 30.4.2: without APIC-register virtualization only VTPR reads are virtualized
-    // (when "use TPR shadow" is 1).
+    // SDM Vol3 30.4.2 (apicv_regs.hpp): without APIC-register virtualization only VTPR reads are
+    // virtualized (when "use TPR shadow" is 1).
     return off == reg::kTpr;
 }
 
@@ -70,10 +43,10 @@ bool ApicvBackend::hw_write_virtualized(uint32_t offset, unsigned size) const
     }
     const uint32_t off = offset & ~0xFu;
     if (vmcs_.secondary(secondary::kApicRegisterVirtualization)) {
-        return write_listed(off);
+        return write_virtualized(off);
     }
     if (vmcs_.secondary(secondary::kVirtualInterruptDelivery)) {
-        return off == reg::kTpr || off == reg::kEoi || off == reg::kIcrLow;
+        return write_virtualized_vid_only(off);
     }
     return off == reg::kTpr;
 }
@@ -90,15 +63,7 @@ bool ApicvBackend::hw_x2apic_read_passthrough(uint32_t msr) const
     if (!vmcs_.secondary(secondary::kApicRegisterVirtualization)) {
         return off == reg::kTpr;
     }
-    if (off == reg::kLvtCmci) {
-        return apic_.config().caps.cmci;
-    }
-    return off == reg::kId || off == reg::kVersion || off == reg::kTpr || off == reg::kPpr ||
-           off == reg::kLdr || off == reg::kSvr || in_block(off, reg::kIsr) ||
-           in_block(off, reg::kTmr) || in_block(off, reg::kIrr) || off == reg::kEsr ||
-           off == reg::kIcrLow ||
-           (off >= reg::kLvtTimer && off <= reg::kLvtError && (off & 0xFu) == 0) ||
-           off == reg::kTimerInitial || off == reg::kTimerDivide;
+    return x2apic_read_passthrough(off, apic_.config().caps.cmci);
 }
 
 void ApicvBackend::hw_ppr_virtualization()

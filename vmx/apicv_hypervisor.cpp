@@ -13,25 +13,12 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(ApicvExit::Count
     "apic_access",        "eoi_induced", "apic_write"};
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(ApicvStat::Count)> kStatNames{
-    "irq_ipi",
-    "irq_msi",
-    "irq_ioapic",
-    "irq_timer",
-    "irq_local_lvt",
-    "irq_refused",
-    "nmi",
-    "smi",
-    "init",
-    "sipi",
-    "extint",
     "posted",
     "coalesced",
     "notify_suppressed",
     "notify_sent",
     "notifications",
     "wakeups",
-    "kicks",
-    "wakes",
     "pir_synced",
     "virtual_interrupts_delivered",
     "eoi_virtualized",
@@ -45,8 +32,8 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(ApicvStat::Count
 ApicvBackend::ApicvBackend(ApicvVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
                            apic::GuestClock& clock, apic::ApicPlatform& platform,
                            apic::VcpuNotifier& notifier)
-    : vm_(vm), index_(index), opts_(vm.options()), clock_(clock), platform_(platform),
-      notifier_(notifier), pid_(vm.pid(index)), apic_(cfg),
+    : ModelBackend(index, notifier), vm_(vm), opts_(vm.options()), clock_(clock),
+      platform_(platform), pid_(vm.pid(index)), apic_(cfg),
       page_(std::make_unique<VirtualApicPage>()), exits_(kExitNames), stats_(kStatNames)
 {
     for (auto& w : tmr_mirror_) {
@@ -278,7 +265,7 @@ void ApicvBackend::poll_timer_locked(bool& changed)
     const apic::GuestTime now = clock_.now();
     if (d && *d <= now.ns) {
         if (apic_.timer_expired(now)) {
-            stats_.add(ApicvStat::FromTimer);
+            deliveries_.add(apic::DeliveryStat::FromTimer);
         }
         inject_locked(drain_model_locked());
         changed = true;
@@ -302,50 +289,29 @@ ApicvBackend::Notify ApicvBackend::notify_locked()
 {
     // Without a posted notification: a running vCPU takes an IPI that exits (external interrupt)
     // so the hypervisor re-evaluates at entry; a blocked one is woken.
-    if (!events_or_pending_locked()) {
-        return Notify::None;
-    }
-    switch (sched_) {
-    case Sched::InGuest:
-        count_exit(ApicvExit::ExternalInterrupt);
-        stats_.add(ApicvStat::Kicks);
-        return Notify::Kick;
-    case Sched::Blocked:
-        stats_.add(ApicvStat::Wakes);
-        return Notify::Wake;
-    case Sched::Outside:
-        break;
-    }
-    return Notify::None;
-}
-
-void ApicvBackend::do_notify(Notify n)
-{
+    const Notify n = notify_if(events_or_pending_locked());
     if (n == Notify::Kick) {
-        notifier_.kick();
-    } else if (n == Notify::Wake) {
-        notifier_.wake();
+        count_exit(ApicvExit::ExternalInterrupt);
     }
+    return n;
 }
 
 void ApicvBackend::on_notification()
 {
     stats_.add(ApicvStat::Notifications);
-    stats_.add(ApicvStat::Kicks);
-    notifier_.kick();
+    schedule().kick();
 }
 
 void ApicvBackend::on_wakeup()
 {
     stats_.add(ApicvStat::Wakeups);
-    stats_.add(ApicvStat::Wakes);
-    notifier_.wake();
+    schedule().wake();
 }
 
 void ApicvBackend::finish(const Effects& fx)
 {
     // No lock held: what the exit handlers asked of the VM.
-    do_notify(fx.notify);
+    notify(fx.notify);
     if (fx.ipiv_target) {
         vm_.notify(*fx.ipiv_target, fx.ipiv_post);
     }

@@ -71,10 +71,10 @@ void ApicvBackend::set_run_state(apic::RunState r)
 void ApicvBackend::enter_guest()
 {
     std::lock_guard lock(mu_);
-    if (sched_ == Sched::Blocked && opts_.posted_interrupts) {
+    if (sched() == apic::SchedState::Blocked && opts_.posted_interrupts) {
         vm_.remove_blocked(index_); // entered without unblock(): leave the wake-up list anyway
     }
-    sched_ = Sched::InGuest;
+    set_sched(apic::SchedState::InGuest);
     if (opts_.posted_interrupts) {
         // NV = notification vector, NDST = this CPU, SN = 0; then take what was posted while SN
         // was set (KVM sets ON after clearing SN and syncs PIR to IRR before every entry), so
@@ -95,7 +95,7 @@ void ApicvBackend::enter_guest()
 void ApicvBackend::leave_guest()
 {
     std::lock_guard lock(mu_);
-    sched_ = Sched::Outside;
+    set_sched(apic::SchedState::Outside);
     if (opts_.posted_interrupts) {
         update_control(pid_, ControlUpdate{std::nullopt, std::nullopt, true});
     }
@@ -118,17 +118,17 @@ bool ApicvBackend::block()
             update_control(pid_, ControlUpdate{opts_.notification_vector, std::nullopt, true});
             vm_.remove_blocked(index_);
         }
-        sched_ = Sched::Outside;
+        set_sched(apic::SchedState::Outside);
         return false;
     }
-    sched_ = Sched::Blocked;
+    set_sched(apic::SchedState::Blocked);
     return true;
 }
 
 void ApicvBackend::unblock()
 {
     std::lock_guard lock(mu_);
-    sched_ = Sched::Outside;
+    set_sched(apic::SchedState::Outside);
     if (opts_.posted_interrupts) {
         update_control(pid_, ControlUpdate{opts_.notification_vector, std::nullopt, true});
         vm_.remove_blocked(index_);
@@ -154,7 +154,7 @@ void ApicvBackend::timer_fired()
         const apic::GuestTime now = clock_.now();
         if (d && *d <= now.ns) {
             if (apic_.timer_expired(now)) {
-                stats_.add(ApicvStat::FromTimer);
+                deliveries_.add(apic::DeliveryStat::FromTimer);
             }
             raised = drain_model_locked();
             changed = true;

@@ -85,8 +85,8 @@ std::optional<std::string> ApicvBackend::restore(const apic::ApicState& s)
         refresh_table_locked();
         // NV/NDST/SN are this host's, computed anew.
         if (opts_.posted_interrupts) {
-            const bool running = sched_ == Sched::InGuest;
-            const bool blocked = sched_ == Sched::Blocked;
+            const bool running = sched() == apic::SchedState::InGuest;
+            const bool blocked = sched() == apic::SchedState::Blocked;
             update_control(pid_,
                            ControlUpdate{blocked ? opts_.wakeup_vector : opts_.notification_vector,
                                          vm_.ndst_for(index_), !(running || blocked)});
@@ -118,6 +118,7 @@ apic::CounterList ApicvBackend::exit_counters() const
 apic::CounterList ApicvBackend::stats() const
 {
     apic::CounterList out;
+    append_model_stats(out);
     stats_.append_to(out);
     const uint64_t posted = stats_.get(ApicvStat::Posted);
     const uint64_t other = stats_.get(ApicvStat::NotifySent) + stats_.get(ApicvStat::Suppressed);

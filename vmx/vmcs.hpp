@@ -3,7 +3,7 @@
 // SDM Vol3 Appendix B "Field Encoding in VMCS": bits 14:13 of an encoding give the field's width
 // (0 = 16-bit, 1 = 64-bit, 2 = 32-bit, 3 = natural width), so the width lives in the type: a
 // Field<0x0810> holds a uint16_t, a Field<0x2016> a uint64_t, and a read can never come back at
-// the wrong width. Encodings and bits as in REFERENCE.md "VMX APICv".
+// the wrong width. Encodings as in Appendix B; control bits as in the sections cited below.
 #pragma once
 
 #include <cstdint>

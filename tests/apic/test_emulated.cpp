@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "apic/emulated.hpp"
-#include "fakes.hpp"
+#include "tests/support/model_fakes.hpp"
 
 namespace hv::apic::test {
 namespace {
@@ -31,8 +31,8 @@ struct Rig {
         return i;
     }
     FakeClock clock;
-    RecordingPlatform platform;
-    FakeNotifier notifier;
+    RoutingPlatform platform;
+    RecordingNotifier notifier;
     EmulatedApic apic;
 };
 

@@ -1,5 +1,5 @@
 // A small VM of AVIC backends for the unit tests: N vCPUs, a fake clock, per-vCPU notifiers
-// and a platform that routes IPIs the way core/interrupts does (resolve_ipi over dest_info()).
+// and the shared routing platform (tests/support/model_fakes.hpp).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,37 +10,13 @@
 #include "apic/emulated.hpp"
 #include "svm/avic_backend.hpp"
 #include "svm/avic_vm.hpp"
-#include "tests/apic/fakes.hpp"
+#include "tests/support/model_fakes.hpp"
 
 namespace hv::svm::test {
 
 using apic::test::FakeClock;
-using apic::test::FakeNotifier;
-
-class RoutingPlatform : public apic::ApicPlatform {
-  public:
-    void send_ipi(std::size_t from, const apic::Ipi& ipi) override
-    {
-        ++ipis;
-        std::vector<apic::DestInfo> infos;
-        for (auto* b : backends) {
-            infos.push_back(b->dest_info());
-        }
-        const apic::TargetSet t = apic::resolve_ipi(ipi, infos, from);
-        for (std::size_t i = 0; i < backends.size(); ++i) {
-            if (t[i]) {
-                backends[i]->deliver(apic::Interrupt{ipi.vector, ipi.mode, ipi.trigger,
-                                                     ipi.assert_level, apic::Source::Ipi});
-            }
-        }
-    }
-    void eoi_to_ioapic(uint8_t vector) override { eois.push_back(vector); }
-    void timer_changed(std::size_t) override { ++timer_changes; }
-    std::vector<apic::ApicBackend*> backends;
-    std::atomic<int> ipis{0};
-    std::vector<uint8_t> eois;
-    std::atomic<int> timer_changes{0};
-};
+using apic::test::RecordingNotifier;
+using apic::test::RoutingPlatform;
 
 inline constexpr uint64_t kApicBase = 0xFEE00000;
 
@@ -111,7 +87,7 @@ struct AvicFixture {
 
     AvicVm vm;
     FakeClock clock;
-    std::vector<FakeNotifier> notifiers;
+    std::vector<RecordingNotifier> notifiers;
     RoutingPlatform platform;
     std::vector<std::unique_ptr<AvicBackend>> backends;
     std::vector<uint64_t> base;

@@ -145,7 +145,7 @@ TEST(AvicAccess, HypervisorTimerDeliversThroughThePage)
 // The same guest operations on `avic` and `emulated` give the same register values and state.
 struct Pair {
     FakeClock clock;
-    FakeNotifier na, ne;
+    RecordingNotifier na, ne;
     RoutingPlatform pa, pe;
     AvicVm vm{1, AvicOptions{}};
     std::unique_ptr<apic::ApicBackend> avic;

@@ -68,7 +68,7 @@ struct Twin {
     FakeClock clock;
     std::unique_ptr<AvicFixture> av;
     std::vector<std::unique_ptr<AvicFixture>> retired;
-    std::array<FakeNotifier, kN> ne;
+    std::array<RecordingNotifier, kN> ne;
     RoutingPlatform pe;
     std::vector<std::unique_ptr<apic::EmulatedApic>> emu;
 };

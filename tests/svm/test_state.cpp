@@ -44,7 +44,7 @@ TEST(AvicState, AvicToEmulatedAndBack)
     AvicFixture vm(2);
     const apic::ApicState s = busy_state(vm);
 
-    FakeNotifier n;
+    RecordingNotifier n;
     RoutingPlatform p;
     apic::LocalApicConfig cfg;
     cfg.id = 1;
@@ -99,7 +99,7 @@ TEST(AvicState, InvalidRestoreChangesNothing)
 TEST(AvicState, EmulatedToX2avic)
 {
     FakeClock clock;
-    FakeNotifier n;
+    RecordingNotifier n;
     RoutingPlatform p;
     apic::LocalApicConfig cfg;
     cfg.id = 0x105;
@@ -111,7 +111,7 @@ TEST(AvicState, EmulatedToX2avic)
     const apic::ApicState s = emu.flatten();
 
     AvicVm vm(1, AvicOptions{true, false});
-    FakeNotifier n2;
+    RecordingNotifier n2;
     auto avic = vm.make_backend(0, apic::LocalApicConfig{}, clock, p, n2);
     ASSERT_EQ(avic->restore(s), std::nullopt);
     EXPECT_EQ(avic->flatten(), s);

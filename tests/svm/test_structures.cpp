@@ -198,7 +198,7 @@ TEST(AvicStructures, X2avicIdsUpTo0x1FF)
     AvicOptions x2{true, false};
     AvicVm vm(2, x2);
     FakeClock clock;
-    FakeNotifier n0, n1;
+    RecordingNotifier n0, n1;
     RoutingPlatform p;
     apic::LocalApicConfig c0, c1;
     c0.bsp = true;
@@ -262,7 +262,7 @@ TEST(AvicStructures, SetupErrorsNameTheProblem)
     EXPECT_THROW(AvicVm(513, AvicOptions{}), std::invalid_argument);
     AvicVm vm(1, AvicOptions{});
     FakeClock c;
-    FakeNotifier n;
+    RecordingNotifier n;
     RoutingPlatform p;
     EXPECT_THROW(vm.make_backend(1, apic::LocalApicConfig{}, c, p, n), std::out_of_range);
 }

@@ -1,9 +1,7 @@
-// Test doubles for the APICv model: a notifier that a simulated vCPU thread can sleep on, and a
-// small VM that routes IPIs between ApicvBackends (what core/interrupts does).
+// Helpers for the APICv model tests: a small VM of ApicvBackends on the shared fakes
+// (tests/support/model_fakes.hpp), register shorthands, exit snapshots, every option set.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -13,7 +11,7 @@
 #include "apic/backend.hpp"
 #include "apic/destination.hpp"
 #include "apic/emulated.hpp"
-#include "fakes.hpp" // tests/apic: FakeClock, FakeNotifier, RecordingPlatform
+#include "tests/support/model_fakes.hpp"
 #include "vmx/apicv_backend.hpp"
 #include "vmx/apicv_vm.hpp"
 
@@ -21,111 +19,49 @@ namespace hv::vmx::test {
 
 using apic::test::FakeClock;
 
-// kick() and wake() are sticky flags a vCPU thread waits on (core: immediate_exit / futex).
-class CvNotifier : public apic::VcpuNotifier {
-  public:
-    void kick() override
-    {
-        std::lock_guard lock(mu_);
-        kicked_ = true;
-        ++kicks;
-        cv_.notify_all();
-    }
-    void wake() override
-    {
-        std::lock_guard lock(mu_);
-        woken_ = true;
-        ++wakes;
-        cv_.notify_all();
-    }
-    // Sleep until woken (or kicked); false on timeout. Consumes the flags.
-    bool wait(std::chrono::milliseconds timeout)
-    {
-        std::unique_lock lock(mu_);
-        const bool ok = cv_.wait_for(lock, timeout, [&] { return woken_ || kicked_; });
-        woken_ = kicked_ = false;
-        return ok;
-    }
-    bool take_kick()
-    {
-        std::lock_guard lock(mu_);
-        const bool k = kicked_;
-        kicked_ = false;
-        return k;
-    }
-    uint64_t kick_count()
-    {
-        std::lock_guard lock(mu_);
-        return kicks;
-    }
-    uint64_t wake_count()
-    {
-        std::lock_guard lock(mu_);
-        return wakes;
-    }
+using apic::test::RecordingNotifier;
+using apic::test::RoutingPlatform;
 
-  private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool kicked_ = false;
-    bool woken_ = false;
-    uint64_t kicks = 0;
-    uint64_t wakes = 0;
-};
-
-// N vCPUs of one backend kind; IPIs routed with resolve_ipi(), EOIs recorded.
-class TestVm : public apic::ApicPlatform {
-  public:
+// N vCPUs of one backend kind on the shared routing platform (tests/support/model_fakes.hpp).
+struct TestVm {
     TestVm(std::size_t n, const ApicvOptions& opts) : vm(n, opts)
     {
         for (std::size_t i = 0; i < n; ++i) {
-            notifiers.push_back(std::make_unique<CvNotifier>());
+            notifiers.push_back(std::make_unique<RecordingNotifier>());
             apic::LocalApicConfig cfg;
             cfg.id = static_cast<uint32_t>(i);
             cfg.bsp = i == 0;
-            apics.push_back(vm.make_backend(i, cfg, clock, *this, *notifiers[i]));
+            apics.push_back(vm.make_backend(i, cfg, clock, platform, *notifiers[i]));
+            platform.backends.push_back(apics.back().get());
         }
     }
 
     ApicvBackend& b(std::size_t i) { return static_cast<ApicvBackend&>(*apics[i]); }
 
-    void send_ipi(std::size_t from, const apic::Ipi& ipi) override
-    {
-        std::vector<apic::DestInfo> infos;
-        for (const auto& a : apics) {
-            infos.push_back(a->dest_info());
-        }
-        const apic::TargetSet t = apic::resolve_ipi(ipi, infos, from);
-        apic::Interrupt irq;
-        irq.vector = ipi.vector;
-        irq.mode = ipi.mode;
-        irq.trigger = ipi.trigger;
-        irq.assert_level = ipi.assert_level;
-        irq.source = apic::Source::Ipi;
-        {
-            std::lock_guard lock(mu);
-            ++ipis_routed;
-        }
-        for (std::size_t i = 0; i < apics.size(); ++i) {
-            if (t[i]) {
-                apics[i]->deliver(irq);
-            }
-        }
-    }
-    void eoi_to_ioapic(uint8_t vector) override
-    {
-        std::lock_guard lock(mu);
-        eois.push_back(vector);
-    }
-    void timer_changed(std::size_t) override {}
-
     FakeClock clock;
+    RoutingPlatform platform;
     ApicvVm vm;
-    std::vector<std::unique_ptr<CvNotifier>> notifiers;
+    std::vector<std::unique_ptr<RecordingNotifier>> notifiers;
     std::vector<std::unique_ptr<apic::ApicBackend>> apics;
-    std::mutex mu;
-    std::vector<uint8_t> eois;
-    uint64_t ipis_routed = 0;
+};
+
+// One vCPU on `emulated` and on `apicv` side by side, each with IPIs that come back to itself
+// (resolve_ipi over its own dest_info()).
+struct Pair {
+    explicit Pair(const ApicvOptions& o) : vm(1, o)
+    {
+        apic::LocalApicConfig cfg;
+        cfg.bsp = true;
+        emu = std::make_unique<apic::EmulatedApic>(0, cfg, clock, pe, ne);
+        acc = vm.make_backend(0, cfg, clock, pa, na);
+        pe.backends = {emu.get()};
+        pa.backends = {acc.get()};
+    }
+    FakeClock clock;
+    RoutingPlatform pe, pa;
+    RecordingNotifier ne, na;
+    ApicvVm vm;
+    std::unique_ptr<apic::ApicBackend> emu, acc;
 };
 
 inline constexpr uint64_t kBase = apic::base::kDefaultAddr;

@@ -46,7 +46,7 @@ void run_vcpu(TestVm& vm, std::size_t i, VcpuSide& side, std::array<Counts, kVcp
               const std::atomic<bool>& stop)
 {
     ApicvBackend& a = vm.b(i);
-    CvNotifier& n = *vm.notifiers[i];
+    RecordingNotifier& n = *vm.notifiers[i];
     std::mt19937 rng(static_cast<unsigned>(i) + 7);
     while (!stop.load(std::memory_order_acquire)) {
         a.enter_guest();

@@ -1,4 +1,7 @@
-// Architectural exit counts per scenario, asserted exactly (they are deterministic).
+// Register and MSR accesses: which are virtualized and which exit (the ICR-low APIC-write
+// emulation table, register and x2APIC MSR tables), and the architectural exit counts per
+// scenario — self-IPIs, IPIs, IPIv, EOIs, TPR threshold — asserted exactly (they are
+// deterministic).
 #include <gtest/gtest.h>
 
 #include "apicv_fakes.hpp"
@@ -40,7 +43,7 @@ TEST(Exits, X2apicSelfIpiAndEoiTakeNoExitWithVid)
     EXPECT_EQ(exits(a) - before, Exits{});
     EXPECT_EQ(stat(a, "self_ipi_virtualized"), 1u);
     EXPECT_EQ(stat(a, "eoi_virtualized"), 1u);
-    EXPECT_EQ(vm.ipis_routed, 0u);
+    EXPECT_EQ(vm.platform.ipi_count(), 0u);
     EXPECT_EQ(vm.b(0).vmcs().gis().raw, 0u);
 }
 
@@ -88,7 +91,7 @@ TEST(Exits, XapicIpiToRunningVcpu)
         EXPECT_EQ(exits(vm.b(1)) - s1, Exits{}) << "posted: no exit on the target";
         EXPECT_EQ(vm.notifiers[1]->kick_count(), 1u);
         EXPECT_EQ(stat(vm.b(0), "ipiv_completed"), ipiv ? 1u : 0u);
-        EXPECT_EQ(vm.ipis_routed, ipiv ? 0u : 1u);
+        EXPECT_EQ(vm.platform.ipi_count(), ipiv ? 0u : 1u);
         EXPECT_EQ(vm.b(1).pending_vector(), 0x60);
         // ICR reads back what was written, without an exit.
         EXPECT_EQ(vm.b(0).mmio_read(kBase + reg::kIcrLow, 4).value, 0x4060u);
@@ -245,7 +248,7 @@ TEST(Exits, LevelTriggeredEoiTakesOneEoiInducedExit)
         Exits want;
         want.eoi = 1;
         EXPECT_EQ(exits(a) - before, want);
-        EXPECT_EQ(vm.eois, std::vector<uint8_t>{0x70});
+        EXPECT_EQ(vm.platform.eois, std::vector<uint8_t>{0x70});
         // An edge vector's EOI is virtualized without an exit.
         a.deliver(fixed(0x71));
         EXPECT_FALSE(a.vmcs().eoi_exit_bit(0x71));
@@ -271,7 +274,7 @@ TEST(Exits, DirectedEoiExitsButIsNotBroadcast)
     const Exits before = exits(a);
     a.msr_write(0x80B, 0);
     EXPECT_EQ((exits(a) - before).eoi, 1u);
-    EXPECT_TRUE(vm.eois.empty());
+    EXPECT_TRUE(vm.platform.eois.empty());
 }
 
 TEST(Exits, IoapicRoutedVectorsSetTheBitmap)

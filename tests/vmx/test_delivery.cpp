@@ -1,4 +1,6 @@
-// The posting protocol (SDM Vol3 30.6; VT-d 9.12) and its races with the vCPU's states.
+// How an interrupt reaches a vCPU under APICv: the posting protocol (SDM Vol3 30.6; VT-d 9.12)
+// — post() rule table, ON/PIR order, control updates, concurrent posters — and its races with the
+// vCPU in the guest, outside it or blocked (notification vector vs wake-up vector).
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -93,7 +95,7 @@ class PostStates : public ::testing::Test {
   protected:
     PostStates() : vm(2, ApicvOptions{}) { enable(vm.b(0), true); }
     ApicvBackend& a() { return vm.b(0); }
-    CvNotifier& n() { return *vm.notifiers[0]; }
+    RecordingNotifier& n() { return *vm.notifiers[0]; }
     TestVm vm;
 };
 

@@ -1,4 +1,5 @@
-// AvicVm: the AVIC IPI engine — what the CPU does on an accelerated ICR-low write.
+// AvicVm, hardware half: the AVIC IPI engine — what the CPU does on an accelerated ICR-low write
+// (the doorbell it rings is AvicVm::ring_doorbell, avic_vm.cpp).
 //
 // APM Vol2 15.29.4.3 "Interprocessor Interrupts" / 15.29.9.1 "AVIC IPI Delivery Not Completed":
 // 1. only fixed, edge-triggered messages are virtualised (else cause 0, invalid interrupt type);
