@@ -7,68 +7,29 @@
 // Reports only; asserts nothing.
 //
 //   hv_bench_apic_latency [--samples N]
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include <x86intrin.h>
-
 #include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/host/tsc.hpp"
+#include "tests/support/process.hpp"
+
 namespace {
 
+// Runs argv to its end with stdout and stderr captured; returns stdout.
 std::string run(const std::vector<std::string>& argv, std::string* err = nullptr)
 {
-    int out[2], er[2];
-    if (pipe(out) || pipe(er))
-        return {};
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(er[1], 2);
-        close(out[0]);
-        close(er[0]);
-        std::vector<char*> a;
-        for (const auto& s : argv)
-            a.push_back(const_cast<char*>(s.c_str()));
-        a.push_back(nullptr);
-        execvp(a[0], a.data());
-        _exit(127);
-    }
-    close(out[1]);
-    close(er[1]);
-    std::string o, e;
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(out[0], buf, sizeof buf)) > 0)
-        o.append(buf, static_cast<std::size_t>(n));
-    while ((n = read(er[0], buf, sizeof buf)) > 0)
-        e.append(buf, static_cast<std::size_t>(n));
-    close(out[0]);
-    close(er[0]);
-    waitpid(pid, nullptr, 0);
+    auto r = hv::support::run_process(argv, 0);
     if (err)
-        *err = e;
-    return o;
-}
-
-// The guest's TSC runs at the host's rate (no scaling here): measure it against the clock.
-double tsc_hz()
-{
-    timespec a{}, b{};
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    unsigned long long t0 = __rdtsc();
-    usleep(200000);
-    unsigned long long t1 = __rdtsc();
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double s = static_cast<double>(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
-    return static_cast<double>(t1 - t0) / s;
+        *err = r.err;
+    return r.out;
 }
 
 std::vector<double> samples(const std::string& out, const std::string& name)
@@ -173,7 +134,8 @@ int main(int argc, char** argv)
         }
     }
     const std::string image = HV_GUEST_DIR "/ipi_latency.elf";
-    double hz = tsc_hz();
+    // The guest's TSC runs at the host's rate (no scaling here).
+    double hz = hv::host::measure_tsc_khz(std::chrono::milliseconds(200)) * 1e3;
     std::printf("interrupt latency, %d samples per workload (10 warm-up dropped), TSC %.0f MHz, "
                 "2 vCPUs\n\n",
                 n, hz / 1e6);
@@ -205,7 +167,7 @@ int main(int argc, char** argv)
         row(who.c_str(), "IPI round trip", samples(out, "ipi_roundtrip"), hz,
             arch.empty() ? "" : "architectural: " + arch);
     }
-    if (system("command -v qemu-system-x86_64 >/dev/null") == 0) {
+    if (!hv::support::find_in_path("qemu-system-x86_64").empty()) {
         std::string out = run({"qemu-system-x86_64", "-machine", "microvm", "-accel", "kvm", "-cpu",
                                "host", "-smp", "2", "-m", "128", "-nodefaults", "-display", "none",
                                "-serial", "stdio", "-kernel", image, "-append",

@@ -8,18 +8,19 @@
 // running) of the same guest are measured in the same run for the 1-vCPU cases. Reports only.
 //
 //   hv_bench_snapshot [--dir DIR]
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <string>
 #include <vector>
+
+#include "tests/support/control.hpp"
+#include "tests/support/process.hpp"
 
 namespace {
 
@@ -30,85 +31,25 @@ double now_ms()
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+namespace support = hv::support;
+
+// Starts argv with stdin and stdout on /dev/null and stderr to the file `err`.
 pid_t spawn(const std::vector<std::string>& argv, const std::string& err)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(fd, 2);
-        std::vector<char*> a;
-        for (const auto& s : argv)
-            a.push_back(const_cast<char*>(s.c_str()));
-        a.push_back(nullptr);
-        execvp(a[0], a.data());
-        _exit(127);
-    }
-    return pid;
-}
-
-std::string slurp(const std::string& path)
-{
-    std::string s;
-    FILE* f = fopen(path.c_str(), "r");
-    if (!f)
-        return s;
-    char buf[4096];
-    std::size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        s.append(buf, n);
-    fclose(f);
-    return s;
-}
-
-// Connects to a Unix socket, retrying for up to 10 s while the server starts; -1 on failure.
-int connect_unix(const std::string& path)
-{
-    for (int i = 0; i < 2000; ++i) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
-            return fd;
-        close(fd);
-        usleep(5000);
-    }
-    return -1;
-}
-
-// Sends one line; false if the peer is gone.
-bool send_line(int fd, const std::string& text)
-{
-    std::string line = text + "\n";
-    return send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size());
-}
-
-std::string control(const std::string& sock, const std::string& req)
-{
-    int fd = connect_unix(sock);
-    if (fd < 0)
-        return {};
-    std::string reply;
-    if (send_line(fd, req)) {
-        char c;
-        while (read(fd, &c, 1) == 1 && c != '\n')
-            reply.push_back(c);
-    }
-    close(fd);
-    return reply;
+    support::ProcessOptions opt;
+    opt.out = support::Sink::null();
+    opt.err = support::Sink::to_file(err);
+    return support::spawn_process(argv, opt);
 }
 
 bool wait_text(const std::string& path, const std::string& text)
 {
-    for (int i = 0; i < 6000; ++i) {
-        if (slurp(path).find(text) != std::string::npos)
-            return true;
-        usleep(5000);
-    }
-    return false;
+    return support::wait_for_text(path, text, 30);
+}
+
+std::string control(const std::string& sock, const std::string& req)
+{
+    return support::control_request(sock, req, 10);
 }
 
 double first_run_ms(const std::string& stats)
@@ -120,7 +61,7 @@ double first_run_ms(const std::string& stats)
 // Talks to a QEMU HMP monitor socket: sends `cmd` and reads until the next "(qemu)" prompt.
 std::string hmp(const std::string& sock, const std::string& cmd)
 {
-    int fd = connect_unix(sock);
+    int fd = support::connect_unix(sock, 10);
     if (fd < 0)
         return {};
     std::string out;
@@ -135,7 +76,7 @@ std::string hmp(const std::string& sock, const std::string& cmd)
     };
     until_prompt();  // the greeting
     out.clear();
-    if (send_line(fd, cmd))
+    if (support::send_line(fd, cmd))
         until_prompt();
     else
         out.clear();
@@ -160,8 +101,7 @@ void qemu_row(const char* name, const char* mib, const char* image, const char* 
     pid_t q = spawn(boot, err);
     if (!wait_text(out, ready)) {
         std::printf("| %s | qemu microvm | guest did not start |\n", name);
-        kill(q, SIGKILL);
-        waitpid(q, nullptr, 0);
+        support::kill_process(q);
         return;
     }
     hmp(mon, "migrate \"exec:cat > " + mig + "\"");
@@ -177,7 +117,7 @@ void qemu_row(const char* name, const char* mib, const char* image, const char* 
         usleep(1000);
     }
     hmp(mon, "quit");
-    waitpid(q, nullptr, 0);
+    support::wait_process(q, 0);
     struct stat st {};
     stat(mig.c_str(), &st);
     auto load = base;
@@ -194,7 +134,7 @@ void qemu_row(const char* name, const char* mib, const char* image, const char* 
         usleep(1000);
     }
     hmp(mon, "quit");
-    waitpid(r, nullptr, 0);
+    support::wait_process(r, 0);
     std::printf("| %s | qemu microvm (migrate to a file) | %.1f | %.1f | - | %.1f |\n", name,
                 save_ms, static_cast<double>(st.st_size) / (1 << 20), run_ms);
     unlink(mig.c_str());
@@ -237,15 +177,14 @@ int main(int argc, char** argv)
                              err);
             if (!wait_text(out, c.ready)) {
                 std::printf("| %s | %s | guest did not start |\n", c.name, backend);
-                kill(vm, SIGKILL);
-                waitpid(vm, nullptr, 0);
+                support::kill_process(vm);
                 continue;
             }
             double t0 = now_ms();
             std::string reply = control(sock, "{\"cmd\":\"snapshot\",\"path\":\"" + snap + "\"}");
             double snap_ms = now_ms() - t0;
             control(sock, "{\"cmd\":\"quit\"}");
-            waitpid(vm, nullptr, 0);
+            support::wait_process(vm, 0);
             struct stat st {};
             stat(snap.c_str(), &st);
             // Restore, let it start, stop it: --stats reports the time to the first KVM_RUN.
@@ -256,14 +195,14 @@ int main(int argc, char** argv)
             control(sock, "{\"cmd\":\"stats\"}");  // returns once the VM runs
             double exec_ms = now_ms() - r0;
             control(sock, "{\"cmd\":\"quit\"}");
-            waitpid(rp, nullptr, 0);
-            double first = first_run_ms(slurp(err));
+            support::wait_process(rp, 0);
+            double first = first_run_ms(support::slurp(err));
             std::printf("| %s | %s | %.1f | %.1f | %.2f | %.1f |\n", c.name, backend,
                         snap_ms, static_cast<double>(st.st_size) / (1 << 20), first, exec_ms);
             std::fflush(stdout);
             unlink(snap.c_str());
         }
-        if (std::string(c.vcpus) == "1" && system("command -v qemu-system-x86_64 >/dev/null") == 0)
+        if (std::string(c.vcpus) == "1" && !support::find_in_path("qemu-system-x86_64").empty())
             qemu_row(c.name, c.mib, c.image, c.cmdline, c.ready, dir);
     }
     return 0;

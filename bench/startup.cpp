@@ -4,17 +4,14 @@
 // (reported by --stats). Prints a Markdown table; asserts nothing.
 //
 //   hv_bench_startup [--runs N] [--image PATH] [--no-qemu]
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <string>
 #include <vector>
+
+#include "tests/support/process.hpp"
 
 namespace {
 
@@ -24,43 +21,13 @@ struct Sample {
     std::string err;
 };
 
-double now_ms()
-{
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
+// One run with stdin and stdout on /dev/null and stderr (hvaccel's --stats) kept.
 Sample run_once(const std::vector<std::string>& argv)
 {
-    int err[2];
-    if (pipe(err) != 0)
-        return {};
-    double t0 = now_ms();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(err[1], 2);
-        std::vector<char*> a;
-        for (const auto& s : argv)
-            a.push_back(const_cast<char*>(s.c_str()));
-        a.push_back(nullptr);
-        execvp(a[0], a.data());
-        _exit(127);
-    }
-    close(err[1]);
-    std::string e;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(err[0], buf, sizeof buf)) > 0)
-        e.append(buf, static_cast<std::size_t>(n));
-    close(err[0]);
-    int st = 0;
-    rusage ru{};
-    wait4(pid, &st, 0, &ru);
-    return {now_ms() - t0, ru.ru_maxrss, e};
+    hv::support::ProcessOptions opt;
+    opt.out = hv::support::Sink::null();
+    auto r = hv::support::run_process(argv, opt);
+    return {r.seconds * 1e3, r.max_rss_kib, r.err};
 }
 
 long guest_resident_kib(const std::string& stats)
@@ -107,7 +74,7 @@ int main(int argc, char** argv)
     std::vector<std::pair<const char*, std::vector<std::string>>> cmds = {
         {"hvaccel", {HV_BINARY, "run", image, "--memory", mem, "--serial", "none", "--stats"}},
     };
-    if (qemu && system("command -v qemu-system-x86_64 >/dev/null") == 0) {
+    if (qemu && !hv::support::find_in_path("qemu-system-x86_64").empty()) {
         for (const char* m : {"microvm", "pc"})
             cmds.push_back({m[0] == 'p' ? "qemu -machine pc" : "qemu -machine microvm",
                             {"qemu-system-x86_64", "-machine", m, "-accel", "kvm", "-cpu", "host",

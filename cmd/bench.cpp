@@ -7,12 +7,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cmd/bench_process.hpp"
 #include "cmd/options.hpp"
 #include "core/base/error.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/profile.hpp"
+#include "core/host/tsc.hpp"
 #include "core/vm/config.hpp"
+#include "tests/support/process.hpp"
 
 #if __has_include("hv_revision.h")
 #include "hv_revision.h"
@@ -33,7 +34,7 @@ std::string revision()
 
 std::string default_guest_dir()
 {
-    auto next_to_binary = std::filesystem::path(self_exe()).parent_path() / "guest";
+    auto next_to_binary = std::filesystem::path(support::self_exe()).parent_path() / "guest";
     std::error_code ec;
     if (std::filesystem::is_directory(next_to_binary, ec))
         return next_to_binary.string();
@@ -243,15 +244,15 @@ int cmd_bench(int argc, char** argv)
     }
 
     std::string qemu_note;
-    plan.hvaccel = self_exe();
+    plan.hvaccel = hv::support::self_exe();
     if (!no_qemu) {
-        plan.qemu = find_qemu();
+        plan.qemu = hv::support::find_in_path("qemu-system-x86_64");
         if (plan.qemu.empty())
             qemu_note = "not installed (qemu-system-x86_64 not in PATH)";
     } else {
         qemu_note = "left out (--no-qemu)";
     }
-    plan.tsc_khz = measure_tsc_khz();
+    plan.tsc_khz = hv::host::measure_tsc_khz();
 
     std::vector<std::string> command_line(argv, argv + argc);
     command_line.insert(command_line.begin(), "hvaccel");

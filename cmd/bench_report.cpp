@@ -36,7 +36,8 @@ double p50_of(const PathResult* p, const std::string& series)
 
 void print_targets(std::FILE* f, const Report& r)
 {
-    std::fprintf(f, "\nTargets (issue 9), p50 ratios per series in this run:\n\n");
+    std::fprintf(f, "\nTargets, p50 ratios per series in this run (the kernel backend against "
+                    "QEMU, the slowest model against the kernel backend):\n\n");
     std::fprintf(f, "| series | kernel p50 us | QEMU p50 us | kernel / QEMU | slowest model / kernel |\n");
     std::fprintf(f, "|---|---|---|---|---|\n");
     for (const auto& v : r.results) {

@@ -20,7 +20,8 @@ struct Report {
 };
 
 // One table per workload: path x series rows with count, min, p50, p99, p99.9, max (us) and
-// exits per 1,000 interrupts by reason; then the targets of issue 9 as ratios.
+// exits per 1,000 interrupts by reason; then the targets as ratios (the kernel
+// backend against QEMU, the slowest model against the kernel backend).
 void print_tables(std::FILE* f, const Report& r);
 
 // Every summary with the revision, host, date and command line (`meta`).

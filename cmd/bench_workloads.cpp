@@ -1,15 +1,13 @@
 #include "cmd/bench_workloads.hpp"
 
-#include <time.h>
 #include <unistd.h>
-#include <x86intrin.h>
 
 #include <cstdio>
 #include <filesystem>
 
-#include "cmd/bench_process.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/profile.hpp"
+#include "tests/support/process.hpp"
 
 namespace hv::bench {
 
@@ -100,7 +98,7 @@ std::string unavailable_reason(const RunPlan& plan, const Workload& w)
     if (w.needs_irqdev) {
         static int has_irqdev = -1;  // asked once: does `hvaccel run` know --irqdev?
         if (has_irqdev < 0)
-            has_irqdev = run_process({plan.hvaccel, "run", "--help"}, 10).out.find("--irqdev") !=
+            has_irqdev = support::run_process({plan.hvaccel, "run", "--help"}, 10).out.find("--irqdev") !=
                          std::string::npos;
         if (!image || !has_irqdev)
             return "not available (device not built)";
@@ -112,7 +110,7 @@ std::string unavailable_reason(const RunPlan& plan, const Workload& w)
 
 namespace {
 
-std::string first_failure(const ProcessResult& r)
+std::string first_failure(const support::ProcessResult& r)
 {
     for (const std::string* text : {&r.out, &r.err}) {
         auto p = text->find("not ok");
@@ -178,7 +176,7 @@ PathResult run_path(const RunPlan& plan, const Workload& w, const Variant& v,
         if (plan.progress)
             std::fprintf(stderr, "[%d/%d] %s on %s%s ...\n", step, steps, label.c_str(),
                          r.path.c_str(), warmup ? " (warm-up)" : "");
-        auto res = run_process(argv_for(plan, w, path, qemu, cmdline(n)), plan.timeout_s);
+        auto res = support::run_process(argv_for(plan, w, path, qemu, cmdline(n)), plan.timeout_s);
         if (res.timed_out || res.status != 1) {
             r.error = res.timed_out ? "timed out after " + std::to_string(plan.timeout_s) +
                                           " s (a lost interrupt leaves a vCPU halted)"
@@ -225,21 +223,6 @@ PathResult run_path(const RunPlan& plan, const Workload& w, const Variant& v,
     }
     r.have_exits = !rates.empty();
     return r;
-}
-
-double measure_tsc_khz()
-{
-    timespec a{}, b{};
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    unsigned long long t0 = __rdtsc();
-    usleep(100000);
-    unsigned long long t1 = __rdtsc();
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double s = static_cast<double>(b.tv_sec - a.tv_sec) +
-               static_cast<double>(b.tv_nsec - a.tv_nsec) / 1e9;
-    // Round to 1 MHz: the measurement is good to a few kHz, and a round figure reads better.
-    double khz = static_cast<double>(t1 - t0) / s / 1e3;
-    return static_cast<double>(static_cast<long long>(khz / 1000.0 + 0.5)) * 1000.0;
 }
 
 }  // namespace hv::bench

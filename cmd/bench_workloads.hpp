@@ -92,8 +92,4 @@ std::string unavailable_reason(const RunPlan& plan, const Workload& w);
 PathResult run_path(const RunPlan& plan, const Workload& w, const Variant& v,
                     const std::string& path, bool qemu, int& step, int steps);
 
-// The TSC frequency of this host in kHz (measured against CLOCK_MONOTONIC; KVM guests here
-// run unscaled).
-double measure_tsc_khz();
-
 }  // namespace hv::bench

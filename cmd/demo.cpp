@@ -12,11 +12,13 @@
 #include <thread>
 
 #include "cmd/bench.hpp"
-#include "cmd/bench_process.hpp"
 #include "cmd/options.hpp"
 #include "core/base/error.hpp"
 #include "core/host/profile.hpp"
+#include "core/host/tsc.hpp"
 #include "core/vm/vm.hpp"
+#include "tests/support/control.hpp"
+#include "tests/support/process.hpp"
 
 // The demo guest, linked in by cmd/embed_guest.S.
 extern "C" const unsigned char hv_demo_guest[];
@@ -25,6 +27,7 @@ extern "C" const unsigned char hv_demo_guest_end[];
 namespace {
 
 namespace fs = std::filesystem;
+namespace support = hv::support;
 using namespace hv::bench;
 
 // A private directory for the image, the snapshot and the socket; removed at the end.
@@ -98,29 +101,33 @@ bool step_snapshot(const TempDir& dir, const std::string& image,
     std::string from = pick(runnable, "apicv", "emulated"), to = pick(runnable, "avic", "kernel");
     std::string sock = (dir.path / "control.sock").string(), snap = (dir.path / "vm.snap").string();
     std::string out1 = (dir.path / "run.out").string(), out2 = (dir.path / "restore.out").string();
-    std::string self = self_exe();
+    std::string self = support::self_exe();
     std::printf("running the guest on %s (2 vCPUs, ping-pong for 3 s), snapshot through the "
                 "control socket after 1 s, restore on %s\n",
                 from.c_str(), to.c_str());
     std::fflush(stdout);
-    int pid = spawn_process({self, "run", image, "--vcpus", "2", "--memory", "64", "--apic", from,
-                             "--control", sock, "--cmdline", "samples=20 seconds=3"},
-                            out1, out1);
+    support::ProcessOptions to_out1;
+    to_out1.out = to_out1.err = support::Sink::to_file(out1, true, 0600);
+    to_out1.stdin_null = false;
+    int pid = support::spawn_process({self, "run", image, "--vcpus", "2", "--memory", "64", "--apic",
+                                      from, "--control", sock, "--cmdline", "samples=20 seconds=3"},
+                                     to_out1);
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-    std::string reply = control_request(sock, R"({"cmd":"snapshot","path":")" + snap + "\"}", 20);
+    std::string reply =
+        support::control_request(sock, R"({"cmd":"snapshot","path":")" + snap + "\"}", 20, 21);
     std::printf("  snapshot: %s\n", reply.empty() ? "(no reply)" : reply.c_str());
-    control_request(sock, R"({"cmd":"quit"})", 5);
-    wait_process(pid, 30);
+    support::control_request(sock, R"({"cmd":"quit"})", 5, 6);
+    support::wait_process(pid, 30);
     bool ok = reply.find("\"ok\":true") != std::string::npos;
     if (!ok) {
-        std::printf("  the snapshot failed; the run printed:\n%s\n", hv::bench::run_process(
-                                                                      {"cat", out1}, 5).out.c_str());
+        std::printf("  the snapshot failed; the run printed:\n%s\n",
+                    support::slurp(out1).c_str());
         return false;
     }
     std::error_code ec;
     std::printf("  %s: %.1f MiB\n", snap.c_str(),
                 static_cast<double>(fs::file_size(snap, ec)) / (1 << 20));
-    auto r = run_process({self, "restore", snap, "--apic", to, "--stats"}, 60);
+    auto r = support::run_process({self, "restore", snap, "--apic", to, "--stats"}, 60);
     // What the restored guest printed after its samples: its checks.
     std::istringstream lines(r.out);
     std::string line;
@@ -166,11 +173,11 @@ int cmd_demo(int argc, char** argv)
     auto backends = runnable_backends(profile, &refused);
     RunPlan plan;
     plan.guest_dir = default_guest_dir();
-    plan.hvaccel = self_exe();
-    plan.qemu = no_qemu ? std::string() : find_qemu();
+    plan.hvaccel = support::self_exe();
+    plan.qemu = no_qemu ? std::string() : support::find_in_path("qemu-system-x86_64");
     plan.iterations = iterations;
     plan.repeat = 1;
-    plan.tsc_khz = measure_tsc_khz();
+    plan.tsc_khz = hv::host::measure_tsc_khz();
     plan.timeout_s = 60;
     plan.image_override["ipi_pingpong"] = image;
     plan.modes = {"halted", "running"};  // the device's vcpu_* variants only in `hvaccel bench`

@@ -1,18 +1,19 @@
-// Runs a command with a time limit and captures its output and exit status, for the guest
-// integration tests. Skips a test where /dev/kvm cannot be used.
+// The guest integration tests' view of child processes (tests/support/process.hpp): run hvaccel
+// or QEMU with a time limit and capture its output and exit status; skip a test where /dev/kvm
+// cannot be used.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "tests/support/control.hpp"
+#include "tests/support/process.hpp"
+
 namespace hvtest {
 
-struct Result {
-    int status = -1;  // exit status, or 128 + signal
-    bool timed_out = false;
-    std::string out, err;
-};
+using Result = hv::support::ProcessResult;
 
+// Runs argv with stdout and stderr captured, stdin from /dev/null and `env` (NAME=VALUE) added.
 Result run(const std::vector<std::string>& argv, int timeout_s = 60,
            const std::vector<std::string>& env = {});
 
@@ -20,19 +21,21 @@ Result run(const std::vector<std::string>& argv, int timeout_s = 60,
 struct Background {
     int pid = -1;
     // Waits up to `timeout_s` for the exit status (-1 and a SIGKILL on timeout).
-    int wait(int timeout_s = 60);
-    void kill9();
+    int wait(int timeout_s = 60) { return hv::support::wait_process(pid, timeout_s); }
+    void kill9() { hv::support::kill_process(pid); }
 };
 Background spawn(const std::vector<std::string>& argv, const std::string& out_path,
                  const std::string& err_path);
 
 // Sends one JSON line to a control socket (retrying the connect for up to 10 s) and returns
 // the reply line.
-std::string control(const std::string& socket, const std::string& request);
+inline std::string control(const std::string& socket, const std::string& request)
+{
+    return hv::support::control_request(socket, request, 10);
+}
 
-// Waits up to `timeout_s` for `text` to appear in the file at `path`.
-bool wait_for_text(const std::string& path, const std::string& text, int timeout_s = 30);
-std::string slurp(const std::string& path);
+using hv::support::slurp;
+using hv::support::wait_for_text;
 
 // The hvaccel binary and a guest image path.
 std::string hvaccel();

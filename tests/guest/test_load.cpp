@@ -3,13 +3,7 @@
 // Asserts: the run ends (no deadlock: the guest bounds its own waits, the test its time), every
 // IPI and device interrupt arrived exactly once, and hvaccel's peak RSS stays below a bound.
 // The figures are printed for docs/reliability.md.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -28,65 +22,21 @@ constexpr unsigned kRounds = 256;
 constexpr long kMaxRssKib = 64 * 1024;
 constexpr int kTimeoutS = 110;
 
-struct Child {
-    int status = -1;
-    bool timed_out = false;
-    long max_rss_kib = 0;
-    double seconds = 0;
-    std::string out;
-};
-
-double now_s()
+// Runs argv with stdout captured and stderr shown; its peak RSS comes from wait4().
+hv::support::ProcessResult run_measured(const std::vector<std::string>& argv)
 {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-// Runs argv with stdout to a file, and reaps it with wait4() for its own peak RSS.
-Child run_measured(const std::vector<std::string>& argv, const std::string& out_path)
-{
-    Child c;
-    double start = now_s();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        dup2(out, 1);
-        std::vector<char*> args;
-        for (const auto& a : argv)
-            args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        _exit(127);
-    }
-    int st = 0;
-    rusage ru{};
-    for (;;) {
-        pid_t r = wait4(pid, &st, WNOHANG, &ru);
-        if (r == pid)
-            break;
-        if (now_s() - start > kTimeoutS && !c.timed_out) {
-            c.timed_out = true;
-            kill(pid, SIGKILL);
-        }
-        usleep(20000);
-    }
-    c.seconds = now_s() - start;
-    c.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    c.max_rss_kib = ru.ru_maxrss;
-    c.out = hvtest::slurp(out_path);
-    return c;
+    hv::support::ProcessOptions opt;
+    opt.err = hv::support::Sink::inherited();
+    opt.stdin_null = false;
+    opt.timeout_s = kTimeoutS;
+    return hv::support::run_process(argv, opt);
 }
 
 void load_on(const std::string& apic)
 {
     REQUIRE_KVM();
-    char dir[] = "/tmp/hvaccel-load-XXXXXX";
-    std::string out = std::string(mkdtemp(dir)) + "/out";
-    Child c = run_measured({hvaccel(), "run", guest("load_ipi"), "--vcpus", std::to_string(kVcpus),
-                            "--apic", apic, "--cmdline", "rounds=" + std::to_string(kRounds)},
-                           out);
-    std::system((std::string("rm -rf ") + dir).c_str());
+    auto c = run_measured({hvaccel(), "run", guest("load_ipi"), "--vcpus", std::to_string(kVcpus),
+                           "--apic", apic, "--cmdline", "rounds=" + std::to_string(kRounds)});
     ASSERT_FALSE(c.timed_out) << apic << ": no end after " << kTimeoutS << " s\n" << c.out;
     EXPECT_EQ(c.status, hvtest::guest_status(0)) << apic << "\n" << c.out;
     // "load: ... IPIs sent A received B; device interrupts sent C received D" (no <regex>: GCC 12
