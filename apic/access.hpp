@@ -10,27 +10,27 @@
 namespace hv::apic {
 
 enum class AccessStatus : uint8_t {
-    Ok,      // done; `value` holds the read data (0 for writes)
-    GP,      // the guest takes #GP (x2APIC rules, IA32_APIC_BASE rules)
-    NotMine, // not an APIC register in the current mode: the caller handles it as it would any
-             // other address/MSR (e.g. MMIO to the APIC page while in x2APIC mode)
+    Ok,       // done; `value` holds the read data (0 for writes)
+    GP,       // the guest takes #GP (x2APIC rules, IA32_APIC_BASE rules)
+    NotMine,  // not an APIC register in the current mode: the caller handles it as it would any
+              // other address/MSR (e.g. MMIO to the APIC page while in x2APIC mode)
 };
 
 // Result of EOI processing. SDM Vol3 11.8.5 "Signaling Interrupt Servicing Completion".
 struct EoiResult {
-    std::optional<uint8_t> vector; // the ISR bit that was cleared, none if the ISR was empty
-    bool level = false;            // TMR bit of that vector was set
-    bool broadcast = false;        // caller must send the EOI to the IOAPIC(s): level && !SVR[12]
+    std::optional<uint8_t> vector;  // the ISR bit that was cleared, none if the ISR was empty
+    bool level = false;             // TMR bit of that vector was set
+    bool broadcast = false;         // caller must send the EOI to the IOAPIC(s): level && !SVR[12]
     bool operator==(const EoiResult&) const = default;
 };
 
 struct AccessResult {
     AccessStatus status = AccessStatus::Ok;
     uint64_t value = 0;
-    std::optional<Ipi> ipi;       // an ICR/SELF_IPI write asked for this message
-    std::optional<EoiResult> eoi; // an EOI write completed this vector
-    bool timer_changed = false;   // re-read next_timer_deadline() and re-arm the host timer
-    bool mode_changed = false;    // IA32_APIC_BASE changed (mode or MMIO base)
+    std::optional<Ipi> ipi;        // an ICR/SELF_IPI write asked for this message
+    std::optional<EoiResult> eoi;  // an EOI write completed this vector
+    bool timer_changed = false;    // re-read next_timer_deadline() and re-arm the host timer
+    bool mode_changed = false;     // IA32_APIC_BASE changed (mode or MMIO base)
 
     static AccessResult with(AccessStatus st, uint64_t v)
     {
@@ -60,4 +60,4 @@ class GuestClock {
     virtual GuestTime now() const = 0;
 };
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -84,4 +84,4 @@ ApicState from_register_page(const ApicRegisterPage& p, const PageContext& ctx)
     return s;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

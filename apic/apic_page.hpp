@@ -44,4 +44,4 @@ ApicRegisterPage to_register_page(const ApicState& s);
 // The result is not validated: pass it to validate() / restore(), which name the bad field.
 ApicState from_register_page(const ApicRegisterPage& page, const PageContext& ctx);
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -156,7 +156,7 @@ Error check_disabled(const ApicState& s)
     return std::nullopt;
 }
 
-} // namespace
+}  // namespace
 
 std::optional<std::string> validate(const ApicState& s, const ApicCaps& caps)
 {
@@ -195,7 +195,7 @@ void diff_array(std::string& out, const char* name, const std::array<uint32_t, N
     }
 }
 
-} // namespace
+}  // namespace
 
 std::string describe_difference(const ApicState& a, const ApicState& b)
 {
@@ -225,10 +225,10 @@ std::string describe_difference(const ApicState& a, const ApicState& b)
 
 ApicState reset_registers(const ApicState& from)
 {
-    ApicState s; // member initialisers are the power-up values
+    ApicState s;  // member initialisers are the power-up values
     s.apic_base = from.apic_base;
     s.version =
-        from.version; // SDM Vol3 11.12.5.1: "the local APIC version register is not affected"
+        from.version;  // SDM Vol3 11.12.5.1: "the local APIC version register is not affected"
     s.id = from.id;
     s.run_state = from.run_state;
     if (s.x2apic()) {
@@ -237,4 +237,4 @@ ApicState reset_registers(const ApicState& from)
     return s;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -63,11 +63,11 @@ struct ApicState {
 
 // What the (virtual) CPU supports; restore and IA32_APIC_BASE writes are checked against it.
 struct ApicCaps {
-    unsigned maxphyaddr = 46; // CPUID.80000008H:EAX[7:0] of the guest
-    bool x2apic = true;       // CPUID.1:ECX[21]
-    bool tsc_deadline = true; // CPUID.1:ECX[24]
-    bool cmci = true;         // LVT CMCI present (IA32_MCG_CAP.MCG_CMCI_P)
-    bool directed_eoi = true; // version bit 24: SVR[12] suppresses EOI broadcasts
+    unsigned maxphyaddr = 46;  // CPUID.80000008H:EAX[7:0] of the guest
+    bool x2apic = true;        // CPUID.1:ECX[21]
+    bool tsc_deadline = true;  // CPUID.1:ECX[24]
+    bool cmci = true;          // LVT CMCI present (IA32_MCG_CAP.MCG_CMCI_P)
+    bool directed_eoi = true;  // version bit 24: SVR[12] suppresses EOI broadcasts
     uint32_t version() const { return apic_version(cmci, directed_eoi); }
 };
 
@@ -93,4 +93,4 @@ static_assert(x2apic_ldr(0x23) == 0x00020008u);
 // Reset"), keeping `apic_base`, `id` and `run_state` of `from`.
 ApicState reset_registers(const ApicState& from);
 
-} // namespace hv::apic
+}  // namespace hv::apic

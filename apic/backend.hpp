@@ -53,10 +53,10 @@ class ApicPlatform {
 // Events other than fixed vectors that the vCPU must act on.
 struct PendingEvents {
     bool nmi = false;
-    bool smi = false;            // counted; KVM guests here have no SMM
-    bool init = false;           // INIT received: reset the vCPU, park it (run_state says)
-    std::optional<uint8_t> sipi; // start in real mode at vector << 12
-    bool extint = false;         // ExtINT: the vector comes from the 8259 PIC
+    bool smi = false;             // counted; KVM guests here have no SMM
+    bool init = false;            // INIT received: reset the vCPU, park it (run_state says)
+    std::optional<uint8_t> sipi;  // start in real mode at vector << 12
+    bool extint = false;          // ExtINT: the vector comes from the 8259 PIC
     bool any() const { return nmi || smi || init || sipi.has_value() || extint; }
     bool operator==(const PendingEvents&) const = default;
 };
@@ -97,14 +97,14 @@ class ApicBackend {
     virtual void unblock() = 0;
 
     // --- timer (timer thread) ---
-    virtual std::optional<uint64_t> timer_deadline() const = 0; // guest ns
+    virtual std::optional<uint64_t> timer_deadline() const = 0;  // guest ns
     virtual void timer_fired() = 0;
 
     // --- state and counters ---
     virtual ApicState flatten() = 0;
-    virtual std::optional<std::string> restore(const ApicState& s) = 0; // unchanged if invalid
-    virtual CounterList exit_counters() const = 0; // architectural exits by reason
-    virtual CounterList stats() const = 0;         // deliveries by source, kicks/wakes, ESR, ...
+    virtual std::optional<std::string> restore(const ApicState& s) = 0;  // unchanged if invalid
+    virtual CounterList exit_counters() const = 0;  // architectural exits by reason
+    virtual CounterList stats() const = 0;          // deliveries by source, kicks/wakes, ESR, ...
 };
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -57,4 +57,4 @@ template <typename Enum, std::size_t N> class CounterTable {
     std::array<std::atomic<uint64_t>, N> c_{};
 };
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -35,13 +35,13 @@ bool match_logical(const Destination& d, const DestInfo& t)
         return (logical_id & mda) != 0;
     }
     if ((t.dfr >> 28) != 0x0u) {
-        return false; // undefined DFR model: matches nothing
+        return false;  // undefined DFR model: matches nothing
     }
     // Cluster model: high nibble is the cluster, low nibble a bitmap inside it.
     return (logical_id >> 4) == (mda >> 4) && (logical_id & mda & 0xFu) != 0;
 }
 
-} // namespace
+}  // namespace
 
 bool matches(const Destination& d, const DestInfo& target)
 {
@@ -93,7 +93,7 @@ std::optional<std::size_t> lowest_priority(const TargetSet& candidates,
         if (a.sw_enabled != b.sw_enabled) {
             return a.sw_enabled;
         }
-        return a.ppr < b.ppr; // equal PPR keeps the lower index
+        return a.ppr < b.ppr;  // equal PPR keeps the lower index
     };
     const std::size_t n = apics.size() < kMaxApics ? apics.size() : kMaxApics;
     for (std::size_t i = 0; i < n; ++i) {
@@ -123,4 +123,4 @@ TargetSet resolve_ipi(const Ipi& ipi, std::span<const DestInfo> apics,
     return one;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

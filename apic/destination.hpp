@@ -32,12 +32,12 @@ namespace hv::apic {
 
 // The addressing-relevant state of one local APIC.
 struct DestInfo {
-    uint32_t id = 0;            // 32-bit x2APIC ID (xAPIC mode compares id & 0xFF)
-    uint32_t ldr = 0;           // LDR register value in the current mode
-    uint32_t dfr = 0xFFFFFFFFu; // xAPIC only
-    bool enabled = true;        // IA32_APIC_BASE.EN
-    bool x2apic = false;        // IA32_APIC_BASE.EXTD
-    bool sw_enabled = false;    // SVR[8]
+    uint32_t id = 0;             // 32-bit x2APIC ID (xAPIC mode compares id & 0xFF)
+    uint32_t ldr = 0;            // LDR register value in the current mode
+    uint32_t dfr = 0xFFFFFFFFu;  // xAPIC only
+    bool enabled = true;         // IA32_APIC_BASE.EN
+    bool x2apic = false;         // IA32_APIC_BASE.EXTD
+    bool sw_enabled = false;     // SVR[8]
     uint8_t ppr = 0;
 };
 
@@ -61,4 +61,4 @@ std::optional<std::size_t> lowest_priority(const TargetSet& candidates,
 TargetSet resolve_ipi(const Ipi& ipi, std::span<const DestInfo> apics,
                       std::optional<std::size_t> self);
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -12,7 +12,7 @@ bool is_x2apic_msr(uint32_t msr)
     return msr >= kX2apicMsrFirst && msr <= kX2apicMsrLast;
 }
 
-} // namespace
+}  // namespace
 
 EmulatedApic::EmulatedApic(std::size_t index, const LocalApicConfig& cfg, GuestClock& clock,
                            ApicPlatform& platform, VcpuNotifier& notifier)
@@ -268,4 +268,4 @@ CounterList EmulatedApic::stats() const
     return out;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

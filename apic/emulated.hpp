@@ -76,4 +76,4 @@ class EmulatedApic final : public ModelBackend {
     CounterTable<EmulatedExit, static_cast<std::size_t>(EmulatedExit::Count)> exits_;
 };
 
-} // namespace hv::apic
+}  // namespace hv::apic

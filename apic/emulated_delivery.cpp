@@ -86,4 +86,4 @@ void EmulatedApic::raise_lvt(Lvt which)
     notify(n);
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

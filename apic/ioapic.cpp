@@ -15,7 +15,7 @@ IoApicMessage decode_redirection(uint64_t entry, uint8_t pin)
     m.dest.dest = static_cast<uint32_t>(entry >> kDestShift);
     m.dest.mode = (entry & kLogical) != 0 ? DestMode::Logical : DestMode::Physical;
     m.dest.shorthand = Shorthand::None;
-    m.dest.x2apic_format = false; // 8-bit destination: 0xFF is a broadcast
+    m.dest.x2apic_format = false;  // 8-bit destination: 0xFF is a broadcast
     m.pin = pin;
     return m;
 }
@@ -54,7 +54,7 @@ void IoApic::send(unsigned pin, Batch& out)
 {
     uint64_t& e = s_.redir[pin];
     if ((e & kLevel) != 0) {
-        e |= kRemoteIrr; // cleared by the EOI for this vector
+        e |= kRemoteIrr;  // cleared by the EOI for this vector
     }
     out.msgs[out.n++] = decode_redirection(e, static_cast<uint8_t>(pin));
     ++counters_.delivered;
@@ -130,7 +130,7 @@ uint32_t IoApic::read_window() const
     case kIndexVersion:
         return kVersion;
     case kIndexArb:
-        return static_cast<uint32_t>(s_.id) << 24; // arbitration ID = ID after reset
+        return static_cast<uint32_t>(s_.id) << 24;  // arbitration ID = ID after reset
     default:
         break;
     }
@@ -149,7 +149,7 @@ void IoApic::write_window(uint32_t value, Batch& out)
         return;
     }
     if (idx < kIndexRedir || idx >= kIndexRedir + 2 * kPins) {
-        return; // version, arbitration and unimplemented indices are read-only
+        return;  // version, arbitration and unimplemented indices are read-only
     }
     const unsigned pin = (idx - kIndexRedir) / 2;
     uint64_t& e = s_.redir[pin];
@@ -162,7 +162,7 @@ void IoApic::write_window(uint32_t value, Batch& out)
     if ((e & kLevel) == 0) {
         e &= ~kRemoteIrr;
     }
-    service_level(pin, out); // unmasking an asserted level pin delivers it
+    service_level(pin, out);  // unmasking an asserted level pin delivers it
 }
 
 uint32_t IoApic::mmio_read(uint64_t offset, unsigned size)
@@ -178,13 +178,13 @@ uint32_t IoApic::mmio_read(uint64_t offset, unsigned size)
     if (offset == kWindow) {
         return read_window();
     }
-    return 0; // the EOI register is write-only
+    return 0;  // the EOI register is write-only
 }
 
 void IoApic::mmio_write(uint64_t offset, unsigned size, uint32_t value)
 {
     if (offset == kEoi && size == 4) {
-        eoi(static_cast<uint8_t>(value & 0xFFu)); // directed EOI (IOAPIC version 0x20)
+        eoi(static_cast<uint8_t>(value & 0xFFu));  // directed EOI (IOAPIC version 0x20)
         return;
     }
     Batch out;
@@ -231,4 +231,4 @@ IoApicCounters IoApic::counters() const
     return counters_;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

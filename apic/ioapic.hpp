@@ -60,7 +60,7 @@ inline constexpr uint64_t kLowWritable =
 inline constexpr uint64_t kHighWritable = 0xFFULL << kDestShift;
 inline constexpr uint64_t kReset = kMasked;
 static_assert(kLowWritable == 0x1AFFFULL);
-} // namespace ioapic
+}  // namespace ioapic
 
 struct IoApicMessage {
     uint8_t vector = 0;
@@ -85,17 +85,17 @@ struct IoApicState {
     uint8_t id = 0;
     uint32_t ioregsel = 0;
     std::array<uint64_t, ioapic::kPins> redir{};
-    uint32_t pin_levels = 0; // bit n: line n asserted
+    uint32_t pin_levels = 0;  // bit n: line n asserted
     bool operator==(const IoApicState&) const = default;
 };
 std::optional<std::string> validate(const IoApicState& s);
 
 struct IoApicCounters {
     uint64_t delivered = 0;
-    uint64_t masked_edges = 0; // edges lost while masked
-    uint64_t eoi = 0;          // EOIs that cleared a remote IRR
-    uint64_t redelivered = 0;  // level pins re-sent after EOI
-    uint64_t bad_access = 0;   // unsupported MMIO size/offset, bad pin numbers
+    uint64_t masked_edges = 0;  // edges lost while masked
+    uint64_t eoi = 0;           // EOIs that cleared a remote IRR
+    uint64_t redelivered = 0;   // level pins re-sent after EOI
+    uint64_t bad_access = 0;    // unsupported MMIO size/offset, bad pin numbers
     bool operator==(const IoApicCounters&) const = default;
 };
 
@@ -108,11 +108,11 @@ class IoApic {
     uint32_t mmio_read(uint64_t offset, unsigned size);
     void mmio_write(uint64_t offset, unsigned size, uint32_t value);
     void set_irq(unsigned pin, bool level);
-    void eoi(uint8_t vector); // broadcast EOI from a LAPIC, or the EOI register
+    void eoi(uint8_t vector);  // broadcast EOI from a LAPIC, or the EOI register
 
     uint64_t redirection(unsigned pin) const;
     IoApicState flatten() const;
-    std::optional<std::string> restore(const IoApicState& s); // no deliveries; remote IRR kept
+    std::optional<std::string> restore(const IoApicState& s);  // no deliveries; remote IRR kept
     IoApicCounters counters() const;
 
   private:
@@ -132,4 +132,4 @@ class IoApic {
     IoApicCounters counters_;
 };
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -33,4 +33,4 @@ uint64_t encode_icr(const Ipi& ipi, bool x2apic)
     return v | (dest << icr::kDestShift);
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -27,10 +27,10 @@ enum class Shorthand : uint8_t { None = 0, Self = 1, AllIncludingSelf = 2, AllEx
 
 // Where a message is going, as every source (ICR, IOAPIC, MSI) expresses it.
 struct Destination {
-    uint32_t dest = 0; // xAPIC format: 8-bit ID/bitmap; x2APIC format: 32 bits
+    uint32_t dest = 0;  // xAPIC format: 8-bit ID/bitmap; x2APIC format: 32 bits
     DestMode mode = DestMode::Physical;
     Shorthand shorthand = Shorthand::None;
-    bool x2apic_format = false; // broadcast is 0xFFFFFFFF rather than 0xFF
+    bool x2apic_format = false;  // broadcast is 0xFFFFFFFF rather than 0xFF
     bool operator==(const Destination&) const = default;
 };
 
@@ -39,7 +39,7 @@ struct Ipi {
     uint8_t vector = 0;
     DeliveryMode mode = DeliveryMode::Fixed;
     Trigger trigger = Trigger::Edge;
-    bool assert_level = true; // ICR bit 14; only meaningful for INIT (de-assert when clear)
+    bool assert_level = true;  // ICR bit 14; only meaningful for INIT (de-assert when clear)
     Destination dest{};
 
     // SDM Vol3 11.6.1: INIT with level = 0 and trigger = level is "INIT level de-assert", sent to
@@ -75,4 +75,4 @@ constexpr bool is_legal_vector(uint8_t v)
     return v >= 16;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

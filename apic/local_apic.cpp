@@ -54,7 +54,7 @@ AccessResult LocalApic::write_apic_base(uint64_t v)
     }
     AccessResult r = AccessResult::ok();
     r.mode_changed = v != s_.apic_base;
-    s_.apic_base = v; // BSP is stored as written, as KVM does
+    s_.apic_base = v;  // BSP is stored as written, as KVM does
     if (from != to && (to == ApicMode::Disabled || from == ApicMode::Disabled)) {
         // SDM Vol3 11.12.5.1: "all the APIC register states in the x2APIC, except for the x2APIC
         // ID (32 bits), are not preserved across mode transitions"; leaving the disabled state
@@ -213,7 +213,7 @@ LvtResult LocalApic::raise_lvt(Lvt which)
     case DeliveryMode::ExtInt:
         return LvtResult{LocalEvent::ExtInt, 0};
     default:
-        return {}; // reserved encodings deliver nothing
+        return {};  // reserved encodings deliver nothing
     }
 }
 
@@ -286,4 +286,4 @@ void append_counters(const ApicCounters& c, CounterList& out)
     out.push_back({"gp", c.gp});
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -23,8 +23,8 @@
 #include <string>
 
 #include "apic/access.hpp"
-#include "apic/counters.hpp"
 #include "apic/apic_state.hpp"
+#include "apic/counters.hpp"
 #include "apic/destination.hpp"
 #include "apic/ipi.hpp"
 #include "apic/regs.hpp"
@@ -33,36 +33,36 @@
 namespace hv::apic {
 
 struct LocalApicConfig {
-    uint32_t id = 0;  // initial (x2)APIC ID
-    bool bsp = false; // IA32_APIC_BASE.BSP at reset; APs start in wait-for-SIPI
+    uint32_t id = 0;   // initial (x2)APIC ID
+    bool bsp = false;  // IA32_APIC_BASE.BSP at reset; APs start in wait-for-SIPI
     ApicCaps caps{};
-    uint64_t tsc_hz = 1'000'000'000; // guest TSC frequency, for IA32_TSC_DEADLINE
-    uint64_t min_period_ns = 0;      // floor for the periodic timer's host firing interval
+    uint64_t tsc_hz = 1'000'000'000;  // guest TSC frequency, for IA32_TSC_DEADLINE
+    uint64_t min_period_ns = 0;       // floor for the periodic timer's host firing interval
 };
 
 enum class ApicMode : uint8_t { Disabled, XApic, X2Apic };
 
 // Counters kept beside the code that increments them.
 struct ApicCounters {
-    uint64_t accepted = 0;          // fixed/lowest-priority vectors set in IRR
-    uint64_t dropped_disabled = 0;  // refused: APIC globally or software disabled
-    uint64_t rx_illegal_vector = 0; // ESR bit 6
-    uint64_t tx_illegal_vector = 0; // ESR bit 5
-    uint64_t illegal_register = 0;  // ESR bit 7
-    uint64_t esr_events = 0;        // every error latched into the ESR
-    uint64_t spurious = 0;          // acks that dispensed the spurious vector
+    uint64_t accepted = 0;           // fixed/lowest-priority vectors set in IRR
+    uint64_t dropped_disabled = 0;   // refused: APIC globally or software disabled
+    uint64_t rx_illegal_vector = 0;  // ESR bit 6
+    uint64_t tx_illegal_vector = 0;  // ESR bit 5
+    uint64_t illegal_register = 0;   // ESR bit 7
+    uint64_t esr_events = 0;         // every error latched into the ESR
+    uint64_t spurious = 0;           // acks that dispensed the spurious vector
     uint64_t eoi = 0;
-    uint64_t eoi_empty = 0;      // EOI with an empty ISR
-    uint64_t eoi_broadcast = 0;  // level-triggered EOIs to pass to the IOAPIC
-    uint64_t eoi_suppressed = 0; // level-triggered EOIs kept back by SVR[12]
+    uint64_t eoi_empty = 0;       // EOI with an empty ISR
+    uint64_t eoi_broadcast = 0;   // level-triggered EOIs to pass to the IOAPIC
+    uint64_t eoi_suppressed = 0;  // level-triggered EOIs kept back by SVR[12]
     uint64_t ipi_sent = 0;
-    uint64_t ipi_invalid = 0; // ICR combinations the SDM marks invalid / reserved modes
+    uint64_t ipi_invalid = 0;  // ICR combinations the SDM marks invalid / reserved modes
     uint64_t timer_fired = 0;
-    uint64_t timer_masked = 0; // expiries while the LVT timer was masked
-    uint64_t timer_missed = 0; // whole periodic periods coalesced into one interrupt
-    uint64_t gp = 0;           // #GP returned for x2APIC / APIC-base accesses
-    uint64_t mmio_ignored = 0; // MMIO accesses of unsupported size or alignment
-    uint64_t sipi_ignored = 0; // SIPIs outside wait-for-SIPI
+    uint64_t timer_masked = 0;  // expiries while the LVT timer was masked
+    uint64_t timer_missed = 0;  // whole periodic periods coalesced into one interrupt
+    uint64_t gp = 0;            // #GP returned for x2APIC / APIC-base accesses
+    uint64_t mmio_ignored = 0;  // MMIO accesses of unsupported size or alignment
+    uint64_t sipi_ignored = 0;  // SIPIs outside wait-for-SIPI
     bool operator==(const ApicCounters&) const = default;
 };
 
@@ -71,7 +71,7 @@ void append_counters(const ApicCounters& c, CounterList& out);
 
 struct AckResult {
     uint8_t vector = 0;
-    bool spurious = false; // no vector was deliverable: SVR vector, ISR untouched
+    bool spurious = false;  // no vector was deliverable: SVR vector, ISR untouched
 };
 
 // What raising a local interrupt source (LVT entry) asks the CPU to do.
@@ -109,14 +109,14 @@ class LocalApic {
     LvtResult raise_lvt(Lvt which);
 
     // --- INIT / SIPI ---
-    void init(); // INIT reset: registers reset except ID and IA32_APIC_BASE
-    std::optional<uint8_t> sipi(uint8_t vector); // start vector when it starts the vCPU
+    void init();  // INIT reset: registers reset except ID and IA32_APIC_BASE
+    std::optional<uint8_t> sipi(uint8_t vector);  // start vector when it starts the vCPU
     RunState run_state() const { return s_.run_state; }
     void set_run_state(RunState r) { s_.run_state = r; }
 
     // --- timer (local_apic_timer.cpp) ---
-    std::optional<uint64_t> next_timer_deadline() const; // guest ns
-    bool timer_expired(GuestTime now); // true if the timer vector was raised into IRR
+    std::optional<uint64_t> next_timer_deadline() const;  // guest ns
+    bool timer_expired(GuestTime now);  // true if the timer vector was raised into IRR
 
     // --- addressing view, state, counters ---
     DestInfo dest_info() const;
@@ -174,4 +174,4 @@ class LocalApic {
     ApicCounters counters_;
 };
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -50,17 +50,17 @@ AccessResult LocalApic::x2apic_read(uint32_t off, GuestTime now)
 {
     switch (off) {
     case reg::kId:
-        return AccessResult::ok(s_.id); // SDM Vol3 11.12.2 "x2APIC Register Availability"
+        return AccessResult::ok(s_.id);  // SDM Vol3 11.12.2 "x2APIC Register Availability"
     case reg::kLdr:
         return AccessResult::ok(x2apic_ldr(s_.id));
     case reg::kIcrLow:
-        return AccessResult::ok(s_.icr); // SDM Vol3 11.12.9: one 64-bit ICR
-    case reg::kApr:                      // not available in x2APIC mode
-    case reg::kRrd:                      // not available in x2APIC mode
-    case reg::kDfr:                      // SDM Vol3 11.12.1.2: DFR does not exist in x2APIC mode
-    case reg::kIcrHigh:                  // MSR 0x831 is reserved: ICR is 0x830 alone
-    case reg::kEoi:                      // write-only
-    case reg::kSelfIpi:                  // write-only
+        return AccessResult::ok(s_.icr);  // SDM Vol3 11.12.9: one 64-bit ICR
+    case reg::kApr:                       // not available in x2APIC mode
+    case reg::kRrd:                       // not available in x2APIC mode
+    case reg::kDfr:                       // SDM Vol3 11.12.1.2: DFR does not exist in x2APIC mode
+    case reg::kIcrHigh:                   // MSR 0x831 is reserved: ICR is 0x830 alone
+    case reg::kEoi:                       // write-only
+    case reg::kSelfIpi:                   // write-only
         return AccessResult::gp();
     default:
         break;
@@ -89,7 +89,7 @@ std::optional<uint32_t> x2apic_writable(uint32_t off, const ApicCaps& caps)
         return 0xFFu;
     case reg::kEoi:
     case reg::kEsr:
-        return 0u; // SDM Vol3 11.12.1.3: only 0 may be written
+        return 0u;  // SDM Vol3 11.12.1.3: only 0 may be written
     case reg::kSvr:
         return svr::writable(caps.directed_eoi);
     case reg::kTimerInitial:
@@ -103,7 +103,7 @@ std::optional<uint32_t> x2apic_writable(uint32_t off, const ApicCaps& caps)
     }
 }
 
-} // namespace
+}  // namespace
 
 AccessResult LocalApic::x2apic_write(uint32_t off, uint64_t value, GuestTime now)
 {
@@ -122,11 +122,11 @@ AccessResult LocalApic::x2apic_write(uint32_t off, uint64_t value, GuestTime now
     }
     const auto writable = x2apic_writable(off, cfg_.caps);
     if (!writable || (value & ~static_cast<uint64_t>(*writable)) != 0) {
-        return AccessResult::gp(); // includes bits 63:32 of every 32-bit register
+        return AccessResult::gp();  // includes bits 63:32 of every 32-bit register
     }
     const auto v = static_cast<uint32_t>(value);
     if (off == reg::kLvtTimer && (v & lvt::kTimerModeMask) == lvt::kTimerModeMask) {
-        return AccessResult::gp(); // timer mode 11b is reserved
+        return AccessResult::gp();  // timer mode 11b is reserved
     }
     if (off == reg::kSelfIpi) {
         // SDM Vol3 11.12.11 "SELF IPI Register": a fixed, edge-triggered IPI to this APIC alone;
@@ -142,4 +142,4 @@ AccessResult LocalApic::x2apic_write(uint32_t off, uint64_t value, GuestTime now
     return r;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -17,7 +17,7 @@ constexpr bool xapic_read_only(uint32_t off)
            off == reg::kTimerCurrent;
 }
 
-} // namespace
+}  // namespace
 
 // Registers whose read semantics are the same in both modes.
 std::optional<uint32_t> LocalApic::read_common(uint32_t off, GuestTime now)
@@ -116,7 +116,7 @@ void LocalApic::write_lvt(Lvt which, uint32_t value, AccessResult& r)
     }
     uint32_t v = value & writable;
     if (which == Lvt::Timer && ((v & lvt::kTimerModeMask) >> lvt::kTimerModeShift) == 3u) {
-        v &= ~lvt::kTimerModeMask; // reserved 11b: xAPIC keeps one-shot (x2APIC took #GP)
+        v &= ~lvt::kTimerModeMask;  // reserved 11b: xAPIC keeps one-shot (x2APIC took #GP)
     }
     // SDM Vol3 11.4.7.2: while software-disabled the mask bits cannot be cleared.
     if (!sw_enabled()) {
@@ -169,8 +169,8 @@ uint32_t LocalApic::xapic_read(uint32_t off, GuestTime now)
         return (s_.id & 0xFFu) << 24;
     case reg::kApr:
         return apr();
-    case reg::kRrd: // remote read is not supported by xAPIC processors: reads 0
-    case reg::kEoi: // write-only: reads 0
+    case reg::kRrd:  // remote read is not supported by xAPIC processors: reads 0
+    case reg::kEoi:  // write-only: reads 0
         return 0;
     case reg::kLdr:
         return s_.ldr;
@@ -200,7 +200,7 @@ AccessResult LocalApic::mmio_read(uint32_t offset, unsigned size, GuestTime now)
     const uint32_t in = offset & 0xFu;
     const bool size_ok = size == 1 || size == 2 || size == 4;
     if (size_ok && in >= 4 && in + size <= 16) {
-        return AccessResult::ok(0); // padding between registers
+        return AccessResult::ok(0);  // padding between registers
     }
     if (!size_ok || in + size > 4) {
         ++counters_.mmio_ignored;
@@ -256,4 +256,4 @@ AccessResult LocalApic::xapic_write(uint32_t off, uint32_t value, GuestTime now)
     return r;
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

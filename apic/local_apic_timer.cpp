@@ -30,7 +30,7 @@ uint64_t sat_add(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-} // namespace
+}  // namespace
 
 TimerMode LocalApic::timer_mode() const
 {
@@ -49,7 +49,7 @@ uint32_t LocalApic::current_count(uint64_t now_ns) const
         return timer_.start_count - static_cast<uint32_t>(elapsed / per);
     }
     if (timer_mode() != TimerMode::Periodic || s_.timer_initial == 0) {
-        return 0; // one-shot expired (the expiry may not have been processed yet)
+        return 0;  // one-shot expired (the expiry may not have been processed yet)
     }
     // Periodic and late: the count has reloaded since the deadline.
     const uint64_t period = static_cast<uint64_t>(s_.timer_initial) * per;
@@ -180,8 +180,8 @@ void LocalApic::rearm_after_restore(GuestTime now)
     if (s_.timer_remaining != 0) {
         arm_count(s_.timer_remaining, now.ns);
     } else if (timer_mode() == TimerMode::Periodic) {
-        arm_count(0, now.ns); // at the reload point: fires now, then a full period
+        arm_count(0, now.ns);  // at the reload point: fires now, then a full period
     }
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -77,4 +77,4 @@ void ModelBackend::append_model_stats(CounterList& out) const
     schedule_.append_to(out);
 }
 
-} // namespace hv::apic
+}  // namespace hv::apic

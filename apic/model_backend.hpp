@@ -39,7 +39,7 @@ constexpr Notify notify_for(SchedState s)
     case SchedState::Outside:
         break;
     }
-    return Notify::None; // it evaluates pending_vector() before its next entry
+    return Notify::None;  // it evaluates pending_vector() before its next entry
 }
 
 // One vCPU's scheduling state and notifier. The state is read from any thread (seq_cst: a
@@ -60,7 +60,7 @@ class VcpuSchedule {
     void kick_uncounted();
     uint64_t kicks() const { return kicks_.load(std::memory_order_relaxed); }
     uint64_t wakes() const { return wakes_.load(std::memory_order_relaxed); }
-    void append_to(CounterList& out) const; // "kicks", "wakes"
+    void append_to(CounterList& out) const;  // "kicks", "wakes"
 
   private:
     std::atomic<VcpuNotifier*> notifier_{nullptr};
@@ -76,7 +76,7 @@ enum class DeliveryStat : uint8_t {
     FromIoApic,
     FromTimer,
     FromLocalLvt,
-    Refused, // fixed interrupts the acceptance rules refused; reserved delivery modes
+    Refused,  // fixed interrupts the acceptance rules refused; reserved delivery modes
     Nmi,
     Smi,
     Init,
@@ -86,8 +86,9 @@ enum class DeliveryStat : uint8_t {
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(DeliveryStat::Count)>
-    kDeliveryStatNames{"irq_ipi", "irq_msi", "irq_ioapic", "irq_timer", "irq_local_lvt",
-                       "irq_refused", "nmi", "smi", "init", "sipi", "extint"};
+    kDeliveryStatNames{"irq_ipi",       "irq_msi",     "irq_ioapic", "irq_timer",
+                       "irq_local_lvt", "irq_refused", "nmi",        "smi",
+                       "init",          "sipi",        "extint"};
 
 class DeliveryCounters {
   public:
@@ -131,4 +132,4 @@ class ModelBackend : public ApicBackend {
     VcpuSchedule& schedule_;
 };
 
-} // namespace hv::apic
+}  // namespace hv::apic

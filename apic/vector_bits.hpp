@@ -46,4 +46,4 @@ constexpr uint8_t processor_priority(uint32_t tpr, const VectorWords& isr)
 }
 static_assert(processor_priority(0x35, VectorWords{0, 0, 0x2, 0, 0, 0, 0, 0}) == 0x40);
 
-} // namespace hv::apic
+}  // namespace hv::apic

@@ -62,7 +62,8 @@ std::map<std::string, long> counters(const std::string& stats)
     return c;
 }
 
-void row(const char* who, const char* what, std::vector<double> v, double hz, const std::string& exits)
+void row(const char* who, const char* what, std::vector<double> v, double hz,
+         const std::string& exits)
 {
     if (v.size() > 10)
         v.erase(v.begin(), v.begin() + 10);  // warm-up
@@ -73,13 +74,15 @@ void row(const char* who, const char* what, std::vector<double> v, double hz, co
     }
     std::sort(v.begin(), v.end());
     auto us = [&](double c) { return c / hz * 1e6; };
-    auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))]; };
+    auto pct = [&](double p) {
+        return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
+    };
     std::printf("| %-22s | %-13s | %5zu | %7.1f | %7.1f | %7.1f | %7.1f | %s |\n", who, what,
                 v.size(), us(v.front()), us(pct(0.5)), us(pct(0.99)), us(v.back()), exits.c_str());
 }
 
-std::string exits_per_irq(const std::map<std::string, long>& a, const std::map<std::string, long>& b,
-                          int extra, int irqs_per_sample)
+std::string exits_per_irq(const std::map<std::string, long>& a,
+                          const std::map<std::string, long>& b, int extra, int irqs_per_sample)
 {
     std::string s;
     for (const auto& [k, v] : b) {
@@ -101,12 +104,20 @@ std::string exits_per_irq(const std::map<std::string, long>& a, const std::map<s
 std::string architectural_exits(const std::map<std::string, long>& a,
                                 const std::map<std::string, long>& b, int extra)
 {
-    static const char* const kArch[] = {
-        "apic apic_write",          "apic eoi_induced",       "apic apic_access",
-        "apic tpr_below_threshold", "apic external_interrupt", "apic msr_write",
-        "apic msr_read",            "apic avic_incomplete_ipi_not_running",
-        "apic avic_noaccel_trap",   "apic avic_noaccel_fault_read",
-        "apic avic_noaccel_fault_write", "apic msr",  "apic xapic_read", "apic xapic_write"};
+    static const char* const kArch[] = {"apic apic_write",
+                                        "apic eoi_induced",
+                                        "apic apic_access",
+                                        "apic tpr_below_threshold",
+                                        "apic external_interrupt",
+                                        "apic msr_write",
+                                        "apic msr_read",
+                                        "apic avic_incomplete_ipi_not_running",
+                                        "apic avic_noaccel_trap",
+                                        "apic avic_noaccel_fault_read",
+                                        "apic avic_noaccel_fault_write",
+                                        "apic msr",
+                                        "apic xapic_read",
+                                        "apic xapic_write"};
     std::string s;
     for (const char* k : kArch) {
         long d = (b.count(k) ? b.at(k) : 0) - (a.count(k) ? a.at(k) : 0);
@@ -139,17 +150,21 @@ int main(int argc, char** argv)
     std::printf("interrupt latency, %d samples per workload (10 warm-up dropped), TSC %.0f MHz, "
                 "2 vCPUs\n\n",
                 n, hz / 1e6);
-    std::printf("| %-22s | %-13s | %5s | %7s | %7s | %7s | %7s | %s |\n", "path", "workload", "count",
-                "min us", "p50 us", "p99 us", "max us", "userspace exits per interrupt");
+    std::printf("| %-22s | %-13s | %5s | %7s | %7s | %7s | %7s | %s |\n", "path", "workload",
+                "count", "min us", "p50 us", "p99 us", "max us", "userspace exits per interrupt");
     std::printf("|---|---|---|---|---|---|---|---|\n");
-    const char* const backends[] = {"emulated",          "kernel",
-                                    "apicv",             "apicv,noipiv",
-                                    "apicv,noipiv,nopi", "apicv,noipiv,nopi,novid",
-                                    "avic",              "avic,x2avic",
+    const char* const backends[] = {"emulated",
+                                    "kernel",
+                                    "apicv",
+                                    "apicv,noipiv",
+                                    "apicv,noipiv,nopi",
+                                    "apicv,noipiv,nopi,novid",
+                                    "avic",
+                                    "avic,x2avic",
                                     "avic,erratum1235"};
     for (const char* backend : backends) {
-        std::vector<std::string> base = {HV_BINARY, "run", image, "--vcpus", "2", "--apic", backend,
-                                         "--stats", "--cmdline"};
+        std::vector<std::string> base = {HV_BINARY, "run",   image,     "--vcpus",  "2",
+                                         "--apic",  backend, "--stats", "--cmdline"};
         std::string err_small, err_big;
         auto a = base, b = base;
         a.push_back("samples=20");
@@ -168,10 +183,27 @@ int main(int argc, char** argv)
             arch.empty() ? "" : "architectural: " + arch);
     }
     if (!hv::support::find_in_path("qemu-system-x86_64").empty()) {
-        std::string out = run({"qemu-system-x86_64", "-machine", "microvm", "-accel", "kvm", "-cpu",
-                               "host", "-smp", "2", "-m", "128", "-nodefaults", "-display", "none",
-                               "-serial", "stdio", "-kernel", image, "-append",
-                               "samples=" + std::to_string(n), "-device",
+        std::string out = run({"qemu-system-x86_64",
+                               "-machine",
+                               "microvm",
+                               "-accel",
+                               "kvm",
+                               "-cpu",
+                               "host",
+                               "-smp",
+                               "2",
+                               "-m",
+                               "128",
+                               "-nodefaults",
+                               "-display",
+                               "none",
+                               "-serial",
+                               "stdio",
+                               "-kernel",
+                               image,
+                               "-append",
+                               "samples=" + std::to_string(n),
+                               "-device",
                                "isa-debug-exit,iobase=0xf4,iosize=4"});
         row("qemu microvm (KVM LAPIC)", "self-IPI", samples(out, "self_ipi"), hz, "n/a");
         row("qemu microvm (KVM LAPIC)", "IPI round trip", samples(out, "ipi_roundtrip"), hz, "");

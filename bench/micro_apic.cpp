@@ -74,4 +74,3 @@ void BM_FlattenRestore(benchmark::State& st)
 BENCHMARK(BM_FlattenRestore);
 
 }  // namespace
-

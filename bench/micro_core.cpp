@@ -2,10 +2,10 @@
 // address translation, fw_cfg reads, and planning a multiboot image.
 #include <benchmark/benchmark.h>
 
-#include "core/bus/bus.hpp"
-#include "core/devices/fw_cfg.hpp"
 #include "core/boot/loader.hpp"
+#include "core/bus/bus.hpp"
 #include "core/bus/memory.hpp"
+#include "core/devices/fw_cfg.hpp"
 
 namespace {
 
@@ -59,4 +59,3 @@ void BM_PlanMultiboot(benchmark::State& st)
 BENCHMARK(BM_PlanMultiboot);
 
 }  // namespace
-

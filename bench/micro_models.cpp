@@ -109,4 +109,3 @@ void BM_AvicAcceleratedX2apicIpi(benchmark::State& st)
 BENCHMARK(BM_AvicAcceleratedX2apicIpi);
 
 }  // namespace
-

@@ -92,12 +92,23 @@ void qemu_row(const char* name, const char* mib, const char* image, const char* 
     std::string mon = dir + "/qmon.sock", out = dir + "/q.out", mig = dir + "/q.mig",
                 err = dir + "/q.err";
     unlink(out.c_str());
-    std::vector<std::string> base = {"qemu-system-x86_64", "-machine", "microvm", "-accel", "kvm",
-                                     "-cpu", "host", "-m", mib, "-nodefaults", "-display", "none",
-                                     "-monitor", "unix:" + mon + ",server,nowait"};
+    std::vector<std::string> base = {"qemu-system-x86_64",
+                                     "-machine",
+                                     "microvm",
+                                     "-accel",
+                                     "kvm",
+                                     "-cpu",
+                                     "host",
+                                     "-m",
+                                     mib,
+                                     "-nodefaults",
+                                     "-display",
+                                     "none",
+                                     "-monitor",
+                                     "unix:" + mon + ",server,nowait"};
     auto boot = base;
-    boot.insert(boot.end(), {"-kernel", std::string(HV_GUEST_DIR) + "/" + image + ".elf",
-                             "-append", cmdline, "-serial", "file:" + out});
+    boot.insert(boot.end(), {"-kernel", std::string(HV_GUEST_DIR) + "/" + image + ".elf", "-append",
+                             cmdline, "-serial", "file:" + out});
     pid_t q = spawn(boot, err);
     if (!wait_text(out, ready)) {
         std::printf("| %s | qemu microvm | guest did not start |\n", name);
@@ -121,8 +132,8 @@ void qemu_row(const char* name, const char* mib, const char* image, const char* 
     struct stat st {};
     stat(mig.c_str(), &st);
     auto load = base;
-    load.insert(load.end(), {"-kernel", std::string(HV_GUEST_DIR) + "/" + image + ".elf",
-                             "-serial", "null", "-incoming", "exec:cat " + mig});
+    load.insert(load.end(), {"-kernel", std::string(HV_GUEST_DIR) + "/" + image + ".elf", "-serial",
+                             "null", "-incoming", "exec:cat " + mig});
     double r0 = now_ms();
     pid_t r = spawn(load, err);
     double run_ms = -1;
@@ -164,8 +175,9 @@ int main(int argc, char** argv)
         {"2 vCPUs, 1 GiB, mostly zero", "2", "1024", "idle", "", "idle"},
         {"2 vCPUs, 1 GiB, mostly dirty", "2", "1024", "memfill", "fill=960", "filled"},
     };
-    std::printf("| case | backend | snapshot ms | file MiB | restore: VM built to vCPUs running ms | "
-                "exec to control socket answering ms |\n|---|---|---|---|---|---|\n");
+    std::printf(
+        "| case | backend | snapshot ms | file MiB | restore: VM built to vCPUs running ms | "
+        "exec to control socket answering ms |\n|---|---|---|---|---|---|\n");
     for (const auto& c : cases) {
         for (const char* backend : {"kernel", "emulated"}) {
             std::string sock = dir + "/hvbench.sock", out = dir + "/hvbench.out",
@@ -189,16 +201,16 @@ int main(int argc, char** argv)
             stat(snap.c_str(), &st);
             // Restore, let it start, stop it: --stats reports the time to the first KVM_RUN.
             double r0 = now_ms();
-            pid_t rp = spawn({HV_BINARY, "restore", snap, "--apic", backend, "--stats",
-                              "--serial", "none", "--control", sock},
+            pid_t rp = spawn({HV_BINARY, "restore", snap, "--apic", backend, "--stats", "--serial",
+                              "none", "--control", sock},
                              err);
             control(sock, "{\"cmd\":\"stats\"}");  // returns once the VM runs
             double exec_ms = now_ms() - r0;
             control(sock, "{\"cmd\":\"quit\"}");
             support::wait_process(rp, 0);
             double first = first_run_ms(support::slurp(err));
-            std::printf("| %s | %s | %.1f | %.1f | %.2f | %.1f |\n", c.name, backend,
-                        snap_ms, static_cast<double>(st.st_size) / (1 << 20), first, exec_ms);
+            std::printf("| %s | %s | %.1f | %.1f | %.2f | %.1f |\n", c.name, backend, snap_ms,
+                        static_cast<double>(st.st_size) / (1 << 20), first, exec_ms);
             std::fflush(stdout);
             unlink(snap.c_str());
         }

@@ -44,11 +44,11 @@ void report(const char* name, std::vector<Sample> s, bool hvaccel)
         rss = std::max(rss, x.rss_kib);
         guest = std::max(guest, guest_resident_kib(x.err));
     }
-    std::printf("| %-26s | %8.1f | %8.1f | %8.1f | %9ld | %s |\n", name, s.front().ms,
-                s[s.size() / 2].ms, s.back().ms, rss,
-                hvaccel ? (std::to_string(rss - guest) + " (guest " + std::to_string(guest) +
-                           ")").c_str()
-                        : "-");
+    std::printf(
+        "| %-26s | %8.1f | %8.1f | %8.1f | %9ld | %s |\n", name, s.front().ms, s[s.size() / 2].ms,
+        s.back().ms, rss,
+        hvaccel ? (std::to_string(rss - guest) + " (guest " + std::to_string(guest) + ")").c_str()
+                : "-");
 }
 
 }  // namespace
@@ -81,8 +81,9 @@ int main(int argc, char** argv)
                              "-m", mem, "-nodefaults", "-display", "none", "-serial", "none",
                              "-kernel", image, "-device", "isa-debug-exit,iobase=0xf4,iosize=4"}});
     }
-    std::printf("start-up of %s, %s MiB, %d runs each (wall ms: min, median, max; peak RSS KiB)\n\n",
-                image.c_str(), mem.c_str(), runs);
+    std::printf(
+        "start-up of %s, %s MiB, %d runs each (wall ms: min, median, max; peak RSS KiB)\n\n",
+        image.c_str(), mem.c_str(), runs);
     std::printf("| %-26s | %8s | %8s | %8s | %9s | %s |\n", "VMM", "min", "median", "max",
                 "peak RSS", "RSS beyond guest RAM touched (KiB)");
     std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(28, '-').c_str(), std::string(10, '-').c_str(),

@@ -216,7 +216,8 @@ int cmd_bench(int argc, char** argv)
         std::size_t start = 0;
         while (start <= workloads_opt.size()) {
             std::size_t end = workloads_opt.find(',', start);
-            std::string name = workloads_opt.substr(start, end == std::string::npos ? end : end - start);
+            std::string name =
+                workloads_opt.substr(start, end == std::string::npos ? end : end - start);
             const Workload* w = find_workload(name);
             if (!w)
                 hv::fail("--workload {}: unknown workload '{}' (available: {})", workloads_opt,
@@ -260,7 +261,7 @@ int cmd_bench(int argc, char** argv)
                 "per path\n",
                 revision().c_str(), plan.tsc_khz / 1000.0,
                 profile.cpu.id.brand.empty() ? profile.cpu.id.vendor_string.c_str()
-                                          : profile.cpu.id.brand.c_str(),
+                                             : profile.cpu.id.brand.c_str(),
                 plan.iterations, plan.repeat);
     std::printf("KVM: %s; paths: %zu hvaccel backend(s)%s\n", profile.kvm.provider.c_str(),
                 backends.size(), plan.qemu.empty() ? "" : " + QEMU");
@@ -275,8 +276,7 @@ int cmd_bench(int argc, char** argv)
     if (!json_path.empty())
         write_file(json_path, to_json(rep, run_metadata(command_line)).dump(2) + "\n", "--json");
     if (!plot_path.empty())
-        write_file(plot_path,
-                   to_svg(rep, "hvaccel bench " + revision() + ": latency CDF per path"),
+        write_file(plot_path, to_svg(rep, "hvaccel bench " + revision() + ": latency CDF per path"),
                    "--plot");
     bool failed = false;
     for (const auto& v : rep.results)

@@ -38,7 +38,8 @@ void print_targets(std::FILE* f, const Report& r)
 {
     std::fprintf(f, "\nTargets, p50 ratios per series in this run (the kernel backend against "
                     "QEMU, the slowest model against the kernel backend):\n\n");
-    std::fprintf(f, "| series | kernel p50 us | QEMU p50 us | kernel / QEMU | slowest model / kernel |\n");
+    std::fprintf(
+        f, "| series | kernel p50 us | QEMU p50 us | kernel / QEMU | slowest model / kernel |\n");
     std::fprintf(f, "|---|---|---|---|---|\n");
     for (const auto& v : r.results) {
         for (const auto& s : v.variant->series) {
@@ -59,9 +60,10 @@ void print_targets(std::FILE* f, const Report& r)
                     worst_path = p.path;
                 }
             }
-            std::fprintf(f, "| %s | %s | %s | %s | %s |\n", s.c_str(), k ? us(k).c_str() : "-",
-                         q ? us(q).c_str() : "-", k && q ? fmt::format("{:.2f}", k / q).c_str() : "-",
-                         k && worst ? fmt::format("{:.2f} ({})", worst / k, worst_path).c_str() : "-");
+            std::fprintf(
+                f, "| %s | %s | %s | %s | %s |\n", s.c_str(), k ? us(k).c_str() : "-",
+                q ? us(q).c_str() : "-", k && q ? fmt::format("{:.2f}", k / q).c_str() : "-",
+                k && worst ? fmt::format("{:.2f} ({})", worst / k, worst_path).c_str() : "-");
         }
     }
 }
@@ -78,10 +80,12 @@ void print_tables(std::FILE* f, const Report& r)
                          v.workload->description.c_str(), v.workload->vcpus,
                          v.workload->vcpus == 1 ? "" : "s");
         }
-        std::fprintf(f, "\n%s, %u samples x %u runs per path, latency in us, exits per 1,000 "
-                        "interrupts\n\n",
+        std::fprintf(f,
+                     "\n%s, %u samples x %u runs per path, latency in us, exits per 1,000 "
+                     "interrupts\n\n",
                      variant_title(v).c_str(), r.plan.iterations, r.plan.repeat);
-        std::fprintf(f, "| path | series | count | min | p50 | p99 | p99.9 | max | userspace exits | architectural exits |\n");
+        std::fprintf(f, "| path | series | count | min | p50 | p99 | p99.9 | max | userspace exits "
+                        "| architectural exits |\n");
         std::fprintf(f, "|---|---|---|---|---|---|---|---|---|---|\n");
         for (const auto& p : v.paths) {
             if (!p.error.empty()) {
@@ -93,17 +97,17 @@ void print_tables(std::FILE* f, const Report& r)
             for (const auto& s : p.series_order) {
                 auto it = p.us.find(s);
                 std::string exits_u = p.qemu ? "n/a" : format_rates(p.exits.userspace);
-                std::string exits_a = p.qemu ? "n/a"
-                                      : p.path == "kernel"
-                                          ? "in KVM"
-                                          : format_rates(p.exits.architectural);
+                std::string exits_a = p.qemu               ? "n/a"
+                                      : p.path == "kernel" ? "in KVM"
+                                                           : format_rates(p.exits.architectural);
                 if (!first)
                     exits_u = exits_a = "";
                 first = false;
                 if (it == p.us.end() || it->second.empty()) {
                     auto sk = p.skipped.find(s);
                     std::fprintf(f, "| %s | %s | %s | | | | | | %s | %s |\n", p.path.c_str(),
-                                 s.c_str(), sk == p.skipped.end() ? "no samples" : sk->second.c_str(),
+                                 s.c_str(),
+                                 sk == p.skipped.end() ? "no samples" : sk->second.c_str(),
                                  exits_u.c_str(), exits_a.c_str());
                     continue;
                 }
@@ -151,8 +155,8 @@ nlohmann::json to_json(const Report& r, const nlohmann::json& meta)
                              {"interrupts_per_sample", v.variant->irqs_per_sample},
                              {"paths", nlohmann::json::array()}};
         for (const auto& p : v.paths) {
-            nlohmann::json jp = {{"path", p.path}, {"qemu", p.qemu}, {"runs", p.runs},
-                                 {"ok", p.error.empty()}};
+            nlohmann::json jp = {
+                {"path", p.path}, {"qemu", p.qemu}, {"runs", p.runs}, {"ok", p.error.empty()}};
             if (!p.error.empty())
                 jp["error"] = p.error;
             if (!p.notes.empty())
@@ -170,9 +174,8 @@ nlohmann::json to_json(const Report& r, const nlohmann::json& meta)
                     continue;
                 }
                 Summary m = summarise(it->second);
-                series[s] = {{"unit", "us"}, {"count", m.count}, {"min", m.min},
-                             {"p50", m.p50},  {"p99", m.p99},     {"p999", m.p999},
-                             {"max", m.max}};
+                series[s] = {{"unit", "us"}, {"count", m.count}, {"min", m.min}, {"p50", m.p50},
+                             {"p99", m.p99}, {"p999", m.p999},   {"max", m.max}};
             }
             jv["paths"].push_back(std::move(jp));
         }
@@ -191,19 +194,28 @@ std::string xml_escape(const std::string& s)
     std::string o;
     for (char c : s) {
         switch (c) {
-        case '<': o += "&lt;"; break;
-        case '>': o += "&gt;"; break;
-        case '&': o += "&amp;"; break;
-        case '"': o += "&quot;"; break;
-        default: o += c;
+        case '<':
+            o += "&lt;";
+            break;
+        case '>':
+            o += "&gt;";
+            break;
+        case '&':
+            o += "&amp;";
+            break;
+        case '"':
+            o += "&quot;";
+            break;
+        default:
+            o += c;
         }
     }
     return o;
 }
 
-constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-                                    "#000000"};
+constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                                    "#bcbd22", "#17becf", "#000000"};
 
 }  // namespace
 
@@ -234,27 +246,29 @@ std::string to_svg(const Report& r, const std::string& title)
     const int legend_h = 24 + 16 * static_cast<int>((paths.size() + 3) / 4);
     const int rows = static_cast<int>((panels.size() + cols - 1) / cols);
     const int width = cols * pw, height = 40 + legend_h + std::max(rows, 1) * ph;
-    std::string o = fmt::format(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-        "viewBox=\"0 0 {} {}\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        "<rect x=\"0\" y=\"0\" width=\"{}\" height=\"{}\" fill=\"white\"/>\n"
-        "<text x=\"10\" y=\"22\" font-size=\"15\">{}</text>\n",
-        width, height, width, height, width, height, xml_escape(title));
+    std::string o =
+        fmt::format("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+                    "viewBox=\"0 0 {} {}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+                    "<rect x=\"0\" y=\"0\" width=\"{}\" height=\"{}\" fill=\"white\"/>\n"
+                    "<text x=\"10\" y=\"22\" font-size=\"15\">{}</text>\n",
+                    width, height, width, height, width, height, xml_escape(title));
     auto colour = [&](const std::string& path) {
-        auto i = static_cast<std::size_t>(std::find(paths.begin(), paths.end(), path) - paths.begin());
+        auto i =
+            static_cast<std::size_t>(std::find(paths.begin(), paths.end(), path) - paths.begin());
         return kPalette[i % std::size(kPalette)];
     };
     for (std::size_t i = 0; i < paths.size(); ++i) {
         int x = 10 + static_cast<int>(i % 4) * 250, y = 44 + static_cast<int>(i / 4) * 16;
-        o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" "
-                         "stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
-                         x, y - 4, x + 24, y - 4, colour(paths[i]), x + 30, y,
-                         xml_escape(paths[i]));
+        o +=
+            fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" "
+                        "stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+                        x, y - 4, x + 24, y - 4, colour(paths[i]), x + 30, y, xml_escape(paths[i]));
     }
     for (std::size_t n = 0; n < panels.size(); ++n) {
         const Panel& p = panels[n];
-        int ox = static_cast<int>(n % cols) * pw, oy = 40 + legend_h + static_cast<int>(n / cols) * ph;
+        int ox = static_cast<int>(n % cols) * pw,
+            oy = 40 + legend_h + static_cast<int>(n / cols) * ph;
         int x0 = ox + ml, x1 = ox + pw - mr, y0 = oy + ph - mb, y1 = oy + mt;
         double lo = 1e300, hi = 0;
         for (const auto& l : p.lines) {
@@ -262,7 +276,8 @@ std::string to_svg(const Report& r, const std::string& title)
             lo = std::min(lo, std::max(*mn, 0.1));
             hi = std::max(hi, *mx);
         }
-        double llo = std::floor(std::log10(lo)), lhi = std::ceil(std::log10(std::max(hi, lo * 1.01)));
+        double llo = std::floor(std::log10(lo)),
+               lhi = std::ceil(std::log10(std::max(hi, lo * 1.01)));
         if (lhi <= llo)
             lhi = llo + 1;
         auto X = [&](double v) {
@@ -277,16 +292,19 @@ std::string to_svg(const Report& r, const std::string& title)
                          x0, y1, x1 - x0, y0 - y1);
         for (double d = llo; d <= lhi; d += 1) {
             double x = X(std::pow(10.0, d));
-            o += fmt::format("<line x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\" stroke=\"#ddd\"/>"
-                             "<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-                             x, y1, x, y0, x, y0 + 14, fmt::format("{:g}", std::pow(10.0, d)));
+            o += fmt::format(
+                "<line x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\" stroke=\"#ddd\"/>"
+                "<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+                x, y1, x, y0, x, y0 + 14, fmt::format("{:g}", std::pow(10.0, d)));
         }
         for (double q : {0.0, 0.5, 0.9, 0.99, 1.0})
-            o += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#eee\"/>"
-                             "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:g}</text>\n",
-                             x0, Y(q), x1, Y(q), x0 - 4, Y(q) + 4, q);
-        o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">latency, us (log)</text>\n",
-                         (x0 + x1) / 2, y0 + 30);
+            o += fmt::format(
+                "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#eee\"/>"
+                "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:g}</text>\n",
+                x0, Y(q), x1, Y(q), x0 - 4, Y(q) + 4, q);
+        o +=
+            fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">latency, us (log)</text>\n",
+                        (x0 + x1) / 2, y0 + 30);
         o += fmt::format("<text x=\"{}\" y=\"{}\" transform=\"rotate(-90 {} {})\" "
                          "text-anchor=\"middle\">fraction of samples</text>\n",
                          ox + 16, (y0 + y1) / 2, ox + 16, (y0 + y1) / 2);

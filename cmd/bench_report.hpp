@@ -15,7 +15,7 @@ namespace hv::bench {
 struct Report {
     std::vector<VariantResult> results;
     std::vector<std::pair<std::string, std::string>> unavailable;  // workload, why
-    std::string qemu_note;                                          // "not installed", ...
+    std::string qemu_note;                                         // "not installed", ...
     RunPlan plan;
 };
 

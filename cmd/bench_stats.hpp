@@ -45,8 +45,7 @@ bool is_architectural_exit(const std::string& apic_counter);
 struct ExitRates {
     std::map<std::string, double> userspace, architectural;
 };
-ExitRates exit_rates(const Counters& small, const Counters& big, double serial_bytes,
-                     double irqs);
+ExitRates exit_rates(const Counters& small, const Counters& big, double serial_bytes, double irqs);
 
 // "hlt 1.00, mmio 3.00" (per 1,000 already applied by the caller's choice of scale), "0" when
 // empty.

@@ -14,31 +14,48 @@ namespace hv::bench {
 const std::vector<Workload>& all_workloads()
 {
     static const std::vector<Workload> w = {
-        {"ipi_pingpong", "bench_ipi_pingpong",
+        {"ipi_pingpong",
+         "bench_ipi_pingpong",
          "IPI ping-pong between two vCPUs: one-way (send -> peer's handler) and round trip",
          2,
          {{"halted", {"halted_oneway", "halted_rtt"}, 2},
           {"running", {"running_oneway", "running_rtt"}, 2}},
-         {}, "microvm", {}, false},
-        {"ipi_multicast", "bench_ipi_multicast",
+         {},
+         "microvm",
+         {},
+         false},
+        {"ipi_multicast",
+         "bench_ipi_multicast",
          "one IPI to all other vCPUs (3 receivers, halted): to the last and to each receiver",
          4,
          {{"", {"multicast_last", "multicast_each"}, 3}},
-         {}, "microvm", {}, false},
-        {"timer", "bench_timer",
+         {},
+         "microvm",
+         {},
+         false},
+        {"timer",
+         "bench_timer",
          "LAPIC timer deadline -> handler (vCPU halted): one-shot, periodic, TSC-deadline",
          1,
          {{"oneshot", {"timer_oneshot"}, 1},
           {"periodic", {"timer_periodic"}, 1},
           {"tscdeadline", {"timer_tscdeadline"}, 1}},
-         {}, "microvm", {}, false},
-        {"level_eoi", "bench_level_eoi",
+         {},
+         "microvm",
+         {},
+         false},
+        {"level_eoi",
+         "bench_level_eoi",
          "level-triggered IOAPIC pin (pc-testdev port) -> handler, line lowered, EOI: target "
          "halted or in a ring-3 loop",
          2,
          {{"halted", {"level_halted"}, 1}, {"running", {"level_running"}, 1}},
-         {}, "microvm", {"pc-testdev"}, false},
-        {"msix_latency", "msix_latency",
+         {},
+         "microvm",
+         {"pc-testdev"},
+         false},
+        {"msix_latency",
+         "msix_latency",
          "device MSI-X (hvaccel --irqdev, raised by the device's host thread) to the BSP in a "
          "ring-3 loop or halted; the msi_vcpu_* series raise from the AP through the device "
          "register, as QEMU's edu does",
@@ -47,7 +64,10 @@ const std::vector<Workload>& all_workloads()
           {"halted", {"msi_halted"}, 1, false},
           {"vcpu_running", {"msi_vcpu_running"}, 1, true, {{"msi_running", "msi_vcpu_running"}}},
           {"vcpu_halted", {"msi_vcpu_halted"}, 1, true, {{"msi_halted", "msi_vcpu_halted"}}}},
-         {"--irqdev"}, "q35", {"edu"}, true},
+         {"--irqdev"},
+         "q35",
+         {"edu"},
+         true},
     };
     return w;
 }
@@ -64,8 +84,9 @@ const std::vector<std::string>& all_backend_specs()
 {
     static const std::vector<std::string> s = {
         // apicv's options nest: posted interrupts need VID, IPIv needs posted interrupts.
-        "kernel", "emulated", "apicv", "apicv,noipiv", "apicv,noipiv,nopi",
-        "apicv,noipiv,nopi,novid", "avic", "avic,x2avic", "avic,erratum1235"};
+        "kernel",       "emulated",          "apicv",
+        "apicv,noipiv", "apicv,noipiv,nopi", "apicv,noipiv,nopi,novid",
+        "avic",         "avic,x2avic",       "avic,erratum1235"};
     return s;
 }
 
@@ -98,8 +119,9 @@ std::string unavailable_reason(const RunPlan& plan, const Workload& w)
     if (w.needs_irqdev) {
         static int has_irqdev = -1;  // asked once: does `hvaccel run` know --irqdev?
         if (has_irqdev < 0)
-            has_irqdev = support::run_process({plan.hvaccel, "run", "--help"}, 10).out.find("--irqdev") !=
-                         std::string::npos;
+            has_irqdev =
+                support::run_process({plan.hvaccel, "run", "--help"}, 10).out.find("--irqdev") !=
+                std::string::npos;
         if (!image || !has_irqdev)
             return "not available (device not built)";
     }
@@ -127,19 +149,25 @@ std::vector<std::string> argv_for(const RunPlan& plan, const Workload& w, const 
 {
     std::string image = image_path(plan, w), vcpus = std::to_string(w.vcpus);
     if (qemu) {
-        std::vector<std::string> a = {plan.qemu, "-machine", w.qemu_machine, "-accel", "kvm",
-                                      "-cpu", "host", "-smp", vcpus, "-m", "128", "-nodefaults",
-                                      "-display", "none", "-serial", "stdio", "-kernel", image,
-                                      "-append", cmdline, "-device",
-                                      "isa-debug-exit,iobase=0xf4,iosize=4"};
+        std::vector<std::string> a = {plan.qemu,      "-machine",
+                                      w.qemu_machine, "-accel",
+                                      "kvm",          "-cpu",
+                                      "host",         "-smp",
+                                      vcpus,          "-m",
+                                      "128",          "-nodefaults",
+                                      "-display",     "none",
+                                      "-serial",      "stdio",
+                                      "-kernel",      image,
+                                      "-append",      cmdline,
+                                      "-device",      "isa-debug-exit,iobase=0xf4,iosize=4"};
         for (const auto& d : w.qemu_devices) {
             a.push_back("-device");
             a.push_back(d);
         }
         return a;
     }
-    std::vector<std::string> a = {plan.hvaccel, "run",    image,  "--vcpus", vcpus, "--memory",
-                                  "64",         "--apic", path,   "--stats", "--cmdline", cmdline};
+    std::vector<std::string> a = {plan.hvaccel, "run",    image, "--vcpus", vcpus,       "--memory",
+                                  "64",         "--apic", path,  "--stats", "--cmdline", cmdline};
     a.insert(a.end(), w.hvaccel_args.begin(), w.hvaccel_args.end());
     return a;
 }
@@ -210,8 +238,8 @@ PathResult run_path(const RunPlan& plan, const Workload& w, const Variant& v,
         }
         if (!qemu) {
             double serial = static_cast<double>(res.out.size()) - static_cast<double>(base_out);
-            rates.push_back(exit_rates(base, parse_counters(res.err), serial,
-                                       (n - small) * v.irqs_per_sample));
+            rates.push_back(
+                exit_rates(base, parse_counters(res.err), serial, (n - small) * v.irqs_per_sample));
         }
     }
     // The mean over the measured runs (they agree to the exit on a deterministic workload).

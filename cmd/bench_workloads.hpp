@@ -26,8 +26,8 @@ struct Variant {
 };
 
 struct Workload {
-    std::string name;         // --workload NAME
-    std::string image;        // NAME.elf in the guest directory
+    std::string name;   // --workload NAME
+    std::string image;  // NAME.elf in the guest directory
     std::string description;
     unsigned vcpus = 1;
     std::vector<Variant> variants;
@@ -56,7 +56,7 @@ struct PathResult {
     std::map<std::string, std::vector<double>> us;  // latencies, every measured run pooled
     std::map<std::string, std::string> skipped;
     std::vector<std::string> notes;  // "NAME_note: ..." lines of the measured runs
-    ExitRates exits;  // per 1,000 interrupts; empty for QEMU
+    ExitRates exits;                 // per 1,000 interrupts; empty for QEMU
     bool have_exits = false;
     int runs = 0;
 };

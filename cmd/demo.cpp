@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -109,9 +109,10 @@ bool step_snapshot(const TempDir& dir, const std::string& image,
     support::ProcessOptions to_out1;
     to_out1.out = to_out1.err = support::Sink::to_file(out1, true, 0600);
     to_out1.stdin_null = false;
-    int pid = support::spawn_process({self, "run", image, "--vcpus", "2", "--memory", "64", "--apic",
-                                      from, "--control", sock, "--cmdline", "samples=20 seconds=3"},
-                                     to_out1);
+    int pid =
+        support::spawn_process({self, "run", image, "--vcpus", "2", "--memory", "64", "--apic",
+                                from, "--control", sock, "--cmdline", "samples=20 seconds=3"},
+                               to_out1);
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
     std::string reply =
         support::control_request(sock, R"({"cmd":"snapshot","path":")" + snap + "\"}", 20, 21);
@@ -120,8 +121,7 @@ bool step_snapshot(const TempDir& dir, const std::string& image,
     support::wait_process(pid, 30);
     bool ok = reply.find("\"ok\":true") != std::string::npos;
     if (!ok) {
-        std::printf("  the snapshot failed; the run printed:\n%s\n",
-                    support::slurp(out1).c_str());
+        std::printf("  the snapshot failed; the run printed:\n%s\n", support::slurp(out1).c_str());
         return false;
     }
     std::error_code ec;
@@ -186,8 +186,8 @@ int cmd_demo(int argc, char** argv)
         std::printf("%s ", b.c_str());
     std::printf("%s\n", plan.qemu.empty() ? "(QEMU not installed)" : "+ QEMU");
     std::fflush(stdout);
-    Report rep = run_benchmarks(plan, {find_workload("ipi_pingpong"), find_workload("msix_latency")},
-                                backends);
+    Report rep = run_benchmarks(
+        plan, {find_workload("ipi_pingpong"), find_workload("msix_latency")}, backends);
     if (plan.qemu.empty())
         rep.qemu_note = no_qemu ? "left out (--no-qemu)" : "not installed";
     bool ok_latency = !rep.results.empty();
@@ -202,8 +202,8 @@ int cmd_demo(int argc, char** argv)
     print_tables(stdout, rep);
     bool ok = ok_boot && ok_latency && ok_snap;
     std::printf("\nhvaccel demo: boot %s, latency runs %s, snapshot/restore %s: %s\n",
-                ok_boot ? "ok" : "FAILED", ok_latency ? "ok" : "FAILED",
-                ok_snap ? "ok" : "FAILED", ok ? "all passed" : "FAILED");
+                ok_boot ? "ok" : "FAILED", ok_latency ? "ok" : "FAILED", ok_snap ? "ok" : "FAILED",
+                ok ? "all passed" : "FAILED");
     std::printf("(hvaccel bench runs every workload: timer modes, multicast IPIs, level EOIs)\n");
     return ok ? 0 : 1;
 }

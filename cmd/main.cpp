@@ -10,9 +10,9 @@
 #include "cmd/bench.hpp"
 #include "cmd/demo.hpp"
 #include "cmd/options.hpp"
+#include "cmd/probe.hpp"
 #include "cmd/session.hpp"
 #include "cmd/snapshot_cmd.hpp"
-#include "cmd/probe.hpp"
 #include "core/base/error.hpp"
 #include "core/bus/memory.hpp"
 #include "core/vm/vm.hpp"
@@ -79,8 +79,8 @@ int cmd_run(int argc, char** argv)
         cfg.vcpus = static_cast<unsigned>(hv::cli::parse_uint(v, "--vcpus", 1, hv::kMaxVcpus));
     });
     o.value("--memory", [&](const std::string& v) {
-        cfg.memory_mib = hv::cli::parse_uint(v, "--memory", hv::kMinMemory >> 20,
-                                             hv::kMaxMemory >> 20);
+        cfg.memory_mib =
+            hv::cli::parse_uint(v, "--memory", hv::kMinMemory >> 20, hv::kMaxMemory >> 20);
     });
     o.value("--cmdline", [&](const std::string& v) { cfg.cmdline = v; });
     o.value("--module", [&](const std::string& v) { cfg.modules.push_back(v); });

@@ -69,8 +69,7 @@ std::vector<std::string> Options::parse(int argc, char** argv, int first) const
     return positional;
 }
 
-std::uint64_t parse_uint(const std::string& s, const char* what, std::uint64_t lo,
-                         std::uint64_t hi)
+std::uint64_t parse_uint(const std::string& s, const char* what, std::uint64_t lo, std::uint64_t hi)
 {
     std::uint64_t v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);

@@ -10,7 +10,7 @@
 namespace hv::cli {
 
 class Options {
-public:
+  public:
     // `handler` receives the value ("" for flags).
     void value(const std::string& name, std::function<void(const std::string&)> handler);
     void flag(const std::string& name, std::function<void()> handler);
@@ -20,7 +20,7 @@ public:
     // Parses argv[first..argc); returns the positional arguments.
     std::vector<std::string> parse(int argc, char** argv, int first) const;
 
-private:
+  private:
     struct Opt {
         std::string name;
         bool takes_value;

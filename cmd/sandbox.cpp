@@ -29,20 +29,20 @@ namespace {
 // What every running VM needs, whatever its options (docs/reliability.md "--sandbox" repeats
 // this table with the reasons).
 constexpr const char* kAlways[] = {
-    "read", "write",          // UART output, the control pipe, stdio
-    "close",                  // fds closed at exit (vCPUs, guest memory, pipes)
-    "futex",                  // mutexes and condition variables (vCPU sleep/wake, timer)
+    "read", "write",  // UART output, the control pipe, stdio
+    "close",          // fds closed at exit (vCPUs, guest memory, pipes)
+    "futex",          // mutexes and condition variables (vCPU sleep/wake, timer)
     "clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday",  // where the vDSO falls back
-    "rt_sigreturn",           // the kick signal's handler returns
+    "rt_sigreturn",                                       // the kick signal's handler returns
     "rt_sigprocmask", "rt_sigaction", "rt_sigtimedwait",  // vCPU threads unblock the kick signal;
                                                           // the signal-watcher thread waits
-    "restart_syscall",        // a futex wait interrupted by the kick signal
-    "getpid", "gettid",       // pthread_kill() names its own process
+    "restart_syscall",   // a futex wait interrupted by the kick signal
+    "getpid", "gettid",  // pthread_kill() names its own process
     "sched_yield", "sched_getaffinity", "sched_setaffinity",  // --pin of vCPU threads
-    "set_robust_list", "rseq",  // every new thread (glibc)
-    "exit", "exit_group",
-    "madvise", "munmap", "brk", "mincore",  // malloc, thread stacks; --stats resident RAM
-    "newfstatat", "fstat", "lseek",         // stdio on the first write to a stream
+    "set_robust_list", "rseq",                                // every new thread (glibc)
+    "exit", "exit_group", "madvise", "munmap", "brk",
+    "mincore",                       // malloc, thread stacks; --stats resident RAM
+    "newfstatat", "fstat", "lseek",  // stdio on the first write to a stream
 };
 
 // Thread creation: only threads (CLONE_THREAD), never processes. clone3 passes its flags in
@@ -76,8 +76,8 @@ scmp_arg_cmp arg(unsigned index, scmp_compare op, scmp_datum_t a, scmp_datum_t b
 
 void allow(scmp_filter_ctx ctx, const char* name, std::vector<scmp_arg_cmp> cmps = {})
 {
-    check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr(name),
-                                 static_cast<unsigned>(cmps.size()), cmps.data()),
+    check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr(name), static_cast<unsigned>(cmps.size()),
+                                 cmps.data()),
           name);
 }
 
@@ -103,8 +103,9 @@ void allow_ioctls(scmp_filter_ctx ctx, Vm& vm)
         allow(ctx, "ioctl",
               {arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(vm.vcpu(i).kvm().fd())),
                arg(1, SCMP_CMP_MASKED_EQ, 0xff00, KVMIO << 8)});
-    const unsigned long vm_ioctls[] = {KVM_SIGNAL_MSI,  kvm::uapi::kSetGsiRouting, KVM_IRQ_LINE,
-                                       KVM_IRQ_LINE_STATUS, KVM_IRQFD, KVM_CHECK_EXTENSION};
+    const unsigned long vm_ioctls[] = {KVM_SIGNAL_MSI, kvm::uapi::kSetGsiRouting,
+                                       KVM_IRQ_LINE,   KVM_IRQ_LINE_STATUS,
+                                       KVM_IRQFD,      KVM_CHECK_EXTENSION};
     for (unsigned long req : vm_ioctls)
         allow(ctx, "ioctl",
               {arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(vm.kvm().fd())),

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "cmd/sandbox.hpp"
-#include "core/vm/control.hpp"
 #include "core/base/error.hpp"
+#include "core/vm/control.hpp"
 
 namespace hv::cli {
 

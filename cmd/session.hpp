@@ -12,11 +12,11 @@
 namespace hv::cli {
 
 struct SessionOptions {
-    std::string control;        // --control PATH
-    int snapshot_signal = 0;    // --snapshot-on SIGNAL PATH
+    std::string control;      // --control PATH
+    int snapshot_signal = 0;  // --snapshot-on SIGNAL PATH
     std::string snapshot_path;
-    bool paused = false;        // --paused: the vCPUs wait for "resume" on the control socket
-    bool sandbox = false;       // --sandbox: drop privileges and filter system calls (sandbox.hpp)
+    bool paused = false;   // --paused: the vCPUs wait for "resume" on the control socket
+    bool sandbox = false;  // --sandbox: drop privileges and filter system calls (sandbox.hpp)
 };
 
 // Adds --serial, --apic, --stats, --pin, --pm-qos, --control, --snapshot-on, --sandbox.

@@ -42,7 +42,7 @@ apic::DeliveryMode delivery_of(AmdIntType t)
                                        : apic::DeliveryMode::Fixed;
 }
 
-} // namespace
+}  // namespace
 
 uint32_t AmdLegacyIrte::encode() const
 {
@@ -185,4 +185,4 @@ apic::IoApicMessage to_message(const AmdGaRemapIrte& e, bool x2apic)
     return m;
 }
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

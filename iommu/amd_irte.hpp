@@ -35,8 +35,8 @@ enum class AmdIntType : uint8_t { Fixed = 0, Arbitrated = 1 };
 
 // Why an IRTE is refused by its decoder (the remapper turns it into an event).
 enum class AmdIrteError : uint8_t {
-    Reserved,  // a reserved bit or a reserved IntType
-    WrongMode, // GuestMode says the other variant
+    Reserved,   // a reserved bit or a reserved IntType
+    WrongMode,  // GuestMode says the other variant
 };
 
 namespace amd {
@@ -47,30 +47,30 @@ inline constexpr uint64_t kIntTypeMask = 0x7ULL << kIntTypeShift;
 inline constexpr uint64_t kRqEoi = 1ULL << 5;
 inline constexpr uint64_t kDestLogical = 1ULL << 6;
 inline constexpr uint64_t kGuestMode = 1ULL << 7;
-inline constexpr uint64_t kGaLogIntr = 1ULL << 2; // vAPIC variant
-inline constexpr uint64_t kIsRun = 1ULL << 6;     // vAPIC variant
+inline constexpr uint64_t kGaLogIntr = 1ULL << 2;  // vAPIC variant
+inline constexpr uint64_t kIsRun = 1ULL << 6;      // vAPIC variant
 // Legacy 32-bit entry.
 inline constexpr unsigned kLegacyDestShift = 8;
 inline constexpr unsigned kLegacyVectorShift = 16;
-inline constexpr uint32_t kLegacyReserved = 0xFF00'0080u; // 31:24, 7
+inline constexpr uint32_t kLegacyReserved = 0xFF00'0080u;  // 31:24, 7
 // 128-bit entry, low qword.
 inline constexpr unsigned kDestShift = 8;
-inline constexpr uint64_t kDestLowMask = 0xFFFFFFULL << kDestShift; // Dest[23:0]
+inline constexpr uint64_t kDestLowMask = 0xFFFFFFULL << kDestShift;  // Dest[23:0]
 inline constexpr unsigned kGaTagShift = 32;
-inline constexpr uint64_t kVapicLoReserved = 0x38; // 5:3
+inline constexpr uint64_t kVapicLoReserved = 0x38;  // 5:3
 // 128-bit entry, high qword.
 inline constexpr uint64_t kVectorMask = 0xFF;
 inline constexpr unsigned kRootShift = 12;
-inline constexpr uint64_t kRootMask = 0xFF'FFFF'FFFFULL << kRootShift; // 51:12 (40 bits)
-inline constexpr unsigned kDestHighShift = 56;                         // Dest[31:24]
-inline constexpr uint64_t kHiReserved = 0x00F0'0000'0000'0F00ULL;      // 55:52, 11:8
+inline constexpr uint64_t kRootMask = 0xFF'FFFF'FFFFULL << kRootShift;  // 51:12 (40 bits)
+inline constexpr unsigned kDestHighShift = 56;                          // Dest[31:24]
+inline constexpr uint64_t kHiReserved = 0x00F0'0000'0000'0F00ULL;       // 55:52, 11:8
 // GA log entry.
 inline constexpr unsigned kLogDeviceShift = 32;
 inline constexpr unsigned kLogTypeShift = 60;
 inline constexpr uint8_t kGaGuestNr = 0x1;
-inline constexpr unsigned kMaxIntTabLen = 11; // 2^11 = 2048 entries
-inline constexpr uint32_t kIndexMask = 0x7FF; // MSI data 10:0
-} // namespace amd
+inline constexpr unsigned kMaxIntTabLen = 11;  // 2^11 = 2048 entries
+inline constexpr uint32_t kIndexMask = 0x7FF;  // MSI data 10:0
+}  // namespace amd
 
 struct AmdLegacyIrte {
     bool remap_en = false;
@@ -122,7 +122,7 @@ struct AmdGaVapicIrte {
     bool sup_iopf = false;
     bool ga_log_intr = false;
     bool is_run = false;
-    uint32_t dest = 0; // host APIC ID the doorbell goes to
+    uint32_t dest = 0;  // host APIC ID the doorbell goes to
     uint32_t ga_tag = 0;
     uint8_t vector = 0;        // the guest vector
     uint64_t ga_root_ptr = 0;  // backing page >> 12 (40 bits)
@@ -138,7 +138,7 @@ AmdGaIrte with_is_run(const AmdGaIrte& e, bool running, uint32_t dest);
 struct AmdGaLogEntry {
     uint32_t ga_tag = 0;
     uint16_t device_id = 0;
-    uint8_t type = amd::kGaGuestNr; // 4 bits
+    uint8_t type = amd::kGaGuestNr;  // 4 bits
 
     uint64_t encode() const;
     static AmdGaLogEntry decode(uint64_t raw);
@@ -150,4 +150,4 @@ struct AmdGaLogEntry {
 apic::IoApicMessage to_message(const AmdLegacyIrte& e);
 apic::IoApicMessage to_message(const AmdGaRemapIrte& e, bool x2apic);
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

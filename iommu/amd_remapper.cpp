@@ -15,7 +15,7 @@ u128 pack(const AmdGaIrte& e)
     return make_u128(e.lo, e.hi);
 }
 
-} // namespace
+}  // namespace
 
 AmdRemapper::AmdRemapper(const AmdConfig& config, GaSink& sink) : cfg_(config), sink_(sink)
 {
@@ -141,11 +141,11 @@ AmdRemapResult AmdRemapper::block(AmdRemapResult r, AmdEventCode code, uint16_t 
     r.event = code;
     stats_.add(IommuStat::Faulted);
     if (suppress) {
-        return r; // SupIOPF: target abort without an IO_PAGE_FAULT event
+        return r;  // SupIOPF: target abort without an IO_PAGE_FAULT event
     }
     std::lock_guard lock(log_mu_);
     if (events_.size() >= cfg_.event_log_size) {
-        ++event_overflows_; // EventOverflow
+        ++event_overflows_;  // EventOverflow
         return r;
     }
     events_.push_back(AmdEvent{code, device_id, flags, r.index, msi});
@@ -196,8 +196,8 @@ AmdRemapResult AmdRemapper::remap_legacy(AmdRemapResult r, uint32_t raw, uint16_
     r.outcome = AmdOutcome::Remapped;
     r.message = to_message(d.value);
     // The IRTE has no trigger mode: the request's own (MSI data bit 15) is kept.
-    r.message.trigger = (msi.data & msi::kTriggerLevel) != 0 ? apic::Trigger::Level
-                                                             : apic::Trigger::Edge;
+    r.message.trigger =
+        (msi.data & msi::kTriggerLevel) != 0 ? apic::Trigger::Level : apic::Trigger::Edge;
     stats_.add(IommuStat::Remapped);
     return r;
 }
@@ -223,8 +223,8 @@ AmdRemapResult AmdRemapper::remap_ga(AmdRemapResult r, const AmdGaIrte& e, uint1
     }
     r.outcome = AmdOutcome::Remapped;
     r.message = to_message(d.value, cfg_.x2apic);
-    r.message.trigger = (msi.data & msi::kTriggerLevel) != 0 ? apic::Trigger::Level
-                                                             : apic::Trigger::Edge;
+    r.message.trigger =
+        (msi.data & msi::kTriggerLevel) != 0 ? apic::Trigger::Level : apic::Trigger::Edge;
     stats_.add(IommuStat::Remapped);
     return r;
 }
@@ -339,4 +339,4 @@ apic::CounterList AmdRemapper::counters() const
     return out;
 }
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

@@ -50,15 +50,15 @@ namespace hv::iommu {
 class GaSink {
   public:
     virtual ~GaSink() = default;
-    virtual svm::BackingPage* page_at(uint64_t ga_root_frame) = 0; // nullptr = fault
-    virtual void doorbell(uint32_t dest) = 0;                      // host APIC ID
+    virtual svm::BackingPage* page_at(uint64_t ga_root_frame) = 0;  // nullptr = fault
+    virtual void doorbell(uint32_t dest) = 0;                       // host APIC ID
     virtual void ga_log_interrupt() = 0;
 };
 
 struct AmdConfig {
-    bool ga_mode = true; // 128-bit IRTEs (GAEn); false: legacy 32-bit IRTEs
-    bool x2apic = true;  // XTEn: 32-bit destinations (else Dest[7:0], xAPIC)
-    std::size_t ga_log_size = 512;    // Linux GA_LOG_ENTRIES
+    bool ga_mode = true;            // 128-bit IRTEs (GAEn); false: legacy 32-bit IRTEs
+    bool x2apic = true;             // XTEn: 32-bit destinations (else Dest[7:0], xAPIC)
+    std::size_t ga_log_size = 512;  // Linux GA_LOG_ENTRIES
     std::size_t event_log_size = 256;
 };
 
@@ -69,36 +69,36 @@ enum class AmdEventCode : uint8_t {
 };
 // Event flags, bits 27:16 of the entry's second dword (Linux EVENT_FLAGS_SHIFT / EVENT_FLAG_I).
 namespace amd_event {
-inline constexpr uint16_t kInterrupt = 0x008; // I: the request was an interrupt
-inline constexpr uint16_t kReservedNotZero = 0x080; // RZ (check: see README)
-} // namespace amd_event
+inline constexpr uint16_t kInterrupt = 0x008;        // I: the request was an interrupt
+inline constexpr uint16_t kReservedNotZero = 0x080;  // RZ (check: see README)
+}  // namespace amd_event
 
 struct AmdEvent {
     AmdEventCode code = AmdEventCode::IoPageFault;
     uint16_t device_id = 0;
     uint16_t flags = 0;
-    uint32_t index = 0; // IRTE offset when known
+    uint32_t index = 0;  // IRTE offset when known
     MsiMessage msi{};
     bool operator==(const AmdEvent&) const = default;
 };
 
 enum class AmdOutcome : uint8_t {
-    Remapped,    // `message` for core to deliver
-    GuestPosted, // IRR bit set in the backing page
-    Blocked,     // target abort; `event` says what was logged
+    Remapped,     // `message` for core to deliver
+    GuestPosted,  // IRR bit set in the backing page
+    Blocked,      // target abort; `event` says what was logged
 };
 
 struct AmdRemapResult {
     AmdOutcome outcome = AmdOutcome::Blocked;
-    std::optional<AmdEventCode> event; // Blocked: the event (logged unless suppressed)
-    bool logged = false;               // Blocked: an event log entry was written
-    uint32_t index = 0;                // the IRTE offset (MSI data 10:0)
-    apic::IoApicMessage message{};     // Remapped
-    AmdGaVapicIrte vapic{};            // GuestPosted: the entry used
-    bool coalesced = false;            // GuestPosted: the IRR bit was already set
-    bool doorbell = false;             // GuestPosted: IsRun, doorbell rung
-    bool ga_logged = false;            // GuestPosted: a GA log entry was written
-    bool ga_log_overflow = false;      // GuestPosted: the GA log was full; entry dropped
+    std::optional<AmdEventCode> event;  // Blocked: the event (logged unless suppressed)
+    bool logged = false;                // Blocked: an event log entry was written
+    uint32_t index = 0;                 // the IRTE offset (MSI data 10:0)
+    apic::IoApicMessage message{};      // Remapped
+    AmdGaVapicIrte vapic{};             // GuestPosted: the entry used
+    bool coalesced = false;             // GuestPosted: the IRR bit was already set
+    bool doorbell = false;              // GuestPosted: IsRun, doorbell rung
+    bool ga_logged = false;             // GuestPosted: a GA log entry was written
+    bool ga_log_overflow = false;       // GuestPosted: the GA log was full; entry dropped
 };
 
 class AmdRemapper {
@@ -113,7 +113,7 @@ class AmdRemapper {
     // table the device had. False for int_tab_len > 11 (reserved).
     bool set_table(uint16_t device_id, unsigned int_tab_len);
     void remove_table(uint16_t device_id);
-    std::size_t table_size(uint16_t device_id) const; // 0 = no table
+    std::size_t table_size(uint16_t device_id) const;  // 0 = no table
 
     // Entry access as the hypervisor does it; false without a table, beyond it, or in the other
     // mode (legacy entries in GA mode or the reverse).
@@ -132,7 +132,7 @@ class AmdRemapper {
 
     // The hypervisor half: take every GA log entry (oldest first) and re-arm the interrupt.
     std::vector<AmdGaLogEntry> drain_ga_log();
-    bool ga_log_overflow() const; // GALogOverflow status
+    bool ga_log_overflow() const;  // GALogOverflow status
     void clear_ga_log_overflow();
     uint64_t ga_log_dropped() const;
 
@@ -148,7 +148,7 @@ class AmdRemapper {
         std::size_t n = 0;
         std::unique_ptr<Atomic128[]> e;
     };
-    Atomic128* slot(uint16_t device_id, std::size_t index) const; // caller holds tables_mu_
+    Atomic128* slot(uint16_t device_id, std::size_t index) const;  // caller holds tables_mu_
     AmdRemapResult block(AmdRemapResult r, AmdEventCode code, uint16_t flags, uint16_t device_id,
                          const MsiMessage& msi, bool suppress);
     AmdRemapResult remap_legacy(AmdRemapResult r, uint32_t raw, uint16_t device_id,
@@ -163,7 +163,7 @@ class AmdRemapper {
     GaSink& sink_;
     mutable std::shared_mutex tables_mu_;
     std::unordered_map<uint16_t, Table> tables_;
-    mutable std::mutex log_mu_; // leaf: guards the two logs and their overflow state
+    mutable std::mutex log_mu_;  // leaf: guards the two logs and their overflow state
     std::vector<AmdGaLogEntry> ga_log_;
     bool ga_overflow_ = false;
     uint64_t ga_dropped_ = 0;
@@ -173,4 +173,4 @@ class AmdRemapper {
     IommuCounters stats_{kIommuStatNames};
 };
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

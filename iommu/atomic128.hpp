@@ -57,4 +57,4 @@ struct alignas(16) Atomic128 {
 };
 static_assert(sizeof(Atomic128) == 16 && alignof(Atomic128) == 16);
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

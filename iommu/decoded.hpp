@@ -15,4 +15,4 @@ template <typename T, typename E> struct Decoded {
     explicit operator bool() const { return ok(); }
 };
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

@@ -46,8 +46,8 @@ Decoded<CompatMsi, MsiError> CompatMsi::decode(const MsiMessage& m)
     CompatMsi& c = out.value;
     c.dest_id = static_cast<uint8_t>((m.address & msi::kDestMask) >> msi::kDestShift);
     c.ext_dest_id = static_cast<uint8_t>((m.address & msi::kExtDestMask) >> msi::kExtDestShift);
-    c.dest_mode = (m.address & msi::kDestLogical) != 0 ? apic::DestMode::Logical
-                                                       : apic::DestMode::Physical;
+    c.dest_mode =
+        (m.address & msi::kDestLogical) != 0 ? apic::DestMode::Logical : apic::DestMode::Physical;
     c.redirection_hint = (m.address & msi::kRedirectionHint) != 0;
     c.vector = static_cast<uint8_t>(m.data & msi::kVectorMask);
     c.mode = mode;
@@ -103,4 +103,4 @@ Decoded<RemappableMsi, MsiError> RemappableMsi::decode(const MsiMessage& m)
     return out;
 }
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

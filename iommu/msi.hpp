@@ -34,20 +34,20 @@ struct MsiMessage {
 };
 
 namespace msi {
-inline constexpr uint64_t kWindowMask = 0xFFF00000ULL; // address 31:20
+inline constexpr uint64_t kWindowMask = 0xFFF00000ULL;  // address 31:20
 inline constexpr uint64_t kWindow = 0xFEE00000ULL;
 inline constexpr uint64_t kHighMask = 0xFFFFFFFF00000000ULL;
 inline constexpr unsigned kDestShift = 12;
-inline constexpr uint64_t kDestMask = 0xFFULL << kDestShift; // 19:12
+inline constexpr uint64_t kDestMask = 0xFFULL << kDestShift;  // 19:12
 inline constexpr unsigned kExtDestShift = 5;
-inline constexpr uint64_t kExtDestMask = 0x7FULL << kExtDestShift; // 11:5
-inline constexpr uint64_t kRemappable = 1ULL << 4;                 // interrupt format
-inline constexpr uint64_t kRedirectionHint = 1ULL << 3;            // compatibility
-inline constexpr uint64_t kDestLogical = 1ULL << 2;                // compatibility
+inline constexpr uint64_t kExtDestMask = 0x7FULL << kExtDestShift;  // 11:5
+inline constexpr uint64_t kRemappable = 1ULL << 4;                  // interrupt format
+inline constexpr uint64_t kRedirectionHint = 1ULL << 3;             // compatibility
+inline constexpr uint64_t kDestLogical = 1ULL << 2;                 // compatibility
 inline constexpr unsigned kHandleShift = 5;
-inline constexpr uint64_t kHandleLowMask = 0x7FFFULL << kHandleShift; // 19:5 = handle[14:0]
-inline constexpr uint64_t kShv = 1ULL << 3;                           // remappable
-inline constexpr uint64_t kHandle15 = 1ULL << 2;                      // remappable
+inline constexpr uint64_t kHandleLowMask = 0x7FFFULL << kHandleShift;  // 19:5 = handle[14:0]
+inline constexpr uint64_t kShv = 1ULL << 3;                            // remappable
+inline constexpr uint64_t kHandle15 = 1ULL << 2;                       // remappable
 inline constexpr uint32_t kVectorMask = 0xFF;
 inline constexpr unsigned kModeShift = 8;
 inline constexpr uint32_t kModeMask = 0x7u << kModeShift;
@@ -55,14 +55,14 @@ inline constexpr uint32_t kLevelAssert = 1u << 14;
 inline constexpr uint32_t kTriggerLevel = 1u << 15;
 inline constexpr uint32_t kSubhandleMask = 0xFFFF;
 inline constexpr uint32_t kRemappableDataReserved = 0xFFFF0000u;
-} // namespace msi
+}  // namespace msi
 
 enum class MsiError : uint8_t {
-    AddressHigh,          // address bits 63:32 not zero
-    NotInterruptAddress,  // address bits 31:20 not 0xFEE
-    WrongFormat,          // bit 4 says the other format
-    ReservedDeliveryMode, // compatibility data 10:8 = 011b or 110b
-    ReservedData,         // remappable data 31:16 not zero
+    AddressHigh,           // address bits 63:32 not zero
+    NotInterruptAddress,   // address bits 31:20 not 0xFEE
+    WrongFormat,           // bit 4 says the other format
+    ReservedDeliveryMode,  // compatibility data 10:8 = 011b or 110b
+    ReservedData,          // remappable data 31:16 not zero
 };
 
 // Not an interrupt request at all (bits 63:32 or 31:20): the first check of either format.
@@ -73,8 +73,8 @@ constexpr bool is_remappable(const MsiMessage& m)
 }
 
 struct CompatMsi {
-    uint8_t dest_id = 0;     // address 19:12
-    uint8_t ext_dest_id = 0; // address 11:5 (7 bits; see the file comment)
+    uint8_t dest_id = 0;      // address 19:12
+    uint8_t ext_dest_id = 0;  // address 11:5 (7 bits; see the file comment)
     apic::DestMode dest_mode = apic::DestMode::Physical;
     bool redirection_hint = false;
     uint8_t vector = 0;
@@ -105,4 +105,4 @@ struct RemappableMsi {
     bool operator==(const RemappableMsi&) const = default;
 };
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

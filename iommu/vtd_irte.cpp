@@ -19,7 +19,7 @@ VtdSource decode_source(uint64_t hi)
     return s;
 }
 
-} // namespace
+}  // namespace
 
 bool verify_source(const VtdSource& s, uint16_t requester)
 {
@@ -102,8 +102,8 @@ VtdIrte VtdPostedIrte::encode() const
 {
     VtdIrte e;
     e.lo = (present ? vtd::kPresent : 0) | (fpd ? vtd::kFpd : 0) |
-           ((uint64_t{avail} << vtd::kAvailShift) & vtd::kAvailMask) |
-           (urgent ? vtd::kUrgent : 0) | vtd::kPosted | (uint64_t{vector} << vtd::kVectorShift) |
+           ((uint64_t{avail} << vtd::kAvailShift) & vtd::kAvailMask) | (urgent ? vtd::kUrgent : 0) |
+           vtd::kPosted | (uint64_t{vector} << vtd::kVectorShift) |
            (((pda >> 6) << vtd::kPdaLowShift) & vtd::kPdaLowMask);
     e.hi = encode_source(source) | ((pda >> 32) << vtd::kPdaHighShift);
     return e;
@@ -130,4 +130,4 @@ Decoded<VtdPostedIrte, VtdFault> VtdPostedIrte::decode(const VtdIrte& e)
     return out;
 }
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

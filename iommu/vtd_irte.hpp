@@ -27,27 +27,27 @@ namespace hv::iommu {
 
 // VT-d 7.1.1 / Appendix "Non-Recoverable Fault Reason Encodings", interrupt-remapping range.
 enum class VtdFault : uint8_t {
-    RequestReserved = 0x20, // reserved fields set in the remappable-format request
-    IndexBeyond = 0x21,     // interrupt_index beyond the table size (IRTA.S)
-    NotPresent = 0x22,      // IRTE P = 0                                   (qualified)
-    TableAccess = 0x23,     // error reading the table pointed to by IRTA
-    IrteReserved = 0x24,    // reserved fields set in a present IRTE          (qualified)
-    CompatBlocked = 0x25,   // compatibility-format request while CFIS = 0
-    SidMismatch = 0x26,     // source-ID verification failed                 (qualified)
-    PidAccess = 0x27,       // error accessing the posted-interrupt descriptor (qualified)
+    RequestReserved = 0x20,  // reserved fields set in the remappable-format request
+    IndexBeyond = 0x21,      // interrupt_index beyond the table size (IRTA.S)
+    NotPresent = 0x22,       // IRTE P = 0                                   (qualified)
+    TableAccess = 0x23,      // error reading the table pointed to by IRTA
+    IrteReserved = 0x24,     // reserved fields set in a present IRTE          (qualified)
+    CompatBlocked = 0x25,    // compatibility-format request while CFIS = 0
+    SidMismatch = 0x26,      // source-ID verification failed                 (qualified)
+    PidAccess = 0x27,        // error accessing the posted-interrupt descriptor (qualified)
 };
 // Qualified faults are the ones an IRTE's FPD bit keeps out of the fault log (VT-d 7.1.1: "FPD
 // ... enables or disables recording of qualified interrupt-remapping faults"): those detected
 // after the entry was read.
 constexpr bool is_qualified(VtdFault f)
 {
-    return f == VtdFault::NotPresent || f == VtdFault::IrteReserved ||
-           f == VtdFault::SidMismatch || f == VtdFault::PidAccess;
+    return f == VtdFault::NotPresent || f == VtdFault::IrteReserved || f == VtdFault::SidMismatch ||
+           f == VtdFault::PidAccess;
 }
 
 struct alignas(16) VtdIrte {
-    uint64_t lo = 0; // bits 63:0
-    uint64_t hi = 0; // bits 127:64
+    uint64_t lo = 0;  // bits 63:0
+    uint64_t hi = 0;  // bits 127:64
     bool operator==(const VtdIrte&) const = default;
 };
 static_assert(sizeof(VtdIrte) == 16 && alignof(VtdIrte) == 16);
@@ -65,11 +65,11 @@ inline constexpr uint64_t kDlmMask = 0x7ULL << kDlmShift;
 inline constexpr unsigned kAvailShift = 8;
 inline constexpr uint64_t kAvailMask = 0xFULL << kAvailShift;
 inline constexpr uint64_t kUrgent = 1ULL << 14;
-inline constexpr uint64_t kPosted = 1ULL << 15; // IM
+inline constexpr uint64_t kPosted = 1ULL << 15;  // IM
 inline constexpr unsigned kVectorShift = 16;
 inline constexpr uint64_t kVectorMask = 0xFFULL << kVectorShift;
 inline constexpr unsigned kDestShift = 32;
-inline constexpr unsigned kPdaLowShift = 38; // 63:38 = PDA[31:6]
+inline constexpr unsigned kPdaLowShift = 38;  // 63:38 = PDA[31:6]
 inline constexpr uint64_t kPdaLowMask = 0x3FFFFFFULL << kPdaLowShift;
 // High qword (bit positions relative to bit 64).
 inline constexpr uint64_t kSidMask = 0xFFFF;
@@ -77,17 +77,17 @@ inline constexpr unsigned kSqShift = 16;
 inline constexpr uint64_t kSqMask = 0x3ULL << kSqShift;
 inline constexpr unsigned kSvtShift = 18;
 inline constexpr uint64_t kSvtMask = 0x3ULL << kSvtShift;
-inline constexpr unsigned kPdaHighShift = 32; // 127:96 = PDA[63:32]
+inline constexpr unsigned kPdaHighShift = 32;  // 127:96 = PDA[63:32]
 
-inline constexpr uint64_t kRemappedLoReserved = 0x0000'0000'FF00'7000ULL; // 31:24, 14:12
-inline constexpr uint64_t kRemappedLoReservedXapic = 0xFFFF'00FF'0000'0000ULL; // 63:48, 39:32
-inline constexpr uint64_t kRemappedHiReserved = ~0xFFFFFULL;              // 127:84
-inline constexpr uint64_t kPostedLoReserved = 0x0000'003F'FF00'30FCULL;   // 37:24, 13:12, 7:2
-inline constexpr uint64_t kPostedHiReserved = 0x0000'0000'FFF0'0000ULL;   // 95:84
+inline constexpr uint64_t kRemappedLoReserved = 0x0000'0000'FF00'7000ULL;       // 31:24, 14:12
+inline constexpr uint64_t kRemappedLoReservedXapic = 0xFFFF'00FF'0000'0000ULL;  // 63:48, 39:32
+inline constexpr uint64_t kRemappedHiReserved = ~0xFFFFFULL;                    // 127:84
+inline constexpr uint64_t kPostedLoReserved = 0x0000'003F'FF00'30FCULL;         // 37:24, 13:12, 7:2
+inline constexpr uint64_t kPostedHiReserved = 0x0000'0000'FFF0'0000ULL;         // 95:84
 static_assert((kRemappedLoReserved & (kVectorMask | kPosted | kAvailMask | kDlmMask)) == 0);
 static_assert((kPostedLoReserved & (kVectorMask | kPosted | kUrgent | kAvailMask | kPdaLowMask |
                                     kPresent | kFpd)) == 0);
-} // namespace vtd
+}  // namespace vtd
 
 // SVT: how the requester ID is checked (VT-d 9.10).
 enum class VtdSvt : uint8_t { None = 0, SidSq = 1, Bus = 2, Reserved = 3 };
@@ -95,7 +95,7 @@ enum class VtdSvt : uint8_t { None = 0, SidSq = 1, Bus = 2, Reserved = 3 };
 // Source validation fields, common to both formats.
 struct VtdSource {
     uint16_t sid = 0;
-    uint8_t sq = 0; // 2 bits
+    uint8_t sq = 0;  // 2 bits
     VtdSvt svt = VtdSvt::None;
     bool operator==(const VtdSource&) const = default;
 };
@@ -111,9 +111,9 @@ struct VtdRemappedIrte {
     bool redirection_hint = false;
     apic::Trigger trigger = apic::Trigger::Edge;
     apic::DeliveryMode mode = apic::DeliveryMode::Fixed;
-    uint8_t avail = 0; // 4 bits, software's
+    uint8_t avail = 0;  // 4 bits, software's
     uint8_t vector = 0;
-    uint32_t dest = 0; // the DST field as stored (bits 63:32); see destination()
+    uint32_t dest = 0;  // the DST field as stored (bits 63:32); see destination()
     VtdSource source{};
 
     VtdIrte encode() const;
@@ -136,11 +136,11 @@ struct VtdPostedIrte {
     bool fpd = false;
     uint8_t avail = 0;
     bool urgent = false;
-    uint8_t vector = 0; // the guest (virtual) vector
-    uint64_t pda = 0;   // 64-byte aligned descriptor address
+    uint8_t vector = 0;  // the guest (virtual) vector
+    uint64_t pda = 0;    // 64-byte aligned descriptor address
     VtdSource source{};
 
-    VtdIrte encode() const; // PDA[5:0] are not encodable and are dropped
+    VtdIrte encode() const;  // PDA[5:0] are not encodable and are dropped
     static Decoded<VtdPostedIrte, VtdFault> decode(const VtdIrte& e);
     bool operator==(const VtdPostedIrte&) const = default;
 };
@@ -158,4 +158,4 @@ constexpr bool fault_processing_disabled(const VtdIrte& e)
     return (e.lo & vtd::kFpd) != 0;
 }
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

@@ -15,7 +15,7 @@ VtdIrte unpack(u128 v)
     return VtdIrte{lo_of(v), hi_of(v)};
 }
 
-} // namespace
+}  // namespace
 
 VtdRemapper::VtdRemapper(const VtdConfig& config, PostingSink& sink)
     : cfg_(config), sink_(sink), n_(std::size_t{1} << (config.size_log2 & 31u))
@@ -55,8 +55,8 @@ bool VtdRemapper::compare_exchange(std::size_t index, VtdIrte& expected, const V
     return ok;
 }
 
-VtdRemapResult VtdRemapper::block(VtdRemapResult r, VtdFault f, uint16_t sid,
-                                  const MsiMessage& msi, bool fpd)
+VtdRemapResult VtdRemapper::block(VtdRemapResult r, VtdFault f, uint16_t sid, const MsiMessage& msi,
+                                  bool fpd)
 {
     r.outcome = VtdOutcome::Blocked;
     r.fault = f;
@@ -87,7 +87,7 @@ VtdRemapResult VtdRemapper::remap(uint16_t source_id, const MsiMessage& msi)
         }
         const auto c = CompatMsi::decode(msi);
         if (!c) {
-            r.outcome = VtdOutcome::Blocked; // a reserved delivery mode: no VT-d fault applies
+            r.outcome = VtdOutcome::Blocked;  // a reserved delivery mode: no VT-d fault applies
             stats_.add(IommuStat::Faulted);
             return r;
         }
@@ -133,8 +133,8 @@ VtdRemapResult VtdRemapper::remap(uint16_t source_id, const MsiMessage& msi)
     return r;
 }
 
-VtdRemapResult VtdRemapper::deliver_posted(VtdRemapResult r, const VtdPostedIrte& p,
-                                           uint16_t sid, const MsiMessage& msi)
+VtdRemapResult VtdRemapper::deliver_posted(VtdRemapResult r, const VtdPostedIrte& p, uint16_t sid,
+                                           const MsiMessage& msi)
 {
     vmx::PostedInterruptDescriptor* pid = sink_.pid_at(p.pda);
     if (pid == nullptr) {
@@ -195,4 +195,4 @@ apic::CounterList VtdRemapper::counters() const
     return out;
 }
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

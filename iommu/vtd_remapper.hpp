@@ -53,39 +53,39 @@ class PostingSink {
 };
 
 struct VtdConfig {
-    unsigned size_log2 = 8;          // 2^size_log2 entries = 2^(IRTA.S + 1); 1..16
-    bool x2apic_mode = true;         // IRTA.EIME: 32-bit DST (else xAPIC, DST[15:8])
-    bool compat_passthrough = false; // GSTS.CFIS: compatibility-format requests pass through
-    bool posting = true;             // CAP.PI: IM = 1 entries are legal
+    unsigned size_log2 = 8;           // 2^size_log2 entries = 2^(IRTA.S + 1); 1..16
+    bool x2apic_mode = true;          // IRTA.EIME: 32-bit DST (else xAPIC, DST[15:8])
+    bool compat_passthrough = false;  // GSTS.CFIS: compatibility-format requests pass through
+    bool posting = true;              // CAP.PI: IM = 1 entries are legal
     std::size_t fault_log_size = 256;
 };
 
 enum class VtdOutcome : uint8_t {
-    Remapped, // `message` is the remapped interrupt; core delivers it
-    Compat,   // compatibility format passed through; `message` is the original interrupt
-    Posted,   // posted to the descriptor at `posted.pda`
-    Blocked,  // a fault (see `fault`, `recorded`)
+    Remapped,  // `message` is the remapped interrupt; core delivers it
+    Compat,    // compatibility format passed through; `message` is the original interrupt
+    Posted,    // posted to the descriptor at `posted.pda`
+    Blocked,   // a fault (see `fault`, `recorded`)
 };
 
 struct VtdFaultRecord {
     VtdFault reason = VtdFault::RequestReserved;
     uint16_t source_id = 0;
-    uint32_t index = 0; // interrupt_index when known (faults 21h..27h), else 0
+    uint32_t index = 0;  // interrupt_index when known (faults 21h..27h), else 0
     MsiMessage msi{};
     bool operator==(const VtdFaultRecord&) const = default;
 };
 
 struct VtdRemapResult {
     VtdOutcome outcome = VtdOutcome::Blocked;
-    std::optional<VtdFault> fault; // Blocked: why (none: a compatibility request the APIC bus
-                                   // cannot carry, see README)
-    bool recorded = false;         // Blocked: a fault record was written
-    uint32_t index = 0;            // remappable requests: the interrupt_index
-    apic::IoApicMessage message{}; // Remapped, Compat
-    VtdRemappedIrte remapped{};    // Remapped
-    VtdPostedIrte posted{};        // Posted
-    vmx::PostResult post{};        // Posted: what vmx::post() reported
-    bool notified = false;         // Posted: PostingSink::notify() was called
+    std::optional<VtdFault> fault;  // Blocked: why (none: a compatibility request the APIC bus
+                                    // cannot carry, see README)
+    bool recorded = false;          // Blocked: a fault record was written
+    uint32_t index = 0;             // remappable requests: the interrupt_index
+    apic::IoApicMessage message{};  // Remapped, Compat
+    VtdRemappedIrte remapped{};     // Remapped
+    VtdPostedIrte posted{};         // Posted
+    vmx::PostResult post{};         // Posted: what vmx::post() reported
+    bool notified = false;          // Posted: PostingSink::notify() was called
 };
 
 class VtdRemapper {
@@ -100,16 +100,16 @@ class VtdRemapper {
 
     // Table access as software does it; false for an index beyond the table.
     bool set_entry(std::size_t index, const VtdIrte& e);
-    VtdIrte entry(std::size_t index) const; // zero (not present) beyond the table
+    VtdIrte entry(std::size_t index) const;  // zero (not present) beyond the table
     // 128-bit compare-exchange (the required way to update a posted entry). On failure
     // `expected` receives the current entry.
     bool compare_exchange(std::size_t index, VtdIrte& expected, const VtdIrte& desired);
 
     VtdRemapResult remap(uint16_t source_id, const MsiMessage& msi);
 
-    std::vector<VtdFaultRecord> faults() const; // snapshot, oldest first
-    std::vector<VtdFaultRecord> take_faults();  // drain (software clearing the F bits / PFO)
-    uint64_t fault_overflows() const;           // faults dropped because the log was full
+    std::vector<VtdFaultRecord> faults() const;  // snapshot, oldest first
+    std::vector<VtdFaultRecord> take_faults();   // drain (software clearing the F bits / PFO)
+    uint64_t fault_overflows() const;            // faults dropped because the log was full
 
     uint64_t counter(IommuStat s) const { return stats_.get(s); }
     apic::CounterList counters() const;
@@ -124,10 +124,10 @@ class VtdRemapper {
     PostingSink& sink_;
     std::size_t n_;
     std::unique_ptr<Atomic128[]> table_;
-    mutable std::mutex log_mu_; // leaf: guards log_ and overflows_
+    mutable std::mutex log_mu_;  // leaf: guards log_ and overflows_
     std::vector<VtdFaultRecord> log_;
     uint64_t overflows_ = 0;
     IommuCounters stats_{kIommuStatNames};
 };
 
-} // namespace hv::iommu
+}  // namespace hv::iommu

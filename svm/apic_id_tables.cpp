@@ -11,7 +11,7 @@ std::optional<uint32_t> logical_index_of(uint32_t ldr, uint32_t dfr)
         return std::nullopt;
     }
     switch (dfr >> 28) {
-    case 0xF: // APM Vol2 15.29.3.2: flat, the index is the bit position
+    case 0xF:  // APM Vol2 15.29.3.2: flat, the index is the bit position
         return flat_index(static_cast<unsigned>(std::countr_zero(id)));
     case 0x0: {
         const uint32_t cluster = id >> 4;
@@ -26,4 +26,4 @@ std::optional<uint32_t> logical_index_of(uint32_t ldr, uint32_t dfr)
     }
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -19,18 +19,18 @@
 namespace hv::svm {
 
 namespace phys {
-inline constexpr uint64_t kHostIdMask = 0xFFF; // 11:0
+inline constexpr uint64_t kHostIdMask = 0xFFF;  // 11:0
 inline constexpr unsigned kPageShift = 12;
-inline constexpr uint64_t kPageMask = 0x000FFFFFFFFFF000ULL; // 51:12
+inline constexpr uint64_t kPageMask = 0x000FFFFFFFFFF000ULL;  // 51:12
 inline constexpr uint64_t kIsRunning = 1ULL << 62;
 inline constexpr uint64_t kValid = 1ULL << 63;
 inline constexpr uint32_t kMaxIndexAvic = 0xFE;
 inline constexpr uint32_t kMaxIndexX2avic = 0x1FF;
-} // namespace phys
+}  // namespace phys
 
 struct PhysicalEntry {
     uint32_t host_apic_id = 0;
-    uint64_t frame = 0; // backing page frame number (address >> 12)
+    uint64_t frame = 0;  // backing page frame number (address >> 12)
     bool is_running = false;
     bool valid = false;
     bool operator==(const PhysicalEntry&) const = default;
@@ -53,12 +53,12 @@ static_assert(encode(PhysicalEntry{5, 0x123456, true, true}) == 0xC0000001234560
 static_assert(decode_physical(0x8000000000001FFFULL) == PhysicalEntry{0xFFF, 1, false, true});
 
 namespace logical {
-inline constexpr uint32_t kGuestIdMask = 0xFF; // 7:0
+inline constexpr uint32_t kGuestIdMask = 0xFF;  // 7:0
 inline constexpr uint32_t kValid = 1u << 31;
 inline constexpr uint32_t kFlatEntries = 8;
-inline constexpr uint32_t kMaxCluster = 0xE; // cluster 0xF is the broadcast cluster
-inline constexpr uint32_t kEntries = ((kMaxCluster + 1) << 2); // 60 entries can be addressed
-} // namespace logical
+inline constexpr uint32_t kMaxCluster = 0xE;  // cluster 0xF is the broadcast cluster
+inline constexpr uint32_t kEntries = ((kMaxCluster + 1) << 2);  // 60 entries can be addressed
+}  // namespace logical
 
 constexpr uint32_t encode_logical(uint8_t guest_phys_id, bool valid)
 {
@@ -92,4 +92,4 @@ static_assert(sizeof(PhysicalIdTable) == 4096 && alignof(PhysicalIdTable) == 409
 static_assert(sizeof(LogicalIdTable) == 4096 && alignof(LogicalIdTable) == 4096);
 static_assert(phys::kMaxIndexX2avic < 512 && logical::kEntries <= 1024);
 
-} // namespace hv::svm
+}  // namespace hv::svm

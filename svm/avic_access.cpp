@@ -29,7 +29,7 @@ AvicExit exit_of(IpiFailure f)
     return AvicExit::IncompleteIpiInvalidIntType;
 }
 
-} // namespace
+}  // namespace
 
 uint32_t AvicBackend::page_value(uint32_t offset) const
 {
@@ -74,7 +74,7 @@ apic::AccessResult AvicBackend::mmio_read(uint64_t gpa, unsigned size)
         const apic::GuestTime t = now();
         const bool size_ok = size == 1 || size == 2 || size == 4;
         const AvicAccess acc = classify_read(reg, apic_.config().caps.cmci);
-        fold_locked(); // the page's IRR as posted so far (APR depends on it too)
+        fold_locked();  // the page's IRR as posted so far (APR depends on it too)
         if (acc == AvicAccess::Accelerated && size_ok && (in + size <= 4 || in >= 4) &&
             in + size <= 16) {
             // APM Vol2 15.29.4.1: the CPU reads the backing page (bytes 4-15 of a slot are 0).
@@ -86,7 +86,7 @@ apic::AccessResult AvicBackend::mmio_read(uint64_t gpa, unsigned size)
         count_access_locked(acc == AvicAccess::Accelerated ? AvicAccess::Fault : acc, reg, false,
                             0);
         a.r = apic_.mmio_read(off, size, t);
-        sync_locked(false); // a reserved register sets ESR
+        sync_locked(false);  // a reserved register sets ESR
     }
     finish(a);
     return a.r;
@@ -104,7 +104,7 @@ apic::AccessResult AvicBackend::mmio_write(uint64_t gpa, unsigned size, uint32_t
         const auto off = static_cast<uint32_t>(gpa - *base);
         const uint32_t reg = off & ~0xFu;
         const apic::GuestTime t = now();
-        fold_locked(); // posts so far are accepted before the write changes acceptance (SVR)
+        fold_locked();  // posts so far are accepted before the write changes acceptance (SVR)
         a.r = apic_.mmio_write(off, size, value, t);
         sync_locked(a.r.mode_changed);
         const bool whole = size == 4 && (off & 0xFu) == 0;
@@ -132,7 +132,7 @@ apic::AccessResult AvicBackend::msr_read(uint32_t msr)
         const apic::GuestTime t = now();
         const bool accel_mode = apic_.mode() == apic::ApicMode::X2Apic && vm_.options().x2avic;
         if (is_x2apic_msr(msr)) {
-            fold_locked(); // IRR (and APR) as posted so far
+            fold_locked();  // IRR (and APR) as posted so far
         }
         a.r = apic_.msr_read(msr, t);
         if (a.r.status == apic::AccessStatus::NotMine) {
@@ -148,7 +148,7 @@ apic::AccessResult AvicBackend::msr_read(uint32_t msr)
             const uint32_t off = apic::mmio_offset_of(msr);
             AvicAccess acc = classify_read(off, apic_.config().caps.cmci);
             if (a.r.is_gp() || off == apic::reg::kIcrHigh) {
-                acc = AvicAccess::Fault; // reserved in x2APIC mode: the hypervisor injects #GP
+                acc = AvicAccess::Fault;  // reserved in x2APIC mode: the hypervisor injects #GP
             }
             if (acc == AvicAccess::Accelerated) {
                 a.r.value = off == apic::reg::kIcrLow
@@ -171,7 +171,7 @@ apic::AccessResult AvicBackend::msr_write(uint32_t msr, uint64_t value)
         const apic::GuestTime t = now();
         const bool accel_mode = apic_.mode() == apic::ApicMode::X2Apic && vm_.options().x2avic;
         if (is_x2apic_msr(msr) || msr == apic::kMsrApicBase) {
-            fold_locked(); // posts so far are accepted before the write changes acceptance
+            fold_locked();  // posts so far are accepted before the write changes acceptance
         }
         a.r = apic_.msr_write(msr, value, t);
         if (a.r.status == apic::AccessStatus::NotMine) {
@@ -261,4 +261,4 @@ void AvicBackend::send_hardware_ipi(const apic::Ipi& ipi, uint64_t icr)
     platform_.send_ipi(index_, ipi);
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -33,17 +33,17 @@ namespace hv::svm {
 
 // The architectural #VMEXITs AVIC would take, by reason (and cause / access type).
 enum class AvicExit : uint8_t {
-    IncompleteIpiInvalidIntType,     // 0x401 cause 0
-    IncompleteIpiNotRunning,         // 0x401 cause 1
-    IncompleteIpiInvalidTarget,      // 0x401 cause 2
-    IncompleteIpiInvalidBackingPage, // 0x401 cause 3
-    IncompleteIpiInvalidVector,      // 0x401 cause 4
-    NoaccelTrap,                     // 0x402, write already done
-    NoaccelFaultRead,                // 0x402, read emulated
-    NoaccelFaultWrite,               // 0x402, write emulated
-    Msr,                             // 0x07C: IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC MSRs in
-         // xAPIC mode or when x2APIC runs without x2AVIC (AVIC inhibited)
-    Hlt, // 0x078
+    IncompleteIpiInvalidIntType,      // 0x401 cause 0
+    IncompleteIpiNotRunning,          // 0x401 cause 1
+    IncompleteIpiInvalidTarget,       // 0x401 cause 2
+    IncompleteIpiInvalidBackingPage,  // 0x401 cause 3
+    IncompleteIpiInvalidVector,       // 0x401 cause 4
+    NoaccelTrap,                      // 0x402, write already done
+    NoaccelFaultRead,                 // 0x402, read emulated
+    NoaccelFaultWrite,                // 0x402, write emulated
+    Msr,                              // 0x07C: IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC MSRs in
+          // xAPIC mode or when x2APIC runs without x2AVIC (AVIC inhibited)
+    Hlt,  // 0x078
     Count
 };
 
@@ -79,7 +79,7 @@ class AvicBackend final : public apic::ModelBackend {
     // --- model-specific ---
     uint64_t exits(AvicExit e) const { return exits_.get(e); }
     uint64_t total_exits() const;
-    VmcbControl vmcb() const; // a copy of this vCPU's VMCB control image
+    VmcbControl vmcb() const;  // a copy of this vCPU's VMCB control image
     BackingPage& backing_page() { return vm_.backing_page(index_); }
     // Raise a local interrupt source (thermal, perf, CMCI, LINT0/1) through its LVT entry.
     void raise_lvt(apic::Lvt which);
@@ -89,22 +89,22 @@ class AvicBackend final : public apic::ModelBackend {
     enum class IpiPath : uint8_t { None, Hardware, Software };
     struct After {
         apic::AccessResult r;
-        IpiPath path = IpiPath::None; // Hardware: an ICR / SELF_IPI write for the AVIC engine
-        uint64_t icr = 0;             // ICRH:ICRL (EXITINFO1)
+        IpiPath path = IpiPath::None;  // Hardware: an ICR / SELF_IPI write for the AVIC engine
+        uint64_t icr = 0;              // ICRH:ICRL (EXITINFO1)
     };
 
     apic::GuestTime now() const { return clock_.now(); }
     // avic_backend.cpp
     void poll_timer_locked(apic::GuestTime t, bool& changed);
     apic::ApicState model_state_locked();
-    void flush_timer(); // no lock held: report a timer expiry processed under the lock
+    void flush_timer();  // no lock held: report a timer expiry processed under the lock
     void fold_locked();
     void sync_locked(bool replace_irr);
     bool pending_locked() const;
     void record_exit_locked(ExitCode code, uint64_t info1, uint64_t info2);
     // avic_access.cpp
     void count_access_locked(AvicAccess a, uint32_t offset, bool write, uint8_t vector);
-    bool inhibited_locked() const; // x2APIC mode without x2AVIC: every x2APIC MSR intercepted
+    bool inhibited_locked() const;  // x2APIC mode without x2AVIC: every x2APIC MSR intercepted
     void finish(After& a);
     void send_hardware_ipi(const apic::Ipi& ipi, uint64_t icr);
     uint32_t page_value(uint32_t offset) const;
@@ -120,7 +120,7 @@ class AvicBackend final : public apic::ModelBackend {
     bool addressing_valid_ = false;
     std::atomic<bool> timer_dirty_{false};
     apic::CounterTable<AvicExit, static_cast<std::size_t>(AvicExit::Count)> exits_;
-    apic::CounterTable<NoaccelSlot, 2 * kRegGroups> noaccel_; // the 0x402 exits by register
+    apic::CounterTable<NoaccelSlot, 2 * kRegGroups> noaccel_;  // the 0x402 exits by register
 };
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -126,4 +126,4 @@ apic::DestInfo AvicBackend::dest_info() const
     return apic_.dest_info();
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -117,7 +117,7 @@ std::optional<IpiFailure> AvicVm::lookup(std::size_t sender, const apic::Ipi& ip
     const uint32_t dest = ipi.dest.dest;
     const bool x2 = ipi.dest.x2apic_format;
     if (x2 ? dest == 0xFFFFFFFFu : (dest & 0xFFu) == 0xFFu) {
-        broadcast_targets(sender, true, targets); // destination all ones: broadcast
+        broadcast_targets(sender, true, targets);  // destination all ones: broadcast
         return std::nullopt;
     }
     if (ipi.dest.mode == apic::DestMode::Logical) {
@@ -161,13 +161,13 @@ IpiOutcome AvicVm::hardware_ipi(std::size_t sender, const apic::Ipi& ipi)
     for (uint32_t t : targets) {
         const auto v = vcpu_at_frame(decode_physical(phys_->entry[t].load()).frame);
         if (!v) {
-            continue; // changed under us: the hypervisor moved the entry (a guest ID write)
+            continue;  // changed under us: the hypervisor moved the entry (a guest ID write)
         }
         const bool fresh = post_to_backing_page(*pages_[*v], ipi.vector);
         stats(*v).add(fresh ? AvicStat::PostedIpi : AvicStat::PostedCoalesced);
         ++out.delivered;
         if (*v == sender) {
-            continue; // the sender is running and sees its own IRR
+            continue;  // the sender is running and sees its own IRR
         }
         // IsRunning is read after the IRR bit is set (seq_cst both): a target that clears
         // IsRunning and then checks its IRR before sleeping cannot miss this bit.
@@ -185,4 +185,4 @@ IpiOutcome AvicVm::hardware_ipi(std::size_t sender, const apic::Ipi& ipi)
     return out;
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

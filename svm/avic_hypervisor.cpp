@@ -23,7 +23,7 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(AvicExit::Count)
     "msr",
     "hlt"};
 
-} // namespace
+}  // namespace
 
 AvicBackend::AvicBackend(AvicVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
                          apic::GuestClock& clock, apic::ApicPlatform& platform,
@@ -97,7 +97,7 @@ void AvicBackend::sync_locked(bool replace_irr)
 {
     const apic::ApicState s = model_state_locked();
     apic::ApicRegisterPage p = apic::to_register_page(s);
-    apic::page_set(p, apic::reg::kTimerCurrent, 0); // TMCCT reads always exit: not kept here
+    apic::page_set(p, apic::reg::kTimerCurrent, 0);  // TMCCT reads always exit: not kept here
     vm_.backing_page(index_).write_registers(p, replace_irr);
     // V_TPR mirrors TPR[7:4] (APM Vol2 15.21.1); x2AVIC mode follows the guest's APIC mode.
     uint32_t ic = (vmcb_.int_ctl & ~int_ctl::kVTprMask) | ((s.tpr >> 4) & 0xFu);
@@ -105,7 +105,7 @@ void AvicBackend::sync_locked(bool replace_irr)
     ic = x2 ? (ic | int_ctl::kX2apicMode) : (ic & ~int_ctl::kX2apicMode);
     const uint64_t bar = s.apic_base & kApicBarMask;
     if (ic != vmcb_.int_ctl || bar != vmcb_.avic_apic_bar) {
-        vmcb_.clean &= ~kCleanAvic; // APM Vol2 15.15.3: the CPU must reload the AVIC fields
+        vmcb_.clean &= ~kCleanAvic;  // APM Vol2 15.15.3: the CPU must reload the AVIC fields
     }
     vmcb_.int_ctl = ic;
     vmcb_.avic_apic_bar = bar;
@@ -133,4 +133,4 @@ void AvicBackend::record_exit_locked(ExitCode code, uint64_t info1, uint64_t inf
     vmcb_.exit_info_2 = info2;
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -12,7 +12,7 @@
 namespace hv::svm {
 
 inline constexpr std::size_t kRegGroups = 28;
-enum class NoaccelSlot : std::size_t {}; // kind * kRegGroups + reg_group()
+enum class NoaccelSlot : std::size_t {};  // kind * kRegGroups + reg_group()
 
 // Index of the register group of an APIC offset (ISR/TMR/IRR blocks count as one each).
 constexpr std::size_t reg_group(uint32_t off)
@@ -114,4 +114,4 @@ inline constexpr std::array<std::string_view, 2 * kRegGroups> kNoaccelNames{
     "avic_noaccel_fault_self_ipi",    "avic_noaccel_fault_other",
 };
 
-} // namespace hv::svm
+}  // namespace hv::svm

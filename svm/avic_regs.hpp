@@ -59,7 +59,7 @@ constexpr AvicAccess classify_read(uint32_t off, bool cmci)
     case kLvtCmci:
         return cmci ? AvicAccess::Accelerated : AvicAccess::Fault;
     default:
-        return AvicAccess::Fault; // APR, RRR, TMCCT, SELF_IPI, reserved offsets
+        return AvicAccess::Fault;  // APR, RRR, TMCCT, SELF_IPI, reserved offsets
     }
 }
 
@@ -102,4 +102,4 @@ static_assert(classify_write(apic::reg::kLvtTimer, false, true) == AvicAccess::T
 static_assert(classify_write(apic::reg::kEoi, false, true) == AvicAccess::Accelerated);
 static_assert(classify_read(apic::reg::kTimerCurrent, true) == AvicAccess::Fault);
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -73,7 +73,7 @@ void AvicBackend::enter_guest()
     set_sched(Sched::InGuest);
     vm_.set_running(index_, true);
     std::lock_guard lock(mu_);
-    vmcb_.clean |= kCleanAvic; // VMRUN has cached the AVIC fields
+    vmcb_.clean |= kCleanAvic;  // VMRUN has cached the AVIC fields
 }
 
 void AvicBackend::leave_guest()
@@ -128,14 +128,14 @@ void AvicBackend::timer_fired()
         const apic::GuestTime t = now();
         poll_timer_locked(t, changed);
         if (changed) {
-            sync_locked(false); // the timer vector lands in the backing page IRR
+            sync_locked(false);  // the timer vector lands in the backing page IRR
         }
         pending = apic_.highest_pending().has_value();
     }
     if (pending) {
-        vm_.notify(index_, Signal::Doorbell); // Linux: kvm_apic_set_irr + avic doorbell
+        vm_.notify(index_, Signal::Doorbell);  // Linux: kvm_apic_set_irr + avic doorbell
     }
     flush_timer();
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -13,12 +13,12 @@ apic::ApicState AvicBackend::flatten()
         std::lock_guard lock(mu_);
         const apic::GuestTime t = now();
         poll_timer_locked(t, changed);
-        fold_locked(); // IRR comes from the backing page
+        fold_locked();  // IRR comes from the backing page
         s = apic_.flatten(t);
         sync_locked(false);
     }
     flush_timer();
-    return s; // IsRunning and the host APIC ID are not architectural state: never saved
+    return s;  // IsRunning and the host APIC ID are not architectural state: never saved
 }
 
 std::optional<std::string> AvicBackend::restore(const apic::ApicState& s)
@@ -26,7 +26,7 @@ std::optional<std::string> AvicBackend::restore(const apic::ApicState& s)
     {
         std::lock_guard lock(mu_);
         const apic::GuestTime t = now();
-        if (auto err = apic_.restore(s, t)) { // validates before changing anything
+        if (auto err = apic_.restore(s, t)) {  // validates before changing anything
             return err;
         }
         // The page is rewritten (IRR included) and the tables rebuilt from the restored ID,
@@ -68,7 +68,7 @@ apic::CounterList AvicBackend::exit_counters() const
 apic::CounterList AvicBackend::stats() const
 {
     apic::CounterList out;
-    append_model_stats(out); // deliveries by source and event, kicks, wakes
+    append_model_stats(out);  // deliveries by source and event, kicks, wakes
     vm_.stats(index_).append_to(out);
     apic::ApicCounters c;
     {
@@ -79,4 +79,4 @@ apic::CounterList AvicBackend::stats() const
     return out;
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

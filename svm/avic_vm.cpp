@@ -12,10 +12,10 @@ namespace hv::svm {
 namespace {
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(AvicStat::Count)> kStatNames{
-    "doorbells",     "ipi_accelerated",  "ipi_self",   "ipi_software", "posted_ipi",
-    "posted_device", "posted_coalesced", "irr_refused"};
+    "doorbells",  "ipi_accelerated", "ipi_self",         "ipi_software",
+    "posted_ipi", "posted_device",   "posted_coalesced", "irr_refused"};
 
-} // namespace
+}  // namespace
 
 struct AvicVm::Slot {
     apic::VcpuSchedule schedule;
@@ -150,7 +150,7 @@ void AvicVm::rebuild_locked()
         Slot& s = slots_[i];
         s.phys_index = phys_index_locked(s.addr);
         if (!s.phys_index || want[*s.phys_index] != 0) {
-            s.phys_index.reset(); // duplicate ID: the lowest vCPU index owns the entry
+            s.phys_index.reset();  // duplicate ID: the lowest vCPU index owns the entry
             continue;
         }
         const PhysicalEntry e{s.host_apic_id, backing_frame(i), s.running && !opt_.erratum_1235,
@@ -245,7 +245,7 @@ void AvicVm::notify(std::size_t vcpu, Signal in_guest)
     if (n == apic::Notify::Kick && in_guest == Signal::Doorbell) {
         ring_doorbell(vcpu);
     } else {
-        s.notify(n); // a kick after an exit, a wake-up, or nothing (outside: it looks at entry)
+        s.notify(n);  // a kick after an exit, a wake-up, or nothing (outside: it looks at entry)
     }
 }
 
@@ -284,4 +284,4 @@ void AvicVm::complete_not_running(std::size_t sender, const apic::Ipi& ipi)
     }
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -33,14 +33,14 @@
 namespace hv::svm {
 
 struct AvicOptions {
-    bool x2avic = false;       // APM Vol2 15.29.10 "x2AVIC": x2APIC MSRs virtualised, IDs to 0x1FF
+    bool x2avic = false;  // APM Vol2 15.29.10 "x2AVIC": x2APIC MSRs virtualised, IDs to 0x1FF
     // AMD Family 17h revision guides, erratum 1235: the CPU may read a stale IsRunning = 1 and
     // neither ring the doorbell nor exit; the workaround never sets IsRunning.
     bool erratum_1235 = false;
 };
 
-inline constexpr uint64_t kBackingFrameBase = 0x100000; // model frame of vCPU 0's backing page
-inline constexpr uint64_t kTableFrameBase = 0x0FFF00;   // physical table; logical table at +1
+inline constexpr uint64_t kBackingFrameBase = 0x100000;  // model frame of vCPU 0's backing page
+inline constexpr uint64_t kTableFrameBase = 0x0FFF00;    // physical table; logical table at +1
 
 // Where the vCPU is, as the hypervisor half knows it (apic/model_backend.hpp).
 using Sched = apic::SchedState;
@@ -52,14 +52,14 @@ enum class Signal : uint8_t { Doorbell, Kick };
 // Per-vCPU statistics (not exits) kept by the VM so the hardware half can count on the target.
 // "kicks" and "wakes" are the vCPU's apic::VcpuSchedule's (also kept by the VM).
 enum class AvicStat : uint8_t {
-    Doorbells,       // running target notified without an exit (doorbell)
-    IpiAccelerated,  // IPIs this vCPU sent that completed without any exit
-    IpiSelf,         // accelerated self-IPIs
-    IpiSoftware,     // IPIs this vCPU sent that the hypervisor routed (send_ipi)
-    PostedIpi,       // IRR bits set in this vCPU's page by the AVIC IPI engine
-    PostedDevice,    // IRR bits set by deliver() / post_interrupt() (devices, IOMMU, routed IPIs)
-    PostedCoalesced, // posts that found the IRR bit already set
-    Refused,         // posted vectors refused at acceptance (APIC disabled / software disabled)
+    Doorbells,        // running target notified without an exit (doorbell)
+    IpiAccelerated,   // IPIs this vCPU sent that completed without any exit
+    IpiSelf,          // accelerated self-IPIs
+    IpiSoftware,      // IPIs this vCPU sent that the hypervisor routed (send_ipi)
+    PostedIpi,        // IRR bits set in this vCPU's page by the AVIC IPI engine
+    PostedDevice,     // IRR bits set by deliver() / post_interrupt() (devices, IOMMU, routed IPIs)
+    PostedCoalesced,  // posts that found the IRR bit already set
+    Refused,          // posted vectors refused at acceptance (APIC disabled / software disabled)
     Count
 };
 
@@ -78,7 +78,7 @@ struct Addressing {
 struct IpiOutcome {
     std::optional<IpiFailure> failure;
     uint32_t index = 0;
-    unsigned delivered = 0; // backing pages whose IRR was set
+    unsigned delivered = 0;  // backing pages whose IRR was set
     unsigned doorbells = 0;
 };
 
@@ -106,8 +106,8 @@ class AvicVm {
     std::optional<std::size_t> vcpu_at_frame(uint64_t frame) const;
     PhysicalEntry physical_entry(uint32_t index) const;
     uint32_t logical_entry(uint32_t index) const;
-    uint64_t physical_table_pointer() const; // VMCB 0xF8: address | max index
-    uint64_t logical_table_pointer() const;  // VMCB 0xF0
+    uint64_t physical_table_pointer() const;  // VMCB 0xF8: address | max index
+    uint64_t logical_table_pointer() const;   // VMCB 0xF0
 
     // --- hardware half ---
     // The AVIC IPI engine for an ICR (or SELF_IPI) write by `sender`, decoded from the page.
@@ -180,4 +180,4 @@ class AvicVm {
     RunningHook running_hook_;
 };
 
-} // namespace hv::svm
+}  // namespace hv::svm

@@ -54,4 +54,4 @@ bool post_to_backing_page(BackingPage& page, uint8_t vector)
     return (page.irr_word(vector).fetch_or(bit, std::memory_order_seq_cst) & bit) == 0;
 }
 
-} // namespace hv::svm
+}  // namespace hv::svm

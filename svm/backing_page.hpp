@@ -67,4 +67,4 @@ static_assert(apic::reg::kIrr / 4 == 0x80 && apic::reg::kTpr / 4 == 0x20);
 // it coalesced with one already pending). Vectors 0-15 are not posted (false).
 bool post_to_backing_page(BackingPage& page, uint8_t vector);
 
-} // namespace hv::svm
+}  // namespace hv::svm

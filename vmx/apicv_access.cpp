@@ -17,7 +17,7 @@ constexpr bool is_x2apic_msr(uint32_t msr)
     return msr >= apic::kX2apicMsrFirst && msr <= apic::kX2apicMsrLast;
 }
 
-} // namespace
+}  // namespace
 
 // Registers whose value lives on the page, not in the LocalApic (apicv_regs.hpp).
 bool ApicvBackend::hw_owned(uint32_t off) const
@@ -81,7 +81,7 @@ apic::AccessResult ApicvBackend::xapic_read_exit(uint32_t offset, unsigned size,
     }
     const apic::ApicMode before = apic_.mode();
     apic::AccessResult r = apic_.mmio_read(offset, size, clock_.now());
-    after_model_locked(before); // an illegal-register read raises the error LVT
+    after_model_locked(before);  // an illegal-register read raises the error LVT
     fx.model = r;
     return r;
 }
@@ -361,4 +361,4 @@ apic::AccessResult ApicvBackend::msr_write_exit(uint32_t msr, uint64_t value, Ef
     return r;
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

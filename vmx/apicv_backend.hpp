@@ -65,13 +65,13 @@ namespace hv::vmx {
 
 // Architectural VM exits by basic exit reason (SDM Vol3 Appendix C "VMX Basic Exit Reasons").
 enum class ApicvExit : uint8_t {
-    ExternalInterrupt, // 1: a kick (IPI) to a running vCPU without a posted notification
-    MsrRead,           // 31: intercepted RDMSR of an x2APIC / APIC-base / TSC-deadline MSR
-    MsrWrite,          // 32: intercepted WRMSR
-    TprBelowThreshold, // 43
-    ApicAccess,        // 44
-    EoiInduced,        // 45
-    ApicWrite,         // 56
+    ExternalInterrupt,  // 1: a kick (IPI) to a running vCPU without a posted notification
+    MsrRead,            // 31: intercepted RDMSR of an x2APIC / APIC-base / TSC-deadline MSR
+    MsrWrite,           // 32: intercepted WRMSR
+    TprBelowThreshold,  // 43
+    ApicAccess,         // 44
+    EoiInduced,         // 45
+    ApicWrite,          // 56
     Count
 };
 inline constexpr std::array<uint16_t, static_cast<std::size_t>(ApicvExit::Count)> kApicvExitReason{
@@ -79,13 +79,13 @@ inline constexpr std::array<uint16_t, static_cast<std::size_t>(ApicvExit::Count)
 
 // APICv's own statistics; deliveries by source, kicks and wakes are ModelBackend's.
 enum class ApicvStat : uint8_t {
-    Posted,        // post() calls on this vCPU's PID (deliver, IPIv, VT-d)
-    Coalesced,     // vector already pending in PIR or VIRR
-    Suppressed,    // post with SN set: no notification
-    NotifySent,    // posts that changed ON 0 -> 1 (on_already_set = posted - these - suppressed)
-    Notifications, // notification vector sent (the vCPU runs: no exit)
-    Wakeups,       // wake-up vector: the blocked vCPU was woken
-    PirSynced,     // PIR -> VIRR transfers that found vectors
+    Posted,         // post() calls on this vCPU's PID (deliver, IPIv, VT-d)
+    Coalesced,      // vector already pending in PIR or VIRR
+    Suppressed,     // post with SN set: no notification
+    NotifySent,     // posts that changed ON 0 -> 1 (on_already_set = posted - these - suppressed)
+    Notifications,  // notification vector sent (the vCPU runs: no exit)
+    Wakeups,        // wake-up vector: the blocked vCPU was woken
+    PirSynced,      // PIR -> VIRR transfers that found vectors
     VirtualInterruptsDelivered,
     EoiVirtualized,
     SelfIpiVirtualized,
@@ -142,13 +142,13 @@ class ApicvBackend final : public apic::ModelBackend {
 
     // What to do once `mu_` is released.
     struct Effects {
-        apic::AccessResult model;               // from the LocalApic: IPI, timer re-arm
-        std::optional<uint8_t> ioapic_eoi;      // forward this EOI to the IOAPIC
-        std::optional<std::size_t> ipiv_target; // IPIv posted: notify this vCPU
+        apic::AccessResult model;                // from the LocalApic: IPI, timer re-arm
+        std::optional<uint8_t> ioapic_eoi;       // forward this EOI to the IOAPIC
+        std::optional<std::size_t> ipiv_target;  // IPIv posted: notify this vCPU
         PostResult ipiv_post;
         Notify notify = Notify::None;
         bool timer_changed = false;
-        bool timer_dirty = false; // the mirror processed a timer expiry
+        bool timer_dirty = false;  // the mirror processed a timer expiry
     };
 
     // --- hardware half (apicv_hardware.cpp) ---
@@ -158,8 +158,8 @@ class ApicvBackend final : public apic::ModelBackend {
     void hw_ppr_virtualization();
     std::optional<uint8_t> hw_evaluate() const;
     uint8_t hw_deliver_virtual_interrupt();
-    bool hw_tpr_virtualization();                   // true: TPR-below-threshold VM exit
-    std::optional<uint8_t> hw_eoi_virtualization(); // vector when an EOI-induced exit follows
+    bool hw_tpr_virtualization();                    // true: TPR-below-threshold VM exit
+    std::optional<uint8_t> hw_eoi_virtualization();  // vector when an EOI-induced exit follows
     void hw_self_ipi(uint8_t vector);
     void hw_process_posted();
     bool hw_self_ipi_icr(uint32_t icr_low) const;
@@ -186,8 +186,8 @@ class ApicvBackend final : public apic::ModelBackend {
     void post_self(uint8_t vector);
     void count_post(const PostResult& r);
     void raise(const apic::VectorWords& w);
-    void on_notification(); // ApicvVm::notify: NV = notification vector
-    void on_wakeup();       // ApicvVm::wakeup_handler
+    void on_notification();  // ApicvVm::notify: NV = notification vector
+    void on_wakeup();        // ApicvVm::wakeup_handler
     bool fast_path_ok(uint8_t vector) const;
     void deliver_slow(const apic::Interrupt& irq);
 
@@ -219,7 +219,7 @@ class ApicvBackend final : public apic::ModelBackend {
     apic::VectorWords tmr_{};
     apic::VectorWords ioapic_eoi_{};
     std::optional<uint32_t> table_id_;
-    bool timer_dirty_ = false; // set by mirror_locked(), reported by the next finish()
+    bool timer_dirty_ = false;  // set by mirror_locked(), reported by the next finish()
 
     // Read lock-free by deliver() on other threads; written under mu_.
     std::atomic<bool> accepting_{false};
@@ -229,4 +229,4 @@ class ApicvBackend final : public apic::ModelBackend {
     apic::CounterTable<ApicvStat, static_cast<std::size_t>(ApicvStat::Count)> stats_;
 };
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

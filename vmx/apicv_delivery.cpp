@@ -74,7 +74,7 @@ void ApicvBackend::deliver(const apic::Interrupt& irq)
     if (fixed && irq.trigger == apic::Trigger::Edge && fast_path_ok(irq.vector)) {
         deliveries_.count_source(irq.source);
         if (opts_.posted_interrupts) {
-            post_self(irq.vector); // lock-free: SDM Vol3 30.6 posting
+            post_self(irq.vector);  // lock-free: SDM Vol3 30.6 posting
         } else {
             apic::VectorWords w{};
             apic::set_vector(w, irq.vector);
@@ -104,7 +104,7 @@ void ApicvBackend::deliver_slow(const apic::Interrupt& irq)
                 raised = drain_model_locked(irq.vector);
             } else {
                 deliveries_.add(apic::DeliveryStat::Refused);
-                raised = drain_model_locked(); // an error LVT interrupt
+                raised = drain_model_locked();  // an error LVT interrupt
             }
             break;
         case apic::DeliveryMode::Nmi:
@@ -168,4 +168,4 @@ void ApicvBackend::set_ioapic_eoi_vectors(const apic::VectorWords& v)
     rebuild_eoi_exit_locked();
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

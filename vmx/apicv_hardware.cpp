@@ -18,7 +18,7 @@ constexpr uint32_t kIcrLogical = 1u << 11;
 constexpr uint32_t kIcrLevel = 1u << 15;
 constexpr unsigned kIcrShorthandShift = 18;
 
-} // namespace
+}  // namespace
 
 bool ApicvBackend::hw_read_virtualized(uint32_t offset, unsigned size) const
 {
@@ -114,7 +114,7 @@ bool ApicvBackend::hw_tpr_virtualization()
         hw_ppr_virtualization();
         return false;
     }
-    hw_ppr_virtualization(); // the hypervisor's PPR follows VTPR without VID as well
+    hw_ppr_virtualization();  // the hypervisor's PPR follows VTPR without VID as well
     return ((page_->vtpr() >> 4) & 0xFu) < (vmcs_.tpr_threshold.value & kTprThresholdMask);
 }
 
@@ -129,9 +129,9 @@ std::optional<uint8_t> ApicvBackend::hw_eoi_virtualization()
     hw_ppr_virtualization();
     stats_.add(ApicvStat::EoiVirtualized);
     if (vmcs_.eoi_exit_bit(v)) {
-        return v; // trap-like EOI-induced VM exit, exit qualification = vector
+        return v;  // trap-like EOI-induced VM exit, exit qualification = vector
     }
-    return std::nullopt; // then evaluate pending virtual interrupts (at the next ack())
+    return std::nullopt;  // then evaluate pending virtual interrupts (at the next ack())
 }
 
 void ApicvBackend::hw_self_ipi(uint8_t vector)
@@ -252,4 +252,4 @@ void ApicvBackend::hw_apic_write_emulation(uint32_t offset, Effects& fx)
     apic_write_exit(off, fx);
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -27,7 +27,7 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(ApicvStat::Count
     "eoi",
     "eoi_broadcast"};
 
-} // namespace
+}  // namespace
 
 ApicvBackend::ApicvBackend(ApicvVm& vm, std::size_t index, const apic::LocalApicConfig& cfg,
                            apic::GuestClock& clock, apic::ApicPlatform& platform,
@@ -104,7 +104,7 @@ void ApicvBackend::mirror_locked()
         page_->set(off, apic::page_get(p, off));
     }
     page_->set_vectors(vapic::kVtmr, tmr_);
-    page_->set(apic::reg::kTimerCurrent, 0); // TMCCT reads always exit
+    page_->set(apic::reg::kTimerCurrent, 0);  // TMCCT reads always exit
 }
 
 void ApicvBackend::update_controls_locked()
@@ -225,7 +225,7 @@ apic::VectorWords ApicvBackend::drain_model_locked(std::optional<uint8_t> keep_l
         apic_.eoi();
         apic::set_vector(out, a.vector);
         if (!keep_level || *keep_level != a.vector) {
-            set_tmr_locked(a.vector, false); // local sources are edge-triggered
+            set_tmr_locked(a.vector, false);  // local sources are edge-triggered
         }
     }
     return out;
@@ -236,7 +236,7 @@ void ApicvBackend::after_model_locked(apic::ApicMode before)
     const apic::ApicMode after = apic_.mode();
     if (before != after &&
         (before == apic::ApicMode::Disabled || after == apic::ApicMode::Disabled)) {
-        reset_hardware_state_locked(); // SDM Vol3 11.4.3: the registers were reset
+        reset_hardware_state_locked();  // SDM Vol3 11.4.3: the registers were reset
     } else if (before == apic::ApicMode::XApic && after == apic::ApicMode::X2Apic) {
         // The page's ICR becomes one 64-bit register at 300H (KVM: kvm_apic_set_x2apic_id...).
         const uint64_t icr =
@@ -326,4 +326,4 @@ void ApicvBackend::finish(const Effects& fx)
     }
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -35,19 +35,18 @@ constexpr bool read_virtualized(uint32_t off)
 {
     using namespace apic::reg;
     return off == kId || off == kVersion || off == kTpr || off == kEoi || off == kLdr ||
-           off == kDfr || off == kSvr || in_vector_block(off, kIsr) ||
-           in_vector_block(off, kTmr) || in_vector_block(off, kIrr) || off == kEsr ||
-           off == kIcrLow || off == kIcrHigh || is_lvt_timer_to_error(off) ||
-           off == kTimerInitial || off == kTimerDivide;
+           off == kDfr || off == kSvr || in_vector_block(off, kIsr) || in_vector_block(off, kTmr) ||
+           in_vector_block(off, kIrr) || off == kEsr || off == kIcrLow || off == kIcrHigh ||
+           is_lvt_timer_to_error(off) || off == kTimerInitial || off == kTimerDivide;
 }
 
 // SDM Vol3 30.4.3.1: writes virtualized with APIC-register virtualization.
 constexpr bool write_virtualized(uint32_t off)
 {
     using namespace apic::reg;
-    return off == kId || off == kTpr || off == kEoi || off == kLdr || off == kDfr ||
-           off == kSvr || off == kEsr || off == kIcrLow || off == kIcrHigh ||
-           is_lvt_timer_to_error(off) || off == kTimerInitial || off == kTimerDivide;
+    return off == kId || off == kTpr || off == kEoi || off == kLdr || off == kDfr || off == kSvr ||
+           off == kEsr || off == kIcrLow || off == kIcrHigh || is_lvt_timer_to_error(off) ||
+           off == kTimerInitial || off == kTimerDivide;
 }
 
 // SDM Vol3 30.4.3.1: writes virtualized with virtual-interrupt delivery but without
@@ -77,13 +76,12 @@ constexpr bool x2apic_read_passthrough(uint32_t off, bool cmci)
 constexpr bool page_owned(uint32_t off)
 {
     using namespace apic::reg;
-    return off == kTpr || off == kPpr || in_vector_block(off, kIsr) ||
-           in_vector_block(off, kIrr) || in_vector_block(off, kTmr) || off == kIcrLow ||
-           off == kIcrHigh;
+    return off == kTpr || off == kPpr || in_vector_block(off, kIsr) || in_vector_block(off, kIrr) ||
+           in_vector_block(off, kTmr) || off == kIcrLow || off == kIcrHigh;
 }
 
 static_assert(read_virtualized(apic::reg::kTpr) && read_virtualized(apic::reg::kIrr + 0x70));
-static_assert(!read_virtualized(apic::reg::kPpr)); // not in 30.4.2's list: APIC-access exit
+static_assert(!read_virtualized(apic::reg::kPpr));  // not in 30.4.2's list: APIC-access exit
 static_assert(!read_virtualized(apic::reg::kTimerCurrent));
 static_assert(!read_virtualized(apic::reg::kLvtCmci) && !write_virtualized(apic::reg::kLvtCmci));
 static_assert(write_virtualized(apic::reg::kLvtTimer) && write_virtualized(apic::reg::kEoi));
@@ -94,4 +92,4 @@ static_assert(!x2apic_read_passthrough(apic::reg::kTimerCurrent, true));
 static_assert(x2apic_read_passthrough(apic::reg::kPpr, true));
 static_assert(!x2apic_read_passthrough(apic::reg::kLvtCmci, false));
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

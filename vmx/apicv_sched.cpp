@@ -72,7 +72,7 @@ void ApicvBackend::enter_guest()
 {
     std::lock_guard lock(mu_);
     if (sched() == apic::SchedState::Blocked && opts_.posted_interrupts) {
-        vm_.remove_blocked(index_); // entered without unblock(): leave the wake-up list anyway
+        vm_.remove_blocked(index_);  // entered without unblock(): leave the wake-up list anyway
     }
     set_sched(apic::SchedState::InGuest);
     if (opts_.posted_interrupts) {
@@ -166,4 +166,4 @@ void ApicvBackend::timer_fired()
     }
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -32,7 +32,7 @@ apic::ApicState ApicvBackend::flatten()
         // vector); they are not interrupts an APIC can hold (SDM Vol3 11.5.2) and are dropped.
         s.irr[0] &= ~0xFFFFu;
         if (apic_.mode() == apic::ApicMode::Disabled) {
-            s.irr = {}; // posted while disabled: discarded when the APIC is enabled again
+            s.irr = {};  // posted while disabled: discarded when the APIC is enabled again
         }
         s.isr = page_->vectors(vapic::kVisr);
         s.tmr = tmr_;
@@ -48,7 +48,7 @@ apic::ApicState ApicvBackend::flatten()
 std::optional<std::string> ApicvBackend::restore(const apic::ApicState& s)
 {
     if (auto err = apic::validate(s, apic_.config().caps)) {
-        return err; // nothing changed
+        return err;  // nothing changed
     }
     {
         std::lock_guard lock(mu_);
@@ -57,7 +57,7 @@ std::optional<std::string> ApicvBackend::restore(const apic::ApicState& s)
         model.isr = {};
         model.irr = {};
         if (auto err = apic_.restore(model, clock_.now())) {
-            return err; // cannot happen: `model` is as valid as `s`
+            return err;  // cannot happen: `model` is as valid as `s`
         }
         reset_hardware_state_locked();
         page_->set(vapic::kVtpr, s.tpr);
@@ -126,4 +126,4 @@ apic::CounterList ApicvBackend::stats() const
     return out;
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

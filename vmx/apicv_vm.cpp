@@ -29,7 +29,7 @@ void check_options(const ApicvOptions& o)
     }
 }
 
-} // namespace
+}  // namespace
 
 uint32_t host_ndst()
 {
@@ -194,4 +194,4 @@ void ApicvVm::set_table_entry(std::size_t apic_id, std::optional<std::size_t> in
     }
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -25,12 +25,12 @@
 namespace hv::vmx {
 
 struct ApicvOptions {
-    bool ipiv = true;                       // tertiary control bit 4 (Sapphire Rapids and later)
-    bool posted_interrupts = true;          // pin-based bit 7 (Ivy Bridge EP and later)
-    bool x2apic_virtualization = true;      // secondary bit 4
-    bool virtual_interrupt_delivery = true; // secondary bit 9; false = TPR shadow only
-    uint8_t notification_vector = 0xF2;     // Linux POSTED_INTR_VECTOR
-    uint8_t wakeup_vector = 0xF1;           // Linux POSTED_INTR_WAKEUP_VECTOR
+    bool ipiv = true;                        // tertiary control bit 4 (Sapphire Rapids and later)
+    bool posted_interrupts = true;           // pin-based bit 7 (Ivy Bridge EP and later)
+    bool x2apic_virtualization = true;       // secondary bit 4
+    bool virtual_interrupt_delivery = true;  // secondary bit 9; false = TPR shadow only
+    uint8_t notification_vector = 0xF2;      // Linux POSTED_INTR_VECTOR
+    uint8_t wakeup_vector = 0xF1;            // Linux POSTED_INTR_WAKEUP_VECTOR
     bool operator==(const ApicvOptions&) const = default;
 };
 
@@ -97,8 +97,8 @@ class ApicvVm {
     std::unique_ptr<std::atomic<ApicvBackend*>[]> backends_;
     // Host APIC ID + 1 per vCPU (0 = not pinned).
     std::unique_ptr<std::atomic<uint64_t>[]> host_ids_;
-    std::mutex blocked_mu_; // guards blocked_ only; never held while calling out
+    std::mutex blocked_mu_;  // guards blocked_ only; never held while calling out
     std::vector<std::size_t> blocked_;
 };
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -140,4 +140,4 @@ PostedInterruptDescriptor* PidPointerTable::lookup(std::size_t index) const
         static_cast<uintptr_t>(e & pidptr::kAddressMask));
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

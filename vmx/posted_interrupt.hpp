@@ -31,13 +31,13 @@ namespace hv::vmx {
 
 // The control qword (bits 319:256 of the descriptor), bit positions relative to bit 256.
 namespace pid {
-inline constexpr uint64_t kOn = 1ULL << 0; // bit 256: outstanding notification
-inline constexpr uint64_t kSn = 1ULL << 1; // bit 257: suppress notification
-inline constexpr unsigned kNvShift = 16;   // bits 279:272
+inline constexpr uint64_t kOn = 1ULL << 0;  // bit 256: outstanding notification
+inline constexpr uint64_t kSn = 1ULL << 1;  // bit 257: suppress notification
+inline constexpr unsigned kNvShift = 16;    // bits 279:272
 inline constexpr uint64_t kNvMask = 0xFFULL << kNvShift;
-inline constexpr unsigned kNdstShift = 32; // bits 319:288
+inline constexpr unsigned kNdstShift = 32;  // bits 319:288
 inline constexpr uint64_t kNdstMask = 0xFFFFFFFFULL << kNdstShift;
-inline constexpr uint64_t kReserved = ~(kOn | kSn | kNvMask | kNdstMask); // 271:258, 287:280
+inline constexpr uint64_t kReserved = ~(kOn | kSn | kNvMask | kNdstMask);  // 271:258, 287:280
 static_assert(kReserved == 0x0000'0000'FF00'FFFCULL);
 
 constexpr uint64_t with_nv(uint64_t control, uint8_t nv)
@@ -64,12 +64,12 @@ constexpr uint32_t ndst_for(uint32_t host_apic_id, bool host_x2apic)
 }
 static_assert(ndst_for(0x12, false) == 0x1200 && ndst_for(0x1234, true) == 0x1234);
 static_assert(nv_of(with_nv(0, 0xF2)) == 0xF2 && ndst_of(with_ndst(kOn, 7)) == 7);
-} // namespace pid
+}  // namespace pid
 
 struct alignas(64) PostedInterruptDescriptor {
-    std::array<std::atomic<uint64_t>, 4> pir{}; // bits 255:0, word i = vectors 64i..64i+63
-    std::atomic<uint64_t> control{0};           // bits 319:256
-    std::array<uint64_t, 3> reserved{};         // bits 511:320
+    std::array<std::atomic<uint64_t>, 4> pir{};  // bits 255:0, word i = vectors 64i..64i+63
+    std::atomic<uint64_t> control{0};            // bits 319:256
+    std::array<uint64_t, 3> reserved{};          // bits 511:320
 
     uint64_t load_control() const { return control.load(std::memory_order_seq_cst); }
     bool on() const { return (load_control() & pid::kOn) != 0; }
@@ -85,12 +85,12 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<uint64_t>) == 8);
 
 struct PostResult {
-    bool coalesced = false;  // PIR bit was already set: the vector was already pending
-    bool suppressed = false; // SN was set: no notification
-    bool on_was_set = false; // ON was already set: an earlier notification covers this one
-    bool notify = false;     // this post changed ON 0 -> 1: send NV to NDST
-    uint8_t nv = 0;          // valid when notify
-    uint32_t ndst = 0;       // valid when notify
+    bool coalesced = false;   // PIR bit was already set: the vector was already pending
+    bool suppressed = false;  // SN was set: no notification
+    bool on_was_set = false;  // ON was already set: an earlier notification covers this one
+    bool notify = false;      // this post changed ON 0 -> 1: send NV to NDST
+    uint8_t nv = 0;           // valid when notify
+    uint32_t ndst = 0;        // valid when notify
 };
 
 // Post `vector` (SDM Vol3 30.6; VT-d 9.12 "Interrupt-Posting Hardware Operation").
@@ -118,8 +118,8 @@ void clear_pid(PostedInterruptDescriptor& d);
 // while other vCPUs read them, so they are atomics.
 namespace pidptr {
 inline constexpr uint64_t kValid = 1ULL << 0;
-inline constexpr uint64_t kAddressMask = ~0x3FULL; // PIDs are 64-byte aligned
-} // namespace pidptr
+inline constexpr uint64_t kAddressMask = ~0x3FULL;  // PIDs are 64-byte aligned
+}  // namespace pidptr
 
 class PidPointerTable {
   public:
@@ -145,4 +145,4 @@ constexpr uint64_t pid_pointer_entry(uint64_t pid_address)
 }
 static_assert(pid_pointer_entry(0x1234'5640) == 0x1234'5641);
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -48,4 +48,4 @@ void VirtualApicPage::set_registers(const apic::ApicRegisterPage& p)
     std::memcpy(words.data(), p.data(), p.size());
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -21,19 +21,19 @@
 namespace hv::vmx {
 
 namespace vapic {
-inline constexpr uint32_t kVtpr = apic::reg::kTpr;        // 0x080
-inline constexpr uint32_t kVppr = apic::reg::kPpr;        // 0x0A0
-inline constexpr uint32_t kVeoi = apic::reg::kEoi;        // 0x0B0
-inline constexpr uint32_t kVisr = apic::reg::kIsr;        // 0x100, 8 x 16 bytes
-inline constexpr uint32_t kVtmr = apic::reg::kTmr;        // 0x180
-inline constexpr uint32_t kVirr = apic::reg::kIrr;        // 0x200
-inline constexpr uint32_t kVicrLo = apic::reg::kIcrLow;   // 0x300
-inline constexpr uint32_t kVicrHi = apic::reg::kIcrHigh;  // 0x310
-inline constexpr uint32_t kSelfIpi = apic::reg::kSelfIpi; // 0x3F0
+inline constexpr uint32_t kVtpr = apic::reg::kTpr;         // 0x080
+inline constexpr uint32_t kVppr = apic::reg::kPpr;         // 0x0A0
+inline constexpr uint32_t kVeoi = apic::reg::kEoi;         // 0x0B0
+inline constexpr uint32_t kVisr = apic::reg::kIsr;         // 0x100, 8 x 16 bytes
+inline constexpr uint32_t kVtmr = apic::reg::kTmr;         // 0x180
+inline constexpr uint32_t kVirr = apic::reg::kIrr;         // 0x200
+inline constexpr uint32_t kVicrLo = apic::reg::kIcrLow;    // 0x300
+inline constexpr uint32_t kVicrHi = apic::reg::kIcrHigh;   // 0x310
+inline constexpr uint32_t kSelfIpi = apic::reg::kSelfIpi;  // 0x3F0
 inline constexpr std::size_t kPageBytes = 4096;
 static_assert(kVtpr == 0x80 && kVppr == 0xA0 && kVeoi == 0xB0 && kVisr == 0x100 && kVirr == 0x200 &&
               kVicrLo == 0x300 && kVicrHi == 0x310);
-} // namespace vapic
+}  // namespace vapic
 
 struct alignas(4096) VirtualApicPage {
     std::array<uint32_t, vapic::kPageBytes / 4> words{};
@@ -89,4 +89,4 @@ constexpr uint8_t virtual_ppr(uint8_t vtpr, uint8_t svi)
 }
 static_assert(virtual_ppr(0x35, 0x41) == 0x40 && virtual_ppr(0x45, 0x41) == 0x45);
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -61,4 +61,4 @@ std::optional<uint64_t> VmcsImage::read(uint32_t encoding) const
     }
 }
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

@@ -58,7 +58,7 @@ inline constexpr uint32_t kPinBasedControls = 0x4000;
 inline constexpr uint32_t kPrimaryControls = 0x4002;
 inline constexpr uint32_t kTprThreshold = 0x401C;
 inline constexpr uint32_t kSecondaryControls = 0x401E;
-} // namespace field
+}  // namespace field
 
 // SDM Vol3 24.6.1 "Pin-Based VM-Execution Controls".
 namespace pin {
@@ -69,13 +69,13 @@ namespace primary {
 inline constexpr uint32_t kActivateTertiaryControls = 1u << 17;
 inline constexpr uint32_t kUseTprShadow = 1u << 21;
 inline constexpr uint32_t kActivateSecondaryControls = 1u << 31;
-} // namespace primary
+}  // namespace primary
 namespace secondary {
 inline constexpr uint32_t kVirtualizeApicAccesses = 1u << 0;
 inline constexpr uint32_t kVirtualizeX2apicMode = 1u << 4;
 inline constexpr uint32_t kApicRegisterVirtualization = 1u << 8;
 inline constexpr uint32_t kVirtualInterruptDelivery = 1u << 9;
-} // namespace secondary
+}  // namespace secondary
 namespace tertiary {
 inline constexpr uint64_t kIpiVirtualization = 1ULL << 4;
 }
@@ -165,4 +165,4 @@ static_assert(std::is_same_v<VmcsField<field::kEoiExitBitmap3>::value_type, uint
 static_assert(std::is_same_v<VmcsField<field::kTprThreshold>::value_type, uint32_t>);
 static_assert(std::is_same_v<VmcsField<field::kSecondaryControls>::value_type, uint32_t>);
 
-} // namespace hv::vmx
+}  // namespace hv::vmx

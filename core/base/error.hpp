@@ -13,7 +13,7 @@
 namespace hv {
 
 class Error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -23,8 +23,7 @@ public:
     throw Error(fmt::format("{}: {}", what, std::strerror(err)));
 }
 
-template <typename... Args>
-[[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args)
+template <typename... Args> [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args)
 {
     throw Error(fmt::format(f, std::forward<Args>(args)...));
 }

@@ -19,7 +19,7 @@ namespace {
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kBiosAreaLo = 0xa0000;  // VGA, option ROMs, ACPI tables, BIOS
 constexpr std::uint64_t kBiosAreaHi = 0x100000;
-constexpr std::uint64_t kLowMemTop = 0x9fc00;   // 639 KiB usable, as a PC's EBDA leaves it
+constexpr std::uint64_t kLowMemTop = 0x9fc00;  // 639 KiB usable, as a PC's EBDA leaves it
 
 std::uint64_t align_up(std::uint64_t v, std::uint64_t a)
 {
@@ -134,7 +134,7 @@ constexpr std::size_t kFlags = 0, kMemLower = 4, kMemUpper = 8, kBootDevice = 12
 }  // namespace mbi
 
 class InfoWriter {
-public:
+  public:
     explicit InfoWriter(std::uint64_t base) : base_(base) {}
     std::uint32_t addr() const { return static_cast<std::uint32_t>(base_ + buf_.size()); }
     std::uint32_t put(const void* p, std::size_t n)
@@ -152,7 +152,7 @@ public:
     }
     const std::vector<std::uint8_t>& bytes() const { return buf_; }
 
-private:
+  private:
     std::uint64_t base_;
     std::vector<std::uint8_t> buf_;
 };
@@ -165,8 +165,7 @@ struct MmapEntry {
 } __attribute__((packed));
 static_assert(sizeof(MmapEntry) == 24);
 
-void check_placement(const GuestMemory& mem, std::uint64_t gpa, std::uint64_t len,
-                     const char* what)
+void check_placement(const GuestMemory& mem, std::uint64_t gpa, std::uint64_t len, const char* what)
 {
     if (len == 0)
         return;
@@ -176,8 +175,8 @@ void check_placement(const GuestMemory& mem, std::uint64_t gpa, std::uint64_t le
     if (mem.contains(gpa, len))
         return;
     if (gpa + len > kLowRamTop && gpa < kHighRamBase)
-        fail("{} at [{:#x}, {:#x}) overlaps the PCI/APIC hole [{:#x}, 4 GiB)", what, gpa,
-             gpa + len, kLowRamTop);
+        fail("{} at [{:#x}, {:#x}) overlaps the PCI/APIC hole [{:#x}, 4 GiB)", what, gpa, gpa + len,
+             kLowRamTop);
     fail("{} at [{:#x}, {:#x}) does not fit in guest memory ({} MiB)", what, gpa, gpa + len,
          mem.size() >> 20);
 }

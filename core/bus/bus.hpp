@@ -12,7 +12,7 @@
 namespace hv {
 
 class IoDevice {
-public:
+  public:
     virtual ~IoDevice() = default;
     // `offset` is relative to the claimed base; `size` is 1, 2, 4 or 8.
     virtual std::uint64_t read(std::uint64_t offset, unsigned size) = 0;
@@ -20,7 +20,7 @@ public:
 };
 
 class Bus {
-public:
+  public:
     explicit Bus(std::string name) : name_(std::move(name)) {}
 
     // Throws hv::Error when the range is empty, wraps, or overlaps an existing claim.
@@ -34,7 +34,7 @@ public:
     std::uint64_t unclaimed_writes() const { return unclaimed_writes_.load(); }
     const std::string& name() const { return name_; }
 
-private:
+  private:
     struct Range {
         std::uint64_t base;
         std::uint64_t len;

@@ -12,10 +12,10 @@ namespace hv {
 
 // The PC memory map hvaccel gives its guests: RAM from 0 up to kLowRamTop, the PCI/APIC hole
 // up to 4 GiB, and the rest of RAM above 4 GiB (as QEMU's pc machine does for large guests).
-inline constexpr std::uint64_t kLowRamTop = 0xC000'0000;   // 3 GiB
+inline constexpr std::uint64_t kLowRamTop = 0xC000'0000;  // 3 GiB
 inline constexpr std::uint64_t kHighRamBase = 0x1'0000'0000;
-inline constexpr std::uint64_t kMinMemory = 2ull << 20;     // 2 MiB
-inline constexpr std::uint64_t kMaxMemory = 64ull << 30;    // 64 GiB
+inline constexpr std::uint64_t kMinMemory = 2ull << 20;   // 2 MiB
+inline constexpr std::uint64_t kMaxMemory = 64ull << 30;  // 64 GiB
 
 struct MemoryRegion {
     std::uint64_t gpa;
@@ -24,7 +24,7 @@ struct MemoryRegion {
 };
 
 class GuestMemory {
-public:
+  public:
     // `bytes` must be within [kMinMemory, kMaxMemory] and a multiple of 4 KiB.
     explicit GuestMemory(std::uint64_t bytes);
     ~GuestMemory();
@@ -44,8 +44,7 @@ public:
     std::span<std::uint8_t> span(std::uint64_t gpa, std::uint64_t len) const;
     void write_checked(std::uint64_t gpa, const void* src, std::size_t len) const;
 
-    template <typename T>
-    bool read_obj(std::uint64_t gpa, T& out) const
+    template <typename T> bool read_obj(std::uint64_t gpa, T& out) const
     {
         return read(gpa, &out, sizeof(T));
     }
@@ -60,7 +59,7 @@ public:
     // Top of the RAM below the hole (end of the low region).
     std::uint64_t low_top() const;
 
-private:
+  private:
     std::uint64_t size_;
     std::uint8_t* base_ = nullptr;  // one reservation; the high region follows the low one
     std::vector<MemoryRegion> regions_;

@@ -14,7 +14,7 @@ constexpr char kOemTableId[9] = "HVACCEL ";
 constexpr std::size_t kHeaderLen = 36;
 
 class Table {
-public:
+  public:
     std::vector<std::uint8_t> b;
 
     void u8(std::uint64_t v) { b.push_back(static_cast<std::uint8_t>(v)); }
@@ -71,34 +71,34 @@ Table make_fadt(const AcpiConfig& c, std::uint32_t facs, std::uint32_t dsdt)
     t.header("FACP", 4);
     t.u32(facs);
     t.u32(dsdt);
-    t.u8(0);   // reserved (INT_MODEL in 1.0)
-    t.u8(0);   // preferred PM profile: unspecified
-    t.u16(9);  // SCI_INT
-    t.u32(0);  // SMI_CMD: none, ACPI mode is always on
-    t.zeros(4);                      // ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
-    t.u32(c.pm_base);                // PM1a_EVT_BLK
-    t.u32(0);                        // PM1b_EVT_BLK
-    t.u32(c.pm_base + 4u);           // PM1a_CNT_BLK
-    t.u32(0);                        // PM1b_CNT_BLK
-    t.u32(0);                        // PM2_CNT_BLK
-    t.u32(c.pm_base + 8u);           // PM_TMR_BLK
-    t.u32(0);                        // GPE0_BLK
-    t.u32(0);                        // GPE1_BLK
-    t.u8(4);                         // PM1_EVT_LEN
-    t.u8(2);                         // PM1_CNT_LEN
-    t.u8(0);                         // PM2_CNT_LEN
-    t.u8(4);                         // PM_TMR_LEN
-    t.zeros(4);                      // GPE0/1 lengths, GPE1_BASE, CST_CNT
-    t.u16(0xfff);                    // P_LVL2_LAT: C2 not supported
-    t.u16(0xfff);                    // P_LVL3_LAT: C3 not supported
-    t.zeros(4 + 2 + 3);              // FLUSH_SIZE/STRIDE, DUTY_*, RTC alarms/century
-    t.u16(0);                        // IAPC_BOOT_ARCH
+    t.u8(0);                // reserved (INT_MODEL in 1.0)
+    t.u8(0);                // preferred PM profile: unspecified
+    t.u16(9);               // SCI_INT
+    t.u32(0);               // SMI_CMD: none, ACPI mode is always on
+    t.zeros(4);             // ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
+    t.u32(c.pm_base);       // PM1a_EVT_BLK
+    t.u32(0);               // PM1b_EVT_BLK
+    t.u32(c.pm_base + 4u);  // PM1a_CNT_BLK
+    t.u32(0);               // PM1b_CNT_BLK
+    t.u32(0);               // PM2_CNT_BLK
+    t.u32(c.pm_base + 8u);  // PM_TMR_BLK
+    t.u32(0);               // GPE0_BLK
+    t.u32(0);               // GPE1_BLK
+    t.u8(4);                // PM1_EVT_LEN
+    t.u8(2);                // PM1_CNT_LEN
+    t.u8(0);                // PM2_CNT_LEN
+    t.u8(4);                // PM_TMR_LEN
+    t.zeros(4);             // GPE0/1 lengths, GPE1_BASE, CST_CNT
+    t.u16(0xfff);           // P_LVL2_LAT: C2 not supported
+    t.u16(0xfff);           // P_LVL3_LAT: C3 not supported
+    t.zeros(4 + 2 + 3);     // FLUSH_SIZE/STRIDE, DUTY_*, RTC alarms/century
+    t.u16(0);               // IAPC_BOOT_ARCH
     t.u8(0);
-    t.u32((1u << 0) | (1u << 8));    // WBINVD, TMR_VAL_EXT (32-bit PM timer)
-    t.zeros(12 + 1 + 2 + 1);         // RESET_REG, RESET_VALUE, ARM_BOOT_ARCH, minor version
-    t.u64(facs);                     // X_FIRMWARE_CTRL
-    t.u64(dsdt);                     // X_DSDT
-    gas_io(t, c.pm_base, 32);        // X_PM1a_EVT_BLK
+    t.u32((1u << 0) | (1u << 8));  // WBINVD, TMR_VAL_EXT (32-bit PM timer)
+    t.zeros(12 + 1 + 2 + 1);       // RESET_REG, RESET_VALUE, ARM_BOOT_ARCH, minor version
+    t.u64(facs);                   // X_FIRMWARE_CTRL
+    t.u64(dsdt);                   // X_DSDT
+    gas_io(t, c.pm_base, 32);      // X_PM1a_EVT_BLK
     t.zeros(12);
     gas_io(t, static_cast<std::uint16_t>(c.pm_base + 4), 16);  // X_PM1a_CNT_BLK
     t.zeros(12 + 12);
@@ -118,9 +118,9 @@ Table make_madt(const AcpiConfig& c)
     for (unsigned i = 0; i < c.cpus; ++i) {
         t.u8(0);  // Processor Local APIC
         t.u8(8);
-        t.u8(i);  // ACPI processor UID
-        t.u8(i);  // APIC ID
-        t.u32(1); // enabled
+        t.u8(i);   // ACPI processor UID
+        t.u8(i);   // APIC ID
+        t.u32(1);  // enabled
     }
     t.u8(1);  // I/O APIC
     t.u8(12);

@@ -9,7 +9,7 @@
 namespace hv::dev {
 
 class DebugExit : public IoDevice {
-public:
+  public:
     static constexpr std::uint16_t kPort = 0xf4;
     static constexpr unsigned kPorts = 4;  // iosize=4, as in QEMU's -device ...,iosize=4
 
@@ -27,7 +27,7 @@ public:
         on_exit_(status_for(value));
     }
 
-private:
+  private:
     ExitFn on_exit_;
 };
 

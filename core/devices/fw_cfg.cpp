@@ -9,8 +9,7 @@ namespace hv::dev {
 
 namespace {
 
-template <typename T>
-std::vector<std::uint8_t> le(T v)
+template <typename T> std::vector<std::uint8_t> le(T v)
 {
     std::vector<std::uint8_t> out(sizeof(T));
     for (std::size_t i = 0; i < sizeof(T); ++i)

@@ -15,7 +15,7 @@
 namespace hv::dev {
 
 class FwCfg : public IoDevice {
-public:
+  public:
     static constexpr std::uint16_t kPort = 0x510;
     static constexpr unsigned kPorts = 2;
 
@@ -41,7 +41,7 @@ public:
     std::uint64_t read(std::uint64_t offset, unsigned size) override;
     void write(std::uint64_t offset, unsigned size, std::uint64_t value) override;
 
-private:
+  private:
     void set_item(std::uint16_t key, std::vector<std::uint8_t> data);
     void rebuild_dir();
 

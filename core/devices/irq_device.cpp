@@ -27,9 +27,7 @@ constexpr std::uint16_t kMsixFunctionMask = 1u << 14;
 
 IrqDevice::IrqDevice(const GuestMemory& mem, std::uint64_t guest_tsc_offset,
                      MsixTable::Changed changed, MsixTable::Send send)
-    : PciFunction(kVendor, kDevice, 0xFF0000),
-      mem_(mem),
-      tsc_offset_(guest_tsc_offset),
+    : PciFunction(kVendor, kDevice, 0xFF0000), mem_(mem), tsc_offset_(guest_tsc_offset),
       msix_(kEntries, std::move(changed), std::move(send))
 {
     add_memory_bar(0, kBarSize, &regs_, kBar0Default);
@@ -279,8 +277,8 @@ std::vector<std::uint64_t> IrqDevice::raise_tscs() const
 
 std::string IrqDevice::stats() const
 {
-    return fmt::format("irqdev: bursts {}, log-refused {}; {}", bursts_.load(),
-                       log_refused_.load(), msix_.stats());
+    return fmt::format("irqdev: bursts {}, log-refused {}; {}", bursts_.load(), log_refused_.load(),
+                       msix_.stats());
 }
 
 }  // namespace hv::dev

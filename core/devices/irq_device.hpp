@@ -12,9 +12,9 @@
 //   0x00 ID           RO  0x68766972 ("hvir")
 //   0x04 STATUS       RO  bit 0: a burst is running
 //   0x08 COUNT        RW  interrupts in the next burst
-//   0x0C ENTRIES      RW  bit n: raise on MSI-X entry n (round robin over the set bits; 0 = entry 0)
-//   0x10 INTERVAL_NS  RW  time between raises (0: back to back)
-//   0x14 CONTROL      W   1: start a burst, 2: stop; bit 8 with start: paced (each raise waits
+//   0x0C ENTRIES      RW  bit n: raise on MSI-X entry n (round robin over the set bits; 0 = entry
+//   0) 0x10 INTERVAL_NS  RW  time between raises (0: back to back) 0x14 CONTROL      W   1: start a
+//   burst, 2: stop; bit 8 with start: paced (each raise waits
 //                         until the guest has acknowledged the previous one through ACK)
 //   0x18 RAISED       RO  raises in the current or last burst
 //   0x1C ACK          RW  write: acknowledge one interrupt; read: acknowledgements so far
@@ -37,9 +37,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/bus/memory.hpp"
 #include "core/devices/msix.hpp"
 #include "core/devices/pci.hpp"
-#include "core/bus/memory.hpp"
 
 namespace hv::dev {
 
@@ -75,7 +75,7 @@ inline constexpr std::uint32_t kControlPaced = 1u << 8;
 }  // namespace irqdev
 
 class IrqDevice final : public PciFunction {
-public:
+  public:
     // `send(entry, msg)`: the device's memory write of an MSI-X message, which the VM carries
     // through its interrupt-remapping path; `changed(entry)`: re-program the route of an entry.
     // `guest_tsc_offset`: guest TSC = host TSC + offset.
@@ -94,7 +94,7 @@ public:
     std::vector<std::uint64_t> raise_tscs() const;
     std::string stats() const;
 
-private:
+  private:
     struct Registers : IoDevice {
         IrqDevice& dev;
         explicit Registers(IrqDevice& d) : dev(d) {}

@@ -12,7 +12,7 @@
 namespace hv::dev {
 
 class IrqTestDev : public IoDevice {
-public:
+  public:
     static constexpr std::uint16_t kPort = 0x2000;
     static constexpr unsigned kLines = 24;
 
@@ -28,7 +28,7 @@ public:
             set_irq_(pin_for_line(static_cast<unsigned>(offset)), value != 0);
     }
 
-private:
+  private:
     SetIrq set_irq_;
 };
 

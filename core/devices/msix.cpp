@@ -203,8 +203,8 @@ void MsixTable::restore(const State& s)
     {
         std::lock_guard lk(mu_);
         if (s.entries.size() != table_.size() || s.pending.size() != pending_.size())
-            throw Error(fmt::format("MSI-X state has {} entries, the device {}",
-                                    s.entries.size(), table_.size()));
+            throw Error(fmt::format("MSI-X state has {} entries, the device {}", s.entries.size(),
+                                    table_.size()));
         table_ = s.entries;
         pending_ = s.pending;
         enabled_ = s.enabled;

@@ -34,18 +34,18 @@ struct MsixEntry {
 };
 
 class MsixTable : public IoDevice {
-public:
+  public:
     static constexpr unsigned kMaxEntries = 2048;
     static constexpr std::uint64_t kPbaOffset = 0x800;  // in the same BAR as the table
     static constexpr unsigned kEntryBytes = 16;
     static constexpr std::uint32_t kVectorMasked = 1u << 0;
 
     struct Counters {
-        std::atomic<std::uint64_t> raised{0};    // the function wanted to signal
-        std::atomic<std::uint64_t> sent{0};      // messages sent (immediately or on unmask)
-        std::atomic<std::uint64_t> pended{0};    // raises that set a pending bit
-        std::atomic<std::uint64_t> coalesced{0}; // raises whose pending bit was already set
-        std::atomic<std::uint64_t> dropped{0};   // MSI-X disabled or bus mastering off
+        std::atomic<std::uint64_t> raised{0};     // the function wanted to signal
+        std::atomic<std::uint64_t> sent{0};       // messages sent (immediately or on unmask)
+        std::atomic<std::uint64_t> pended{0};     // raises that set a pending bit
+        std::atomic<std::uint64_t> coalesced{0};  // raises whose pending bit was already set
+        std::atomic<std::uint64_t> dropped{0};    // MSI-X disabled or bus mastering off
     };
 
     // `changed(entry)`: the entry's address, data or effective mask changed — the hypervisor
@@ -85,7 +85,7 @@ public:
     const Counters& counters() const { return counters_; }
     std::string stats() const;
 
-private:
+  private:
     std::uint32_t read_dword(std::uint64_t offset) const;
     // Writes one table dword; returns true when the entry's routing changed.
     bool write_dword(std::uint64_t offset, std::uint32_t value);

@@ -97,7 +97,8 @@ void PciFunction::add_memory_bar(unsigned bar, std::uint32_t size, IoDevice* dev
                                  std::uint32_t initial)
 {
     if (bar >= pci::kBars || size < 16 || (size & (size - 1)) != 0 || (initial & (size - 1)))
-        throw Error(fmt::format("PCI BAR{}: bad size {:#x} or placement {:#x}", bar, size, initial));
+        throw Error(
+            fmt::format("PCI BAR{}: bad size {:#x} or placement {:#x}", bar, size, initial));
     bars_[bar] = {size, dev};
     // Bits 3:0: memory space, 32-bit, not prefetchable (all zero); bits below the size read 0.
     set_bytes(pci::kBar0 + 4 * bar, 4, initial);
@@ -144,7 +145,7 @@ void PciFunction::restore_config(const std::array<std::uint8_t, pci::kConfigSize
 
 // Slot 0: a host bridge (class 06/00/00) with nothing but its header, as on a PC.
 class PciHost::Bridge : public PciFunction {
-public:
+  public:
     // 8086:1237 is the i440FX host bridge QEMU's pc machine shows; guests expect a bridge there.
     Bridge() : PciFunction(0x8086, 0x1237, 0x060000) {}
 };

@@ -76,7 +76,7 @@ class PciHost;
 // One function's 256-byte configuration space with a per-byte write mask, its BARs and its
 // capability list. Devices derive from it.
 class PciFunction {
-public:
+  public:
     virtual ~PciFunction() = default;
     PciFunction(const PciFunction&) = delete;
     PciFunction& operator=(const PciFunction&) = delete;
@@ -94,7 +94,7 @@ public:
     std::array<std::uint8_t, pci::kConfigSize> config_bytes() const;
     void restore_config(const std::array<std::uint8_t, pci::kConfigSize>& bytes);
 
-protected:
+  protected:
     PciFunction(std::uint16_t vendor, std::uint16_t device, std::uint32_t class_code);
 
     // A 32-bit non-prefetchable memory BAR of `size` bytes (a power of two, at least 16) served
@@ -111,7 +111,7 @@ protected:
     // without the function's lock; the command/BAR handling has been done.
     virtual void config_written(unsigned /*offset*/, unsigned /*size*/) {}
 
-private:
+  private:
     friend class PciHost;
     struct Bar {
         std::uint32_t size = 0;
@@ -128,10 +128,10 @@ private:
 
 // The host bridge: CONFIG_ADDRESS/CONFIG_DATA on the port bus, the BAR window on the MMIO bus.
 class PciHost {
-public:
+  public:
     struct Counters {
-        std::atomic<std::uint64_t> config_absent{0};   // accesses to absent functions
-        std::atomic<std::uint64_t> bar_refused{0};     // BAR placements not decoded
+        std::atomic<std::uint64_t> config_absent{0};     // accesses to absent functions
+        std::atomic<std::uint64_t> bar_refused{0};       // BAR placements not decoded
         std::atomic<std::uint64_t> window_unclaimed{0};  // window accesses outside any BAR
     };
 
@@ -154,7 +154,7 @@ public:
     const Counters& counters() const { return counters_; }
     std::string stats() const;
 
-private:
+  private:
     struct ConfigPorts : IoDevice {
         PciHost& host;
         explicit ConfigPorts(PciHost& h) : host(h) {}

@@ -12,7 +12,7 @@
 namespace hv::dev {
 
 class Pic8259 : public IoDevice {
-public:
+  public:
     static constexpr std::uint16_t kMaster = 0x20;
     static constexpr std::uint16_t kSlave = 0xa0;
     static constexpr unsigned kPorts = 2;
@@ -25,11 +25,11 @@ public:
     // Restores a programmed PIC (initialisation complete).
     void set_state(std::uint8_t mask, std::uint8_t vector_base);
 
-private:
+  private:
     mutable std::mutex mu_;
-    std::uint8_t imr_ = 0xff;   // everything masked until the guest says otherwise
-    std::uint8_t base_ = 0;     // ICW2
-    unsigned init_step_ = 0;    // 0 = ready; 2..4 = the next ICW expected
+    std::uint8_t imr_ = 0xff;  // everything masked until the guest says otherwise
+    std::uint8_t base_ = 0;    // ICW2
+    unsigned init_step_ = 0;   // 0 = ready; 2..4 = the next ICW expected
     bool icw4_needed_ = false;
     bool single_ = false;
 };

@@ -4,7 +4,9 @@
 
 namespace hv::dev {
 
-PmTimer::PmTimer() : start_ns_(monotonic_ns()) {}
+PmTimer::PmTimer() : start_ns_(monotonic_ns())
+{
+}
 
 std::uint32_t PmTimer::ticks_for_ns(std::uint64_t ns)
 {

@@ -10,7 +10,7 @@
 namespace hv::dev {
 
 class PmTimer : public IoDevice {
-public:
+  public:
     static constexpr std::uint16_t kPmBase = 0x600;  // PM1a event block, as QEMU's PIIX4
     static constexpr std::uint16_t kPort = kPmBase + 8;
     static constexpr unsigned kPorts = 4;
@@ -27,7 +27,7 @@ public:
     // Ticks for a given elapsed guest time; exposed for tests.
     static std::uint32_t ticks_for_ns(std::uint64_t ns);
 
-private:
+  private:
     std::atomic<std::uint64_t> start_ns_;
     std::atomic<std::uint32_t> base_ticks_{0};
 };

@@ -13,7 +13,7 @@
 namespace hv::dev {
 
 class Uart16550 : public IoDevice {
-public:
+  public:
     static constexpr std::uint16_t kCom1 = 0x3f8;
     static constexpr unsigned kPorts = 8;
 
@@ -34,7 +34,7 @@ public:
     void set_regs(const Regs& r);
     std::uint16_t divisor() const;
 
-private:
+  private:
     void emit(std::uint8_t c);
     void write_pending();  // with mu_ held
 

@@ -12,7 +12,7 @@ constexpr std::size_t kHeaderSize = 36;
 constexpr std::size_t kBodyOffset = 48;
 
 class Bytes {
-public:
+  public:
     Bytes(std::string_view b, std::string_view table) : b_(b), table_(table) {}
     std::uint64_t le(std::size_t off, std::size_t n) const
     {
@@ -30,7 +30,7 @@ public:
     std::uint64_t u64(std::size_t off) const { return le(off, 8); }
     std::size_t size() const { return b_.size(); }
 
-private:
+  private:
     std::string_view b_;
     std::string_view table_;
 };
@@ -61,8 +61,7 @@ std::string_view check_header(std::string_view bytes, std::string_view sig)
 
 // Walks the type/length sub-structures from kBodyOffset. Both tables keep a u16 length at +2
 // (the type is a u16 in DMAR and a u8 in IVRS); a length that could not advance is an error.
-template <typename F>
-void walk(const Bytes& b, std::string_view sig, std::size_t min_len, F&& each)
+template <typename F> void walk(const Bytes& b, std::string_view sig, std::size_t min_len, F&& each)
 {
     std::size_t off = kBodyOffset;
     while (off < b.size()) {
@@ -116,8 +115,8 @@ AcpiIvrs parse_ivrs(std::string_view bytes)
     const Bytes b(t, "IVRS");
     AcpiIvrs r;
     r.ivinfo = b.u32(36);
-    // AMD IOMMU spec 48882 "IVHD" block formats: type 10h has a 24-byte header; 11h and 40h have 40 with
-    // the EFR image at offset 18h.
+    // AMD IOMMU spec 48882 "IVHD" block formats: type 10h has a 24-byte header; 11h and 40h have 40
+    // with the EFR image at offset 18h.
     walk(b, "IVRS", 4, [&](std::size_t off, std::uint16_t len) {
         const std::uint8_t type = b.u8(off);
         if (type != 0x10 && type != 0x11 && type != 0x40) {
@@ -126,8 +125,8 @@ AcpiIvrs parse_ivrs(std::string_view bytes)
         }
         const std::size_t need = type == 0x10 ? 24 : 40;
         if (len < need)
-            fail("ACPI IVRS: IVHD type 0x{:02x} at offset {} has length {} (< {})", type, off,
-                 len, need);
+            fail("ACPI IVRS: IVHD type 0x{:02x} at offset {} has length {} (< {})", type, off, len,
+                 need);
         AcpiIvrs::Ivhd h;
         h.type = type;
         h.flags = b.u8(off + 1);

@@ -30,11 +30,12 @@ BackendChoice refuse(std::string reason)
 void add_host_notes(const HostProfile& p, BackendChoice& c)
 {
     if (const auto* m = p.erratum("BZ-196683"))
-        c.notes.push_back(fmt::format("{}: {}; consider the PM QoS hold", m->erratum->id,
-                                      m->erratum->title));
+        c.notes.push_back(
+            fmt::format("{}: {}; consider the PM QoS hold", m->erratum->id, m->erratum->title));
     if (const auto* m = p.erratum("INTEL-ISR-C6"))
         c.notes.push_back(fmt::format("{}: host C6 with guest ISR bits set can lose an "
-                                      "interrupt; consider the PM QoS hold", m->erratum->id));
+                                      "interrupt; consider the PM QoS hold",
+                                      m->erratum->id));
 }
 
 void add_userspace_notes(const HostProfile& p, BackendChoice& c)
@@ -87,15 +88,17 @@ BackendChoice pick_avic(const HostProfile& p, std::string_view why)
     BackendChoice c;
     c.backend = "avic";
     const SvmFeatures& s = p.cpu.svm;
-    const std::string host = s.avic ? fmt::format("host CPU has AVIC{}", s.x2avic ? " and x2AVIC" : "")
-                                    : std::string("host CPU has no AVIC; the model does not need it");
+    const std::string host = s.avic
+                                 ? fmt::format("host CPU has AVIC{}", s.x2avic ? " and x2AVIC" : "")
+                                 : std::string("host CPU has no AVIC; the model does not need it");
     c.reason = fmt::format("avic: model of AMD AVIC, {} ({})", why, host);
     if (const auto* m = p.erratum("AMD-1235")) {
         // The model reproduces the host's behaviour, workaround included, so exit counts
         // match what Linux's AVIC does on this CPU.
         c.errata_applied.push_back(std::string(m->erratum->id));
         c.notes.push_back(fmt::format("{} mode on: IsRunning never set; IPIs to other vCPUs "
-                                      "take AVIC_INCOMPLETE_IPI ({})", m->erratum->id, m->reason));
+                                      "take AVIC_INCOMPLETE_IPI ({})",
+                                      m->erratum->id, m->reason));
     }
     add_userspace_notes(p, c);
     return c;
@@ -126,7 +129,8 @@ BackendChoice choose_backend(const HostProfile& p, std::string_view requested)
     const std::string_view label = is_auto ? kAutoBackend : requested;
     if (!p.kvm.present)
         return refuse(fmt::format("{}: hvaccel runs guests on KVM and /dev/kvm is unavailable "
-                                  "({})", label, p.kvm.error));
+                                  "({})",
+                                  label, p.kvm.error));
 
     BackendChoice c;
     const bool split = p.kvm.cap("SPLIT_IRQCHIP") != 0;

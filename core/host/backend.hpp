@@ -22,10 +22,10 @@ bool is_backend_name(std::string_view name);
 
 struct BackendChoice {
     bool refused = false;
-    std::string backend;                     // one of kBackendNames when !refused
-    std::string reason;                      // why this backend, or why refused
-    std::vector<std::string> errata_applied; // erratum ids the backend must honour ("AMD-1235")
-    std::vector<std::string> notes;          // warnings worth printing next to the choice
+    std::string backend;                      // one of kBackendNames when !refused
+    std::string reason;                       // why this backend, or why refused
+    std::vector<std::string> errata_applied;  // erratum ids the backend must honour ("AMD-1235")
+    std::vector<std::string> notes;           // warnings worth printing next to the choice
 };
 
 // `requested` is "auto" (or empty), or a backend name. apicv and avic are models and work on

@@ -9,7 +9,10 @@ namespace hv::host {
 
 namespace {
 
-constexpr bool bit(std::uint64_t v, unsigned n) { return ((v >> n) & 1u) != 0; }
+constexpr bool bit(std::uint64_t v, unsigned n)
+{
+    return ((v >> n) & 1u) != 0;
+}
 
 Vendor vendor_of(std::string_view s)
 {
@@ -61,8 +64,8 @@ SvmFeatures decode_svm(const CpuidSource& cpuid)
     const auto a = cpuid.query(0x8000000Au);
     if (!s.svm || !a)
         return s;
-    // APM Vol3 Appendix E, "CPUID Fn8000_000A_EDX SVM Feature Identification"; bit numbers as in Linux
-    // arch/x86/include/asm/cpufeatures.h word 15.
+    // APM Vol3 Appendix E, "CPUID Fn8000_000A_EDX SVM Feature Identification"; bit numbers as in
+    // Linux arch/x86/include/asm/cpufeatures.h word 15.
     s.revision = a->eax & 0xFF;
     s.nasid = a->ebx;
     s.edx = a->edx;
@@ -122,10 +125,14 @@ VmxFeatures decode_vmx(const CpuidSource& cpuid, const MsrSource& msrs)
 std::string_view vendor_name(Vendor v)
 {
     switch (v) {
-    case Vendor::Intel: return "Intel";
-    case Vendor::Amd: return "AMD";
-    case Vendor::Hygon: return "Hygon";
-    case Vendor::Other: return "other";
+    case Vendor::Intel:
+        return "Intel";
+    case Vendor::Amd:
+        return "AMD";
+    case Vendor::Hygon:
+        return "Hygon";
+    case Vendor::Other:
+        return "other";
     }
     return "other";
 }

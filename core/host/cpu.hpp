@@ -30,16 +30,16 @@ struct CpuIdentity {
 // AMD SVM, CPUID 0x80000001:ECX[2] and 0x8000000A (APM Vol3 App. E / Linux cpufeatures.h word 15).
 struct SvmFeatures {
     bool svm = false;
-    std::uint32_t revision = 0;  // 0x8000000A EAX[7:0]
-    std::uint32_t nasid = 0;     // 0x8000000A EBX
-    bool npt = false;            // EDX bit 0
-    bool nrips = false;          // EDX bit 3
-    bool decode_assists = false; // EDX bit 7
-    bool vgif = false;           // EDX bit 16
-    bool avic = false;           // EDX bit 13 (APM Vol2 15.29 "AVIC")
-    bool x2avic = false;         // EDX bit 18
-    bool vnmi = false;           // EDX bit 25
-    std::uint32_t edx = 0;       // raw, for reports
+    std::uint32_t revision = 0;   // 0x8000000A EAX[7:0]
+    std::uint32_t nasid = 0;      // 0x8000000A EBX
+    bool npt = false;             // EDX bit 0
+    bool nrips = false;           // EDX bit 3
+    bool decode_assists = false;  // EDX bit 7
+    bool vgif = false;            // EDX bit 16
+    bool avic = false;            // EDX bit 13 (APM Vol2 15.29 "AVIC")
+    bool x2avic = false;          // EDX bit 18
+    bool vnmi = false;            // EDX bit 25
+    std::uint32_t edx = 0;        // raw, for reports
 };
 
 // Intel VMX. CPUID.1:ECX[5] says VMX exists; the capability MSRs say what it can do.
@@ -47,17 +47,17 @@ struct SvmFeatures {
 // the pin/primary/secondary MSRs; IA32_VMX_PROCBASED_CTLS3 reports all 64 bits as allowed-1.)
 struct VmxFeatures {
     bool vmx = false;
-    bool msrs_read = false;       // the fields below are meaningful only when true
-    std::string msr_status;       // "msr module not loaded ...", "readable (...)", ...
-    bool posted_interrupts = false;        // pin-based bit 7
-    bool tpr_shadow = false;               // primary bit 21
-    bool secondary_controls = false;       // primary bit 31
-    bool tertiary_controls = false;        // primary bit 17
-    bool virtualize_apic_accesses = false; // secondary bit 0
-    bool virtualize_x2apic = false;        // secondary bit 4
-    bool apic_register_virt = false;       // secondary bit 8
-    bool virtual_interrupt_delivery = false; // secondary bit 9
-    bool ipi_virt = false;                 // tertiary bit 4
+    bool msrs_read = false;                   // the fields below are meaningful only when true
+    std::string msr_status;                   // "msr module not loaded ...", "readable (...)", ...
+    bool posted_interrupts = false;           // pin-based bit 7
+    bool tpr_shadow = false;                  // primary bit 21
+    bool secondary_controls = false;          // primary bit 31
+    bool tertiary_controls = false;           // primary bit 17
+    bool virtualize_apic_accesses = false;    // secondary bit 0
+    bool virtualize_x2apic = false;           // secondary bit 4
+    bool apic_register_virt = false;          // secondary bit 8
+    bool virtual_interrupt_delivery = false;  // secondary bit 9
+    bool ipi_virt = false;                    // tertiary bit 4
     // APICv as Linux defines it (cpu_has_vmx_apicv): register virtualization, virtual-interrupt
     // delivery and posted interrupts together.
     bool apicv() const

@@ -21,7 +21,7 @@ struct CpuidRegs {
 };
 
 class CpuidSource {
-public:
+  public:
     virtual ~CpuidSource() = default;
     // nullopt when the leaf is beyond the CPU's maximum (standard or extended) leaf or was not
     // captured by the source.
@@ -30,7 +30,7 @@ public:
 
 // A table of leaves: synthetic CPUs in tests, or a capture of a live CPU.
 class CpuidTable : public CpuidSource {
-public:
+  public:
     void set(std::uint32_t leaf, std::uint32_t subleaf, CpuidRegs regs);
     void set(std::uint32_t leaf, CpuidRegs regs) { set(leaf, 0, regs); }
     std::optional<CpuidRegs> query(std::uint32_t leaf, std::uint32_t subleaf = 0) const override;
@@ -50,7 +50,7 @@ public:
     void set_signature(std::uint32_t family, std::uint32_t model, std::uint32_t stepping,
                        std::uint32_t leaf1_ecx = 0, std::uint32_t leaf1_edx = 0);
 
-private:
+  private:
     std::map<std::pair<std::uint32_t, std::uint32_t>, CpuidRegs> leaves_;
 };
 

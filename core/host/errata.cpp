@@ -59,17 +59,17 @@ bool vtd_posting_missing(const HostProfile& p, std::string& reason)
     const VmxFeatures& v = p.cpu.vmx;
     if (!v.vmx || !v.msrs_read || !v.posted_interrupts)
         return false;  // CPU posting absent or unknown: nothing to compare
-    const std::string cpu_side =
-        "the CPU posts interrupts (IA32_VMX_PINBASED_CTLS allows bit 7)";
+    const std::string cpu_side = "the CPU posts interrupts (IA32_VMX_PINBASED_CTLS allows bit 7)";
     if (p.iommu.vtd.empty()) {
         reason = fmt::format("{} but no VT-d unit was found{}, so device interrupts cannot be "
-                             "posted", cpu_side, unreadable(p));
+                             "posted",
+                             cpu_side, unreadable(p));
         return true;
     }
     for (const auto& u : p.iommu.vtd) {
         if (!u.posted_interrupts()) {
-            reason = fmt::format("{} but VT-d unit {} lacks CAP.PI (bit 59, cap=0x{:x})",
-                                 cpu_side, u.name, u.cap);
+            reason = fmt::format("{} but VT-d unit {} lacks CAP.PI (bit 59, cap=0x{:x})", cpu_side,
+                                 u.name, u.cap);
             return true;
         }
     }
@@ -83,7 +83,8 @@ bool amd_ga_missing(const HostProfile& p, std::string& reason)
     const std::string cpu_side = "the CPU has AVIC (CPUID 0x8000000A EDX[13])";
     if (p.iommu.amd.empty()) {
         reason = fmt::format("{} but no AMD IOMMU was found{}, so device interrupts cannot be "
-                             "delivered in guest mode", cpu_side, unreadable(p));
+                             "delivered in guest mode",
+                             cpu_side, unreadable(p));
         return true;
     }
     for (const auto& u : p.iommu.amd) {
@@ -164,8 +165,7 @@ constexpr std::array kErrata = {
 bool in_range(const CpuIdentity& id, const CpuRange& r)
 {
     return id.vendor == r.vendor && id.family == r.family && id.model >= r.model_lo &&
-           id.model <= r.model_hi && id.stepping >= r.stepping_lo &&
-           id.stepping <= r.stepping_hi &&
+           id.model <= r.model_hi && id.stepping >= r.stepping_lo && id.stepping <= r.stepping_hi &&
            (r.brand_contains.empty() || id.brand.find(r.brand_contains) != std::string::npos);
 }
 
@@ -174,15 +174,22 @@ bool in_range(const CpuIdentity& id, const CpuRange& r)
 std::string_view action_name(ErratumAction a)
 {
     switch (a) {
-    case ErratumAction::Report: return "report";
-    case ErratumAction::AvicNoIsRunning: return "avic: IsRunning never set";
-    case ErratumAction::PmQosHoldOptIn: return "warn; PM QoS hold on request";
-    case ErratumAction::KeepHostOutOfC6: return "warn; PM QoS hold keeps host out of C6 on request";
+    case ErratumAction::Report:
+        return "report";
+    case ErratumAction::AvicNoIsRunning:
+        return "avic: IsRunning never set";
+    case ErratumAction::PmQosHoldOptIn:
+        return "warn; PM QoS hold on request";
+    case ErratumAction::KeepHostOutOfC6:
+        return "warn; PM QoS hold keeps host out of C6 on request";
     }
     return "report";
 }
 
-std::span<const Erratum> errata_table() { return kErrata; }
+std::span<const Erratum> errata_table()
+{
+    return kErrata;
+}
 
 std::vector<std::string_view> pm_qos_hold_errata(const HostProfile& profile)
 {
@@ -208,9 +215,9 @@ std::vector<ErratumMatch> match_errata(const HostProfile& profile)
         for (const CpuRange& r : e.cpus) {
             if (!in_range(id, r))
                 continue;
-            std::string reason = fmt::format(
-                "{} family 0x{:x} model 0x{:x} stepping {} is {}", vendor_name(id.vendor),
-                id.family, id.model, id.stepping, r.label);
+            std::string reason =
+                fmt::format("{} family 0x{:x} model 0x{:x} stepping {} is {}",
+                            vendor_name(id.vendor), id.family, id.model, id.stepping, r.label);
             if (!r.brand_contains.empty())
                 reason += fmt::format(" (brand '{}')", id.brand);
             out.push_back({&e, std::move(reason)});

@@ -29,18 +29,18 @@ struct CpuRange {
 
 // What hvaccel does about a match.
 enum class ErratumAction {
-    Report,              // tell the user; nothing to change in hvaccel
-    AvicNoIsRunning,     // avic model: never set IsRunning (AMD 1235 mode)
-    PmQosHoldOptIn,      // warn; hold /dev/cpu_dma_latency when asked (PmQosHold)
-    KeepHostOutOfC6,     // warn; PmQosHold keeps the host out of C6 when asked
+    Report,           // tell the user; nothing to change in hvaccel
+    AvicNoIsRunning,  // avic model: never set IsRunning (AMD 1235 mode)
+    PmQosHoldOptIn,   // warn; hold /dev/cpu_dma_latency when asked (PmQosHold)
+    KeepHostOutOfC6,  // warn; PmQosHold keeps the host out of C6 when asked
 };
 std::string_view action_name(ErratumAction a);
 
 struct Erratum {
     std::string_view id;
     std::string_view title;
-    std::string_view vendor;            // for reports: "AMD, Hygon", "Intel", "platform"
-    std::span<const CpuRange> cpus;     // CPU errata: any range matches
+    std::string_view vendor;         // for reports: "AMD, Hygon", "Intel", "platform"
+    std::span<const CpuRange> cpus;  // CPU errata: any range matches
     // Platform errata: returns true and fills `reason` when the whole host is affected.
     bool (*platform)(const HostProfile&, std::string& reason) = nullptr;
     std::string_view affected_feature;

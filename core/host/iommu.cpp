@@ -41,8 +41,8 @@ void read_table(const std::filesystem::path& root, std::string_view name, IommuI
 
 bool IommuInfo::vtd_posting() const
 {
-    return !vtd.empty() &&
-           std::all_of(vtd.begin(), vtd.end(), [](const VtdUnit& u) { return u.posted_interrupts(); });
+    return !vtd.empty() && std::all_of(vtd.begin(), vtd.end(),
+                                       [](const VtdUnit& u) { return u.posted_interrupts(); });
 }
 
 bool IommuInfo::amd_ga() const

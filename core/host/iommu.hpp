@@ -28,9 +28,9 @@ struct VtdUnit {
 };
 
 struct AmdIommuUnit {
-    std::string name;  // "ivhd0"
-    std::uint64_t features = 0;                 // Extended Feature Register (EFR)
-    std::optional<std::uint64_t> features2;     // EFR2, newer kernels print "efr:efr2"
+    std::string name;                        // "ivhd0"
+    std::uint64_t features = 0;              // Extended Feature Register (EFR)
+    std::optional<std::uint64_t> features2;  // EFR2, newer kernels print "efr:efr2"
     // AMD IOMMU spec 48882 "MMIO Offset 0030h IOMMU Extended Feature Register":
     // bit 7 GASup (guest virtual APIC), bit 2 XTSup (x2APIC); Linux FEATURE_GA / FEATURE_X2APIC.
     bool ga() const { return ((features >> 7) & 1u) != 0; }
@@ -42,9 +42,9 @@ struct IommuInfo {
     std::vector<AmdIommuUnit> amd;
     std::optional<AcpiDmar> dmar;
     std::optional<AcpiIvrs> ivrs;
-    std::string acpi_note;            // e.g. "no DMAR or IVRS table"
+    std::string acpi_note;                       // e.g. "no DMAR or IVRS table"
     std::vector<std::string> unreadable_tables;  // present but root-only: "DMAR", "IVRS"
-    std::vector<std::string> errors;  // readers that failed, one clear line each
+    std::vector<std::string> errors;             // readers that failed, one clear line each
 
     bool none_found() const
     {

@@ -60,7 +60,7 @@ std::vector<KvmCap> kvm_caps_of_interest()
     // Documentation/virt/kvm/api.rst, section 8 "Other capabilities" and per-ioctl notes.
     return {
         {"IRQCHIP", KVM_CAP_IRQCHIP, 0},
-        {"SPLIT_IRQCHIP", KVM_CAP_SPLIT_IRQCHIP, 0},  // kernel backend
+        {"SPLIT_IRQCHIP", KVM_CAP_SPLIT_IRQCHIP, 0},            // kernel backend
         {"X86_USER_SPACE_MSR", KVM_CAP_X86_USER_SPACE_MSR, 0},  // x2APIC MSRs to userspace
         {"X86_MSR_FILTER", KVM_CAP_X86_MSR_FILTER, 0},
         {"IMMEDIATE_EXIT", KVM_CAP_IMMEDIATE_EXIT, 0},  // kicks

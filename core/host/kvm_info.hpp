@@ -14,7 +14,7 @@ namespace hv::host {
 
 // Answers KVM_CHECK_EXTENSION on the system fd.
 class KvmCapSource {
-public:
+  public:
     virtual ~KvmCapSource() = default;
     virtual int api_version() const = 0;
     virtual int check_extension(int cap) const = 0;
@@ -22,19 +22,21 @@ public:
 
 // Synthetic capabilities for tests: unlisted capabilities read as 0.
 class KvmCapTable : public KvmCapSource {
-public:
-    explicit KvmCapTable(std::map<int, int> caps, int api = 12) : caps_(std::move(caps)), api_(api) {}
+  public:
+    explicit KvmCapTable(std::map<int, int> caps, int api = 12) : caps_(std::move(caps)), api_(api)
+    {
+    }
     int api_version() const override { return api_; }
     int check_extension(int cap) const override;
 
-private:
+  private:
     std::map<int, int> caps_;
     int api_;
 };
 
 // /dev/kvm, opened read-only for queries. Throws hv::Error naming the device on failure.
 class DevKvm : public KvmCapSource {
-public:
+  public:
     explicit DevKvm(const std::filesystem::path& dev = "/dev/kvm");
     ~DevKvm() override;
     DevKvm(const DevKvm&) = delete;
@@ -42,7 +44,7 @@ public:
     int api_version() const override;
     int check_extension(int cap) const override;
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -57,7 +59,7 @@ std::vector<KvmCap> kvm_caps_of_interest();
 
 struct KvmInfo {
     bool present = false;
-    std::string error;             // why /dev/kvm could not be used, when !present
+    std::string error;  // why /dev/kvm could not be used, when !present
     int api_version = 0;
     std::vector<KvmCap> caps;
     // Module providing KVM for x86 hardware: "kvm_intel", "kvm_amd", or another provider found

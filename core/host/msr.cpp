@@ -27,8 +27,8 @@ DevCpuMsr::DevCpuMsr(unsigned cpu, const std::filesystem::path& root)
     if (fd_ >= 0) {
         status_ = fmt::format("readable ({})", dev.string());
     } else if (errno == ENOENT) {
-        status_ = fmt::format("msr module not loaded ({} missing; try 'modprobe msr')",
-                              dev.string());
+        status_ =
+            fmt::format("msr module not loaded ({} missing; try 'modprobe msr')", dev.string());
     } else {
         status_ = fmt::format("cannot open {}: {}", dev.string(), std::strerror(errno));
     }

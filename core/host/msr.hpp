@@ -14,7 +14,7 @@
 namespace hv::host {
 
 class MsrSource {
-public:
+  public:
     virtual ~MsrSource() = default;
     // Whether MSRs can be read at all; when not, why ("msr module not loaded ...").
     virtual bool available() const = 0;
@@ -25,32 +25,32 @@ public:
 
 // Synthetic MSRs for tests.
 class MsrTable : public MsrSource {
-public:
+  public:
     void set(std::uint32_t msr, std::uint64_t value) { values_[msr] = value; }
     bool available() const override { return true; }
     std::string status() const override { return "synthetic"; }
     std::optional<std::uint64_t> read(std::uint32_t msr) const override;
 
-private:
+  private:
     std::map<std::uint32_t, std::uint64_t> values_;
 };
 
 // No MSR access at all (the host has no msr driver, or the caller chose not to read).
 class NoMsrs : public MsrSource {
-public:
+  public:
     explicit NoMsrs(std::string why) : why_(std::move(why)) {}
     bool available() const override { return false; }
     std::string status() const override { return why_; }
     std::optional<std::uint64_t> read(std::uint32_t) const override { return std::nullopt; }
 
-private:
+  private:
     std::string why_;
 };
 
 // /dev/cpu/<cpu>/msr under `root`. Does not throw when the device is missing: available() is
 // false and status() reads "msr module not loaded (/dev/cpu/0/msr missing)".
 class DevCpuMsr : public MsrSource {
-public:
+  public:
     explicit DevCpuMsr(unsigned cpu = 0, const std::filesystem::path& root = "/");
     ~DevCpuMsr() override;
     DevCpuMsr(const DevCpuMsr&) = delete;
@@ -60,7 +60,7 @@ public:
     std::string status() const override { return status_; }
     std::optional<std::uint64_t> read(std::uint32_t msr) const override;
 
-private:
+  private:
     int fd_ = -1;
     std::string status_;
 };

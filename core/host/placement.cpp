@@ -95,17 +95,16 @@ PinPlan make_pin_plan(const Topology& topo, unsigned vcpus, const PinRequest& re
                 fail("--pin: host CPU {} listed twice", cpu);
             const HostPu* pu = topo.find_pu(cpu);
             if (pu == nullptr)
-                fail("--pin: host CPU {} is not online (online CPUs: {})", cpu,
-                     [&] {
-                         std::string s;
-                         for (const auto& p : topo.pu_list)
-                             s += fmt::format("{}{}", s.empty() ? "" : ",", p.os_index);
-                         return s;
-                     }());
+                fail("--pin: host CPU {} is not online (online CPUs: {})", cpu, [&] {
+                    std::string s;
+                    for (const auto& p : topo.pu_list)
+                        s += fmt::format("{}{}", s.empty() ? "" : ",", p.os_index);
+                    return s;
+                }());
             plan.entries.push_back(entry_for(i, *pu));
         }
-        plan.summary = fmt::format("pinned as listed: vCPU i -> host CPU [{}]",
-                                   cpus_text(plan.entries));
+        plan.summary =
+            fmt::format("pinned as listed: vCPU i -> host CPU [{}]", cpus_text(plan.entries));
         return plan;
     }
 
@@ -145,8 +144,8 @@ void pin_current_thread(const PinEntry& entry)
     CPU_SET(entry.host_cpu, &set);
     const int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
     if (rc != 0)
-        throw_errno(fmt::format("pin vCPU {} to host CPU {} (pthread_setaffinity_np)",
-                                entry.vcpu, entry.host_cpu),
+        throw_errno(fmt::format("pin vCPU {} to host CPU {} (pthread_setaffinity_np)", entry.vcpu,
+                                entry.host_cpu),
                     rc);
 }
 

@@ -29,7 +29,10 @@ PmQosHold::PmQosHold(const std::filesystem::path& device, std::int32_t latency_u
     }
 }
 
-PmQosHold::~PmQosHold() { release(); }
+PmQosHold::~PmQosHold()
+{
+    release();
+}
 
 PmQosHold::PmQosHold(PmQosHold&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), latency_us_(other.latency_us_)

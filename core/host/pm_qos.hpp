@@ -12,7 +12,7 @@
 namespace hv::host {
 
 class PmQosHold {
-public:
+  public:
     // Opens `device`, writes `latency_us` as a binary int32 and keeps the fd open.
     // Throws hv::Error naming the device and the OS error (e.g. EACCES: needs root).
     explicit PmQosHold(const std::filesystem::path& device = "/dev/cpu_dma_latency",
@@ -27,7 +27,7 @@ public:
     std::int32_t latency_us() const { return latency_us_; }
     void release();
 
-private:
+  private:
     int fd_ = -1;
     std::int32_t latency_us_ = 0;
 };

@@ -6,7 +6,10 @@
 
 namespace hv::host {
 
-bool HostProfile::has_erratum(std::string_view id) const { return erratum(id) != nullptr; }
+bool HostProfile::has_erratum(std::string_view id) const
+{
+    return erratum(id) != nullptr;
+}
 
 const ErratumMatch* HostProfile::erratum(std::string_view id) const
 {
@@ -26,8 +29,8 @@ HostProfile build_profile(const ProbeSources& s)
     p.msr_status = (s.msrs ? *s.msrs : no_msrs).status();
     p.kvm = read_kvm_info(s.root, s.kvm, s.kvm_error);
     p.iommu = read_iommu(s.root);
-    p.topology = s.synthetic_topology ? read_topology_synthetic(*s.synthetic_topology)
-                                      : read_topology();
+    p.topology =
+        s.synthetic_topology ? read_topology_synthetic(*s.synthetic_topology) : read_topology();
     const auto apic_ids = read_apic_ids(s.root);
     for (auto& pu : p.topology.pu_list)
         if (const auto it = apic_ids.find(pu.os_index); it != apic_ids.end())

@@ -37,11 +37,11 @@ struct HostProfile {
 };
 
 struct ProbeSources {
-    const CpuidSource* cpuid = nullptr;   // required
-    const MsrSource* msrs = nullptr;      // nullptr: MSRs not read
-    const KvmCapSource* kvm = nullptr;    // nullptr: /dev/kvm unavailable, kvm_error says why
+    const CpuidSource* cpuid = nullptr;  // required
+    const MsrSource* msrs = nullptr;     // nullptr: MSRs not read
+    const KvmCapSource* kvm = nullptr;   // nullptr: /dev/kvm unavailable, kvm_error says why
     std::string kvm_error;
-    std::filesystem::path root = "/";     // sysfs, procfs and ACPI tables are read under it
+    std::filesystem::path root = "/";  // sysfs, procfs and ACPI tables are read under it
     std::optional<std::string> synthetic_topology;  // hwloc synthetic description; else live
 };
 

@@ -6,7 +6,10 @@ namespace hv::host {
 
 namespace {
 
-std::string yes_no(bool b) { return b ? "yes" : "no"; }
+std::string yes_no(bool b)
+{
+    return b ? "yes" : "no";
+}
 
 std::string size_text(std::uint64_t bytes)
 {
@@ -34,19 +37,20 @@ void cpu_text(std::string& o, const CpuInfo& c, const std::string& msr_status)
     } else if (!v.msrs_read) {
         o += fmt::format("  VMX         yes; capabilities unknown: {}\n", v.msr_status);
     } else {
-        o += fmt::format("  VMX         yes; APICv {} (register virt {}, virtual-interrupt delivery "
-                         "{}, posted interrupts {}), x2APIC virt {}, IPIv {}\n",
-                         yes_no(v.apicv()), yes_no(v.apic_register_virt),
-                         yes_no(v.virtual_interrupt_delivery), yes_no(v.posted_interrupts),
-                         yes_no(v.virtualize_x2apic), yes_no(v.ipi_virt));
+        o += fmt::format(
+            "  VMX         yes; APICv {} (register virt {}, virtual-interrupt delivery "
+            "{}, posted interrupts {}), x2APIC virt {}, IPIv {}\n",
+            yes_no(v.apicv()), yes_no(v.apic_register_virt), yes_no(v.virtual_interrupt_delivery),
+            yes_no(v.posted_interrupts), yes_no(v.virtualize_x2apic), yes_no(v.ipi_virt));
     }
     const SvmFeatures& s = c.svm;
     if (!s.svm)
         o += "  SVM         no\n";
     else
-        o += fmt::format("  SVM         yes (rev {}); NPT {}, AVIC {}, x2AVIC {}, vGIF {}, vNMI {}\n",
-                         s.revision, yes_no(s.npt), yes_no(s.avic), yes_no(s.x2avic),
-                         yes_no(s.vgif), yes_no(s.vnmi));
+        o += fmt::format(
+            "  SVM         yes (rev {}); NPT {}, AVIC {}, x2AVIC {}, vGIF {}, vNMI {}\n",
+            s.revision, yes_no(s.npt), yes_no(s.avic), yes_no(s.x2avic), yes_no(s.vgif),
+            yes_no(s.vnmi));
 }
 
 void kvm_text(std::string& o, const KvmInfo& k)

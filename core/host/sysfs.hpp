@@ -24,7 +24,8 @@ fs::path under_root(const fs::path& root, std::string_view abs_path);
 std::string read_file(const fs::path& file, std::size_t max_bytes = 64 * 1024);
 
 // Like read_file, but returns nullopt when the file does not exist.
-std::optional<std::string> read_file_if_exists(const fs::path& file, std::size_t max_bytes = 64 * 1024);
+std::optional<std::string> read_file_if_exists(const fs::path& file,
+                                               std::size_t max_bytes = 64 * 1024);
 
 // Strips surrounding ASCII white space (sysfs attributes end with '\n').
 std::string_view trim(std::string_view s);

@@ -14,7 +14,7 @@ namespace {
 
 // Owns a loaded hwloc topology.
 class Hwloc {
-public:
+  public:
     Hwloc()
     {
         if (hwloc_topology_init(&t_) != 0)
@@ -30,16 +30,19 @@ public:
             throw_errno("hwloc_topology_load");
     }
 
-private:
+  private:
     hwloc_topology_t t_ = nullptr;
 };
 
 std::string_view cache_kind(hwloc_obj_cache_type_t t)
 {
     switch (t) {
-    case HWLOC_OBJ_CACHE_DATA: return "data";
-    case HWLOC_OBJ_CACHE_INSTRUCTION: return "instruction";
-    case HWLOC_OBJ_CACHE_UNIFIED: return "unified";
+    case HWLOC_OBJ_CACHE_DATA:
+        return "data";
+    case HWLOC_OBJ_CACHE_INSTRUCTION:
+        return "instruction";
+    case HWLOC_OBJ_CACHE_UNIFIED:
+        return "unified";
     }
     return "unified";
 }
@@ -58,9 +61,9 @@ void collect_caches(hwloc_topology_t t, Topology& out)
         c.kind = std::string(cache_kind(first->attr->cache.type));
         c.size = first->attr->cache.size;
         c.count = hwloc_get_nbobjs_by_depth(t, d);
-        c.pus_per_instance = first->cpuset ? static_cast<unsigned>(
-                                                 std::max(0, hwloc_bitmap_weight(first->cpuset)))
-                                           : 0;
+        c.pus_per_instance =
+            first->cpuset ? static_cast<unsigned>(std::max(0, hwloc_bitmap_weight(first->cpuset)))
+                          : 0;
         out.caches.push_back(c);
     }
     std::sort(out.caches.begin(), out.caches.end(), [](const HostCache& a, const HostCache& b) {
@@ -88,7 +91,8 @@ Topology collect(hwloc_topology_t t, std::string source)
             p.core = core->logical_index;
             // Rank among the core's PUs in OS-index order, independent of child layout.
             unsigned rank = 0;
-            for (int i = hwloc_bitmap_first(core->cpuset); i >= 0 && static_cast<unsigned>(i) < p.os_index;
+            for (int i = hwloc_bitmap_first(core->cpuset);
+                 i >= 0 && static_cast<unsigned>(i) < p.os_index;
                  i = hwloc_bitmap_next(core->cpuset, i))
                 ++rank;
             p.thread = rank;

@@ -159,8 +159,7 @@ void Interrupts::send_message(const apic::IoApicMessage& msg, apic::Source sourc
     route(std::nullopt, ipi, source);
 }
 
-std::vector<std::size_t> Interrupts::resolve(const apic::Destination& dest,
-                                             apic::DeliveryMode mode)
+std::vector<std::size_t> Interrupts::resolve(const apic::Destination& dest, apic::DeliveryMode mode)
 {
     std::vector<apic::DestInfo> dests;
     dests.reserve(backends_.size());

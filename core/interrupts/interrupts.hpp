@@ -9,9 +9,9 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
-#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,7 +29,7 @@ namespace hv {
 class Interrupts final : public apic::ApicPlatform,
                          public apic::GuestClock,
                          public apic::IoApicSink {
-public:
+  public:
     // `tsc_offset`: guest TSC = host TSC + tsc_offset; `tsc_hz`: the guest TSC frequency.
     Interrupts(std::uint64_t tsc_offset, std::uint64_t tsc_hz);
     ~Interrupts() override;
@@ -82,7 +82,7 @@ public:
     std::uint64_t tsc_hz() const { return tsc_hz_; }
     std::uint64_t tsc_offset() const { return tsc_offset_; }
 
-private:
+  private:
     struct IoApicDevice : IoDevice {
         Interrupts& owner;
         explicit IoApicDevice(Interrupts& o) : owner(o) {}

@@ -25,11 +25,14 @@ struct Msi {
 Msi msi_for(std::uint32_t dest, bool logical, const apic::Interrupt& irq);
 
 class KernelApic final : public apic::ApicBackend {
-public:
+  public:
     KernelApic(const kvm::Vm& vm, kvm::Vcpu& vcpu, const apic::ApicCaps& caps);
 
     std::string_view name() const override { return "kernel"; }
-    apic::AccessResult mmio_read(uint64_t, unsigned) override { return apic::AccessResult::not_mine(); }
+    apic::AccessResult mmio_read(uint64_t, unsigned) override
+    {
+        return apic::AccessResult::not_mine();
+    }
     apic::AccessResult mmio_write(uint64_t, unsigned, uint32_t) override
     {
         return apic::AccessResult::not_mine();
@@ -62,7 +65,7 @@ public:
     apic::CounterList exit_counters() const override;
     apic::CounterList stats() const override;
 
-private:
+  private:
     const kvm::Vm& vm_;
     kvm::Vcpu& vcpu_;
     apic::ApicCaps caps_;

@@ -114,8 +114,8 @@ void Vm::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t 
     r.memory_size = size;
     r.userspace_addr = reinterpret_cast<std::uint64_t>(host);
     if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &r) < 0)
-        throw_errno(fmt::format("KVM_SET_USER_MEMORY_REGION slot {} at {:#x} size {:#x}", slot,
-                                gpa, size));
+        throw_errno(
+            fmt::format("KVM_SET_USER_MEMORY_REGION slot {} at {:#x} size {:#x}", slot, gpa, size));
 }
 
 void Vm::set_tss_addr(std::uint64_t gpa) const

@@ -20,7 +20,7 @@ struct Capability {
 };
 
 class System {
-public:
+  public:
     // Opens /dev/kvm (or `path`), checks the API version.
     explicit System(const std::string& path = "/dev/kvm");
 
@@ -31,19 +31,19 @@ public:
     std::size_t vcpu_mmap_size() const;
     int fd() const { return fd_.get(); }
 
-private:
+  private:
     Fd fd_;
 };
 
 class Vm {
-public:
+  public:
     explicit Vm(const System& sys);
 
     int fd() const { return fd_.get(); }
     int check_extension(int cap) const;
     void enable_cap(std::uint32_t cap, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0) const;
-    void set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size,
-                           void* host, std::uint32_t flags = 0) const;
+    void set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, void* host,
+                           std::uint32_t flags = 0) const;
     void set_tss_addr(std::uint64_t gpa) const;
     void set_identity_map_addr(std::uint64_t gpa) const;
     void set_msr_filter(const kvm_msr_filter& filter) const;
@@ -51,12 +51,12 @@ public:
     int signal_msi(std::uint64_t address, std::uint32_t data) const;
     void ioctl_checked(unsigned long req, void* arg, const char* what) const;
 
-private:
+  private:
     Fd fd_;
 };
 
 class Vcpu {
-public:
+  public:
     Vcpu(const System& sys, const Vm& vm, unsigned id);
     ~Vcpu();
     Vcpu(const Vcpu&) = delete;
@@ -84,7 +84,7 @@ public:
     void set_mp_state(std::uint32_t state) const;
     void ioctl_checked(unsigned long req, void* arg, const char* what) const;
 
-private:
+  private:
     unsigned id_;
     Fd fd_;
     kvm_run* run_ = nullptr;

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/interrupts/interrupts.hpp"
-#include "core/passthrough/remapping.hpp"
 #include "core/passthrough/paths.hpp"
+#include "core/passthrough/remapping.hpp"
 #include "iommu/amd_remapper.hpp"
 #include "svm/avic_vm.hpp"
 
@@ -26,14 +26,15 @@ namespace {
 constexpr unsigned kIntTabLen = 3;  // 8 entries, the device's MSI-X table size
 
 class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
-public:
+  public:
     explicit AmdGaPath(const RemappingContext& ctx)
         : ctx_(ctx), unit_(config(), *this), host_(ctx.interrupts), targets_(ctx.entries)
     {
         if (ctx.entries > (1u << kIntTabLen))
             throw std::invalid_argument("too many MSI-X entries for the interrupt table");
-        ctx.avic->on_running_change(
-            [this](std::size_t vcpu, bool running, uint32_t host) { vcpu_moved(vcpu, running, host); });
+        ctx.avic->on_running_change([this](std::size_t vcpu, bool running, uint32_t host) {
+            vcpu_moved(vcpu, running, host);
+        });
     }
 
     std::string_view path() const override { return "amd ga"; }
@@ -70,7 +71,7 @@ public:
         return out;
     }
 
-private:
+  private:
     static iommu::AmdConfig config()
     {
         iommu::AmdConfig c;

@@ -12,18 +12,18 @@
 #include <vector>
 
 #include "core/base/error.hpp"
-#include "core/interrupts/interrupts.hpp"
 #include "core/base/fd.hpp"
+#include "core/interrupts/interrupts.hpp"
 #include "core/kvm/kvm.hpp"
-#include "core/passthrough/remapping.hpp"
 #include "core/passthrough/paths.hpp"
+#include "core/passthrough/remapping.hpp"
 
 namespace hv {
 
 namespace {
 
 class KernelIrqfd final : public InterruptRemapping {
-public:
+  public:
     explicit KernelIrqfd(const RemappingContext& ctx) : ctx_(ctx)
     {
         for (unsigned e = 0; e < ctx.entries; ++e) {
@@ -79,7 +79,7 @@ public:
                 {"routes_rejected", rejected_.load()}};
     }
 
-private:
+  private:
     static unsigned gsi(unsigned entry) { return kFirstDeviceGsi + entry; }
     // An MSI address with no valid data: KVM needs a route to bind an irqfd to.
     static std::uint64_t apic_base_msi() { return 0xFEE0'0000; }

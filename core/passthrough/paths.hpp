@@ -34,7 +34,7 @@ std::optional<std::size_t> posting_target(Interrupts& irqs, const apic::IoApicMe
 // Remapped entries point at host vector kFirstHostVector + entry; the host interrupt handler of
 // that vector delivers the guest's message through the interrupt fabric.
 class HostVectors {
-public:
+  public:
     static constexpr std::uint8_t kFirstHostVector = 0x30;  // Linux's first device vector
     static constexpr unsigned kMaxEntries = 0xEF - kFirstHostVector;
 
@@ -45,7 +45,7 @@ public:
     void handle(std::uint8_t vector);
     std::uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     Interrupts& irqs_;
     std::mutex mu_;
     std::array<std::optional<apic::IoApicMessage>, kMaxEntries> msgs_{};

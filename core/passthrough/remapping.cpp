@@ -29,8 +29,8 @@ std::optional<apic::IoApicMessage> guest_message(const dev::MsixEntry& e)
 
 std::optional<std::size_t> posting_target(Interrupts& irqs, const apic::IoApicMessage& m)
 {
-    bool mode_ok = m.mode == apic::DeliveryMode::Fixed ||
-                   m.mode == apic::DeliveryMode::LowestPriority;
+    bool mode_ok =
+        m.mode == apic::DeliveryMode::Fixed || m.mode == apic::DeliveryMode::LowestPriority;
     if (!mode_ok || m.dest.shorthand != apic::Shorthand::None || !apic::is_legal_vector(m.vector))
         return std::nullopt;
     auto targets = irqs.resolve(m.dest, m.mode);

@@ -43,7 +43,7 @@ class ApicvVm;
 }
 
 class InterruptRemapping {
-public:
+  public:
     virtual ~InterruptRemapping() = default;
     virtual std::string_view path() const = 0;  // "vt-d posted", "amd ga", "vt-d remapped", "irqfd"
     // The guest changed entry `entry` of device `source_id` (PCI requester ID bus:dev.fn).
@@ -61,7 +61,7 @@ struct RemappingContext {
     vmx::ApicvVm* apicv = nullptr;  // set for the apicv backend
     svm::AvicVm* avic = nullptr;    // set for the avic backend
     bool kernel_irqchip = false;
-    unsigned entries = 0;           // MSI-X entries of the device (IRTEs / GSIs reserved)
+    unsigned entries = 0;  // MSI-X entries of the device (IRTEs / GSIs reserved)
 };
 
 std::unique_ptr<InterruptRemapping> make_interrupt_remapping(const RemappingContext& ctx);

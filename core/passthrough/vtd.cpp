@@ -16,8 +16,8 @@
 #include <stdexcept>
 
 #include "core/interrupts/interrupts.hpp"
-#include "core/passthrough/remapping.hpp"
 #include "core/passthrough/paths.hpp"
+#include "core/passthrough/remapping.hpp"
 #include "iommu/msi.hpp"
 #include "iommu/vtd_remapper.hpp"
 #include "vmx/apicv_vm.hpp"
@@ -27,7 +27,7 @@ namespace hv {
 namespace {
 
 class VtdPath final : public InterruptRemapping, private iommu::PostingSink {
-public:
+  public:
     explicit VtdPath(const RemappingContext& ctx)
         : ctx_(ctx), posting_(ctx.apicv && ctx.apicv->options().posted_interrupts),
           unit_(config(posting_), *this), host_(ctx.interrupts)
@@ -69,7 +69,7 @@ public:
         return out;
     }
 
-private:
+  private:
     static iommu::VtdConfig config(bool posting)
     {
         iommu::VtdConfig c;
@@ -109,7 +109,10 @@ private:
     }
 
     // PostingSink: the unit resolves a PDA to one of this VM's descriptors and sends NV to NDST.
-    vmx::PostedInterruptDescriptor* pid_at(uint64_t pda) override { return ctx_.apicv->pid_at(pda); }
+    vmx::PostedInterruptDescriptor* pid_at(uint64_t pda) override
+    {
+        return ctx_.apicv->pid_at(pda);
+    }
     void notify(vmx::PostedInterruptDescriptor& pid, const vmx::PostResult& r) override
     {
         if (auto i = ctx_.apicv->index_of(&pid))

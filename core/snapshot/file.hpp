@@ -32,14 +32,14 @@ inline constexpr std::size_t kHeaderSize = 48;
 
 // Collects blobs by reference (they must stay valid until commit()), then writes the file.
 class Writer {
-public:
+  public:
     // Returns the blob's offset in the blob area.
     std::uint64_t add_blob(const void* data, std::uint64_t len);
     // Writes `path` atomically (temporary file, fsync, rename, fsync of the directory).
     // Throws hv::Error naming the path and the OS error; the target is untouched on failure.
     void commit(const std::string& path, const nlohmann::json& doc) const;
 
-private:
+  private:
     struct Chunk {
         const std::uint8_t* data;
         std::uint64_t len;
@@ -51,7 +51,7 @@ private:
 // Reads and checks a whole file: magic, version window, sizes, CRC, JSON syntax. Throws
 // hv::Error with a one-line reason ("snapshot FILE: ...").
 class Reader {
-public:
+  public:
     // Maps the file read-only (no copy of guest memory is made before it is restored).
     explicit Reader(const std::string& path);
     // For tests: parse from bytes.
@@ -67,7 +67,7 @@ public:
                                        const std::string& what) const;
     const std::string& name() const { return name_; }
 
-private:
+  private:
     void parse();
     void parse_checked();
 

@@ -4,7 +4,6 @@
 // inlined here (a known false positive of -Wnull-dereference with that library).
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 
-
 #include "core/base/error.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/sections.hpp"
@@ -32,10 +31,18 @@ json section(json data, bool optional = false)
 
 json seg_json(const kvm_segment& s)
 {
-    return {{"base", hex(s.base)}, {"limit", hex(s.limit)}, {"selector", hex(s.selector)},
-            {"type", s.type},      {"present", s.present},  {"dpl", s.dpl},
-            {"db", s.db},          {"s", s.s},              {"l", s.l},
-            {"g", s.g},            {"avl", s.avl},          {"unusable", s.unusable}};
+    return {{"base", hex(s.base)},
+            {"limit", hex(s.limit)},
+            {"selector", hex(s.selector)},
+            {"type", s.type},
+            {"present", s.present},
+            {"dpl", s.dpl},
+            {"db", s.db},
+            {"s", s.s},
+            {"l", s.l},
+            {"g", s.g},
+            {"avl", s.avl},
+            {"unusable", s.unusable}};
 }
 
 json dt_json(const kvm_dtable& d)
@@ -100,11 +107,11 @@ json vcpu_json(const VcpuRecord& v, std::uint64_t xsave_blob)
                  {"r12", hex(r.r12)}, {"r13", hex(r.r13)}, {"r14", hex(r.r14)},
                  {"r15", hex(r.r15)}, {"rip", hex(r.rip)}, {"rflags", hex(r.rflags)}};
     const auto& s = v.sregs;
-    json sregs = {{"cs", seg_json(s.cs)},   {"ds", seg_json(s.ds)},   {"es", seg_json(s.es)},
-                  {"fs", seg_json(s.fs)},   {"gs", seg_json(s.gs)},   {"ss", seg_json(s.ss)},
-                  {"tr", seg_json(s.tr)},   {"ldt", seg_json(s.ldt)}, {"gdt", dt_json(s.gdt)},
-                  {"idt", dt_json(s.idt)},  {"cr0", hex(s.cr0)},      {"cr2", hex(s.cr2)},
-                  {"cr3", hex(s.cr3)},      {"cr4", hex(s.cr4)},      {"cr8", hex(s.cr8)},
+    json sregs = {{"cs", seg_json(s.cs)},  {"ds", seg_json(s.ds)},   {"es", seg_json(s.es)},
+                  {"fs", seg_json(s.fs)},  {"gs", seg_json(s.gs)},   {"ss", seg_json(s.ss)},
+                  {"tr", seg_json(s.tr)},  {"ldt", seg_json(s.ldt)}, {"gdt", dt_json(s.gdt)},
+                  {"idt", dt_json(s.idt)}, {"cr0", hex(s.cr0)},      {"cr2", hex(s.cr2)},
+                  {"cr3", hex(s.cr3)},     {"cr4", hex(s.cr4)},      {"cr8", hex(s.cr8)},
                   {"efer", hex(s.efer)}};
     json msrs = json::object();
     for (const auto& [idx, val] : v.msrs)
@@ -112,20 +119,22 @@ json vcpu_json(const VcpuRecord& v, std::uint64_t xsave_blob)
     const auto& e = v.events;
     json events = {
         {"exception",
-         {{"injected", e.exception.injected}, {"nr", e.exception.nr},
-          {"has_error_code", e.exception.has_error_code}, {"pending", e.exception.pending},
+         {{"injected", e.exception.injected},
+          {"nr", e.exception.nr},
+          {"has_error_code", e.exception.has_error_code},
+          {"pending", e.exception.pending},
           {"error_code", e.exception.error_code}}},
         {"interrupt",
-         {{"injected", e.interrupt.injected}, {"nr", e.interrupt.nr}, {"soft", e.interrupt.soft},
+         {{"injected", e.interrupt.injected},
+          {"nr", e.interrupt.nr},
+          {"soft", e.interrupt.soft},
           {"shadow", e.interrupt.shadow}}},
-        {"nmi", {{"injected", e.nmi.injected}, {"pending", e.nmi.pending}, {"masked", e.nmi.masked}}},
+        {"nmi",
+         {{"injected", e.nmi.injected}, {"pending", e.nmi.pending}, {"masked", e.nmi.masked}}},
         {"sipi_vector", e.sipi_vector}};
-    return {{"regs", regs},
-            {"sregs", sregs},
-            {"msrs", msrs},
-            {"events", events},
-            {"xcr0", hex(v.xcr0)},
-            {"xsave", {{"blob", xsave_blob}, {"length", v.xsave.size()}}}};
+    return {{"regs", regs},        {"sregs", sregs},
+            {"msrs", msrs},        {"events", events},
+            {"xcr0", hex(v.xcr0)}, {"xsave", {{"blob", xsave_blob}, {"length", v.xsave.size()}}}};
 }
 
 }  // namespace
@@ -154,8 +163,13 @@ json to_json(const VmState& s, const std::vector<std::uint64_t>& xsave_blobs)
                                   {"redir", redir},
                                   {"pin_levels", hex(s.ioapic.pin_levels)}});
     const auto& u = s.uart;
-    sections["uart"] = section({{"ier", u.ier}, {"lcr", u.lcr}, {"mcr", u.mcr}, {"scr", u.scr},
-                                {"fcr", u.fcr}, {"dll", u.dll}, {"dlm", u.dlm}});
+    sections["uart"] = section({{"ier", u.ier},
+                                {"lcr", u.lcr},
+                                {"mcr", u.mcr},
+                                {"scr", u.scr},
+                                {"fcr", u.fcr},
+                                {"dll", u.dll},
+                                {"dlm", u.dlm}});
     sections["pic"] = section({{"master_imr", s.pic_master.imr},
                                {"master_base", s.pic_master.base},
                                {"slave_imr", s.pic_slave.imr},
@@ -164,8 +178,7 @@ json to_json(const VmState& s, const std::vector<std::uint64_t>& xsave_blobs)
     json runs = json::array();
     for (const auto& m : s.memory)
         runs.push_back({{"gpa", hex(m.gpa)}, {"length", hex(m.len)}, {"blob", m.blob}});
-    sections["memory"] = section({{"runs", runs},
-                                  {"note", "pages not listed are zero"}});
+    sections["memory"] = section({{"runs", runs}, {"note", "pages not listed are zero"}});
     return {{"hvaccel", {{"format", fmt::format("{}.{}", kFormatMajor, kFormatMinor)}}},
             {"sections", sections}};
 }
@@ -176,7 +189,8 @@ std::vector<std::string> diff(const json& a, const json& b)
     for (const auto& op : patch) {
         std::string path = op.at("path").get<std::string>();
         std::string what = op.at("op").get<std::string>();
-        json before = a.contains(json::json_pointer(path)) ? a.at(json::json_pointer(path)) : json();
+        json before =
+            a.contains(json::json_pointer(path)) ? a.at(json::json_pointer(path)) : json();
         json after = op.contains("value") ? op["value"] : json();
         out.push_back(fmt::format("{} {}: {} -> {}", what, path, before.dump(), after.dump()));
     }

@@ -21,7 +21,7 @@ namespace {
 
 // Reads fields of one JSON object with the context needed for a one-line error.
 class In {
-public:
+  public:
     In(const json& j, std::string where, const std::string& file)
         : j_(j), where_(std::move(where)), file_(file)
     {
@@ -84,8 +84,7 @@ public:
             bad(f, "expected a string");
         return v.get<std::string>();
     }
-    template <std::size_t N>
-    std::array<std::uint32_t, N> words(const std::string& f) const
+    template <std::size_t N> std::array<std::uint32_t, N> words(const std::string& f) const
     {
         const json& v = at(f);
         if (!v.is_array() || v.size() != N)
@@ -99,7 +98,7 @@ public:
     const json& raw() const { return j_; }
     const std::string& where() const { return where_; }
 
-private:
+  private:
     const json& j_;
     std::string where_;
     const std::string& file_;
@@ -172,7 +171,7 @@ VcpuRecord vcpu_from(const In& in, const Reader& r)
     In g = in.sub("regs");
     auto& x = v.regs;
     __u64* gprs[] = {&x.rax, &x.rbx, &x.rcx, &x.rdx, &x.rsi, &x.rdi, &x.rsp, &x.rbp, &x.r8,
-                             &x.r9,  &x.r10, &x.r11, &x.r12, &x.r13, &x.r14, &x.r15, &x.rip};
+                     &x.r9,  &x.r10, &x.r11, &x.r12, &x.r13, &x.r14, &x.r15, &x.rip};
     const char* names[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8",
                            "r9",  "r10", "r11", "r12", "r13", "r14", "r15", "rip"};
     for (std::size_t i = 0; i < std::size(names); ++i)
@@ -312,8 +311,8 @@ VmState from_json(const Reader& r)
 
     In u = t.get("uart");
     auto byte = [&](const char* n) { return static_cast<std::uint8_t>(u.u(n, 0, 0xff)); };
-    s.uart = {byte("ier"), byte("lcr"), byte("mcr"), byte("scr"), byte("fcr"), byte("dll"),
-              byte("dlm")};
+    s.uart = {byte("ier"), byte("lcr"), byte("mcr"), byte("scr"),
+              byte("fcr"), byte("dll"), byte("dlm")};
     In p = t.get("pic");
     s.pic_master = {static_cast<std::uint8_t>(p.u("master_imr", 0, 0xff)),
                     static_cast<std::uint8_t>(p.u("master_base", 0, 0xf8))};

@@ -68,8 +68,8 @@ std::vector<kvm_cpuid_entry2> guest_cpuid(const std::vector<kvm_cpuid_entry2>& s
             if (e.eax & 0x1f) {
                 unsigned level = (e.eax >> 5) & 7;
                 unsigned sharing = level == 3 ? vcpus - 1u : 0u;
-                e.eax = (e.eax & 0x3ffu) | ((sharing & 0xfffu) << 14) |
-                        (((vcpus - 1u) & 0x3fu) << 26);
+                e.eax =
+                    (e.eax & 0x3ffu) | ((sharing & 0xfffu) << 14) | (((vcpus - 1u) & 0x3fu) << 26);
             }
             break;
         case 0xb:

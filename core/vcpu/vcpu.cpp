@@ -16,7 +16,9 @@ namespace {
 constexpr int kKickSignal = SIGUSR1;
 constexpr std::uint64_t kRflagsIf = 1u << 9;
 
-void on_kick(int) {}
+void on_kick(int)
+{
+}
 
 // The kick signal only has to interrupt KVM_RUN: no SA_RESTART, an empty handler.
 void install_kick_handler()
@@ -400,7 +402,8 @@ void VcpuThread::check_liveness()
 }
 
 // Real mode at cs_selector:rip with the segment base given, and the rest of the CPU as after
-// INIT (SDM Vol3 9.1.1 "Processor State After Reset": CR0 = CD | NW | ET, paging and long mode off).
+// INIT (SDM Vol3 9.1.1 "Processor State After Reset": CR0 = CD | NW | ET, paging and long mode
+// off).
 void VcpuThread::enter_real_mode_at(std::uint16_t cs_selector, std::uint64_t cs_base,
                                     std::uint64_t rip)
 {
@@ -480,8 +483,8 @@ void VcpuThread::handle_exit()
                           run->fail_entry.hardware_entry_failure_reason));
         break;
     case KVM_EXIT_SYSTEM_EVENT:
-        vm_.request_stop(0, fmt::format("vCPU {}: guest system event {} (power off or reset)",
-                                        id_, run->system_event.type));
+        vm_.request_stop(0, fmt::format("vCPU {}: guest system event {} (power off or reset)", id_,
+                                        run->system_event.type));
         break;
     default:
         crash(fmt::format("unhandled KVM exit reason {}", run->exit_reason));

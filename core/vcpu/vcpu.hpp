@@ -9,12 +9,12 @@
 #include <pthread.h>
 
 #include <array>
-#include <chrono>
-#include <optional>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -40,7 +40,7 @@ struct VcpuStats {
 // A VcpuThread is also its APIC backend's VcpuNotifier: kick() and wake() both post a notify
 // request, which signals the thread out of KVM_RUN or wakes it from its userspace sleep.
 class VcpuThread final : public apic::VcpuNotifier {
-public:
+  public:
     VcpuThread(Vm& vm, unsigned id);
     ~VcpuThread() override;
     VcpuThread(const VcpuThread&) = delete;
@@ -71,7 +71,7 @@ public:
     void request_stop();
     void request_pause();
     void request_resume();
-    void request_init();                   // INIT: park in wait-for-SIPI
+    void request_init();                     // INIT: park in wait-for-SIPI
     void request_sipi(std::uint8_t vector);  // start in real mode at vector << 12
     // Makes a halted vCPU re-evaluate (an interrupt became pending) and a running one exit.
     void notify();
@@ -84,7 +84,7 @@ public:
     // Blocks until the vCPU has reached Paused (or Stopped). Call after request_pause().
     void wait_paused();
 
-private:
+  private:
     enum Request : std::uint32_t {
         kReqStop = 1u << 0,
         kReqPause = 1u << 1,

@@ -10,17 +10,17 @@ namespace hv {
 inline constexpr unsigned kMaxVcpus = 255;  // xAPIC IDs 0..254 (0xFF is the broadcast ID)
 
 struct VmConfig {
-    std::string image;                 // multiboot image path
+    std::string image;  // multiboot image path
     unsigned vcpus = 1;
     std::uint64_t memory_mib = 128;
     std::string cmdline;
     std::string serial = "stdio";      // "stdio", "none" or a file path
-    std::string apic = "auto";        // NAME[,OPTION...], see ApicSpec
+    std::string apic = "auto";         // NAME[,OPTION...], see ApicSpec
     std::vector<std::string> modules;  // "PATH[ args]" each
     bool stats = false;
-    std::string pin = "none";          // vCPU thread placement: none, auto or a CPU list
-    bool pm_qos = false;               // hold a PM QoS request (no deep C-states) while running
-    bool irqdev = false;               // the passthrough-style MSI-X device (core/devices/irq_device)
+    std::string pin = "none";  // vCPU thread placement: none, auto or a CPU list
+    bool pm_qos = false;       // hold a PM QoS request (no deep C-states) while running
+    bool irqdev = false;       // the passthrough-style MSI-X device (core/devices/irq_device)
     std::string kvm_path = "/dev/kvm";
 };
 
@@ -29,12 +29,12 @@ struct VmConfig {
 // parse_apic_spec().
 struct ApicSpec {
     std::string name = "auto";
-    bool x2avic = false;       // avic: x2AVIC
-    bool erratum_1235 = false; // avic: IsRunning never set (forced; auto-applied on affected CPUs)
-    bool ipiv = true;          // apicv: IPI virtualization ("noipiv" turns it off)
-    bool posted = true;        // apicv: posted-interrupt processing ("nopi")
-    bool vid = true;           // apicv: virtual-interrupt delivery ("novid": TPR shadow only)
-    bool x2apic_virt = true;   // apicv: virtualize x2APIC mode ("nox2apic")
+    bool x2avic = false;        // avic: x2AVIC
+    bool erratum_1235 = false;  // avic: IsRunning never set (forced; auto-applied on affected CPUs)
+    bool ipiv = true;           // apicv: IPI virtualization ("noipiv" turns it off)
+    bool posted = true;         // apicv: posted-interrupt processing ("nopi")
+    bool vid = true;            // apicv: virtual-interrupt delivery ("novid": TPR shadow only)
+    bool x2apic_virt = true;    // apicv: virtualize x2APIC mode ("nox2apic")
 };
 ApicSpec parse_apic_spec(const std::string& text);
 

@@ -115,8 +115,8 @@ void ControlServer::serve()
     for (;;) {
         std::vector<pollfd> fds = {{listen_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
         for (const auto& c : clients)
-            fds.push_back({c.fd.get(), static_cast<short>(c.out.empty() ? POLLIN : POLLIN | POLLOUT),
-                           0});
+            fds.push_back(
+                {c.fd.get(), static_cast<short>(c.out.empty() ? POLLIN : POLLIN | POLLOUT), 0});
         if (::poll(fds.data(), fds.size(), -1) < 0) {
             if (errno == EINTR)
                 continue;

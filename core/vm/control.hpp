@@ -20,7 +20,7 @@ namespace hv {
 class Vm;
 
 class ControlServer {
-public:
+  public:
     static constexpr std::size_t kMaxRequest = 64 * 1024;
     static constexpr std::size_t kMaxClients = 16;
     static constexpr std::size_t kMaxUnsent = 1024 * 1024;
@@ -34,7 +34,7 @@ public:
     // One request line in, one reply line out (without the newline); also used by tests.
     std::string handle(const std::string& line);
 
-private:
+  private:
     struct Client;
     void serve();
     void accept_client(std::vector<Client>& clients);

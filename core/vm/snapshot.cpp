@@ -2,11 +2,11 @@
 // sections of core/snapshot/state.hpp.
 #include <cstring>
 
-#include "core/vcpu/guest_cpuid.hpp"
 #include "core/base/error.hpp"
 #include "core/kvm/uapi.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
+#include "core/vcpu/guest_cpuid.hpp"
 #include "core/vm/vm.hpp"
 
 namespace hv {
@@ -15,9 +15,9 @@ namespace {
 
 // MSRs a guest programs that are not part of the special registers (SDM Vol4 MSR tables):
 // TSC, SYSENTER, PAT, SYSCALL targets, kernel GS base, TSC_AUX.
-constexpr std::uint32_t kSavedMsrs[] = {0x10,       0x174,      0x175,      0x176,     0x277,
-                                        0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
-                                        0xc0000102, 0xc0000103};
+constexpr std::uint32_t kSavedMsrs[] = {0x10,       0x174,      0x175,      0x176,
+                                        0x277,      0xc0000081, 0xc0000082, 0xc0000083,
+                                        0xc0000084, 0xc0000102, 0xc0000103};
 
 // CPUID feature words a guest may rely on, by name.
 struct FeatureWord {
@@ -25,9 +25,12 @@ struct FeatureWord {
     std::uint32_t leaf, index;
     int reg;  // 0 eax, 1 ebx, 2 ecx, 3 edx
 };
-constexpr FeatureWord kFeatureWords[] = {{"1.ecx", 1, 0, 2},          {"1.edx", 1, 0, 3},
-                                         {"7.0.ebx", 7, 0, 1},        {"7.0.ecx", 7, 0, 2},
-                                         {"7.0.edx", 7, 0, 3},        {"80000001.ecx", 0x80000001, 0, 2},
+constexpr FeatureWord kFeatureWords[] = {{"1.ecx", 1, 0, 2},
+                                         {"1.edx", 1, 0, 3},
+                                         {"7.0.ebx", 7, 0, 1},
+                                         {"7.0.ecx", 7, 0, 2},
+                                         {"7.0.edx", 7, 0, 3},
+                                         {"80000001.ecx", 0x80000001, 0, 2},
                                          {"80000001.edx", 0x80000001, 0, 3}};
 
 std::uint32_t feature_word(const std::vector<kvm_cpuid_entry2>& cpuid, const FeatureWord& w)
@@ -190,7 +193,8 @@ void Vm::reconcile_remote_irr(const snapshot::VmState& s)
         auto vector = static_cast<std::uint8_t>(e & 0xff);
         bool held = false;
         for (const auto& v : s.vcpus)
-            held = held || ((v.apic.irr[vector / 32] | v.apic.isr[vector / 32]) >> (vector % 32)) & 1;
+            held =
+                held || ((v.apic.irr[vector / 32] | v.apic.isr[vector / 32]) >> (vector % 32)) & 1;
         if (!held)
             interrupts_->ioapic().eoi(vector);
     }
@@ -216,12 +220,12 @@ void Vm::restore_devices(const snapshot::VmState& s)
         fail("snapshot: section 'ioapic': {}", *err);
     reconcile_remote_irr(s);
     interrupts_->ioapic_restored();
-    uart_->set_regs({s.uart.ier, s.uart.lcr, s.uart.mcr, s.uart.scr, s.uart.fcr, s.uart.dll,
-                     s.uart.dlm});
+    uart_->set_regs(
+        {s.uart.ier, s.uart.lcr, s.uart.mcr, s.uart.scr, s.uart.fcr, s.uart.dll, s.uart.dlm});
     pic_master_->set_state(s.pic_master.imr, s.pic_master.base);
     pic_slave_->set_state(s.pic_slave.imr, s.pic_slave.base);
-    pm_timer_->set_ticks(s.pm_timer +
-                         dev::PmTimer::ticks_for_ns(static_cast<std::uint64_t>(restore_->clock_offset_ns)));
+    pm_timer_->set_ticks(s.pm_timer + dev::PmTimer::ticks_for_ns(
+                                          static_cast<std::uint64_t>(restore_->clock_offset_ns)));
 }
 
 }  // namespace hv

@@ -5,17 +5,17 @@
 
 #include <cstdio>
 
-#include "core/vcpu/guest_cpuid.hpp"
-#include "core/devices/acpi_tables.hpp"
 #include "apic/emulated.hpp"
-#include "svm/avic_vm.hpp"
-#include "vmx/apicv_backend.hpp"
-#include "vmx/apicv_vm.hpp"
 #include "core/base/clock.hpp"
 #include "core/base/error.hpp"
+#include "core/devices/acpi_tables.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/profile.hpp"
 #include "core/interrupts/kernel_apic.hpp"
+#include "core/vcpu/guest_cpuid.hpp"
+#include "svm/avic_vm.hpp"
+#include "vmx/apicv_backend.hpp"
+#include "vmx/apicv_vm.hpp"
 
 namespace hv {
 
@@ -82,7 +82,8 @@ Vm::Vm(const VmConfig& cfg, const RestoreSource* restore)
       image_(restore ? std::vector<std::uint8_t>{} : read_file(cfg_.image, cfg_.memory_mib << 20)),
       modules_(restore ? std::vector<BootModule>{}
                        : (plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
-      serial_fd_(open_serial(cfg_.serial)), sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
+      serial_fd_(open_serial(cfg_.serial)), sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)),
+      mem_(cfg.memory_mib << 20)
 {
     restored_ = restore != nullptr;
     choose_apic_backend();
@@ -125,7 +126,8 @@ ApicSpec parse_apic_spec(const std::string& text)
              text);
     while (comma != std::string::npos) {
         std::size_t next = text.find(',', comma + 1);
-        std::string opt = text.substr(comma + 1, next == std::string::npos ? next : next - comma - 1);
+        std::string opt =
+            text.substr(comma + 1, next == std::string::npos ? next : next - comma - 1);
         bool avic = spec.name == "avic", apicv = spec.name == "apicv";
         if (avic && opt == "x2avic")
             spec.x2avic = true;
@@ -175,10 +177,10 @@ void Vm::choose_apic_backend()
     if (apic_spec_.x2avic)
         apic_reason_ += ", x2AVIC";
     if (apic_backend_ == "apicv")
-        apic_reason_ += fmt::format(", IPIv {}, posted interrupts {}, VID {}, x2APIC virtualization {}",
-                                    apic_spec_.ipiv ? "on" : "off", apic_spec_.posted ? "on" : "off",
-                                    apic_spec_.vid ? "on" : "off",
-                                    apic_spec_.x2apic_virt ? "on" : "off");
+        apic_reason_ +=
+            fmt::format(", IPIv {}, posted interrupts {}, VID {}, x2APIC virtualization {}",
+                        apic_spec_.ipiv ? "on" : "off", apic_spec_.posted ? "on" : "off",
+                        apic_spec_.vid ? "on" : "off", apic_spec_.x2apic_virt ? "on" : "off");
     if (apic_spec_.erratum_1235 && choice.errata_applied.empty())
         apic_reason_ += ", erratum 1235 mode";
 }
@@ -216,8 +218,8 @@ void Vm::setup_memory()
     static const std::uint8_t kDenyAll[0x100 / 8] = {};
     kvm_msr_filter f{};
     f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
-    const std::uint32_t ranges[][2] = {{apic::kMsrApicBase, 1}, {apic::kMsrTscDeadline, 1},
-                                       {apic::kX2apicMsrFirst, 0x100}};
+    const std::uint32_t ranges[][2] = {
+        {apic::kMsrApicBase, 1}, {apic::kMsrTscDeadline, 1}, {apic::kX2apicMsrFirst, 0x100}};
     for (std::size_t i = 0; i < std::size(ranges); ++i) {
         f.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
         f.ranges[i].base = ranges[i][0];
@@ -340,8 +342,8 @@ void Vm::setup_interrupts()
                 avic_->set_host_apic_id(i, *pin->host_apic_id);
             interrupts_->add(avic_->make_backend(i, lc, *interrupts_, *interrupts_, *vcpus_[i]));
         } else {
-            interrupts_->add(std::make_unique<apic::EmulatedApic>(i, lc, *interrupts_,
-                                                                  *interrupts_, *vcpus_[i]));
+            interrupts_->add(std::make_unique<apic::EmulatedApic>(i, lc, *interrupts_, *interrupts_,
+                                                                  *vcpus_[i]));
         }
         vcpus_[i]->set_apic(&interrupts_->backend(i));
     }
@@ -567,8 +569,8 @@ void Vm::note_alive(unsigned vcpu)
 
 std::string Vm::stats_report() const
 {
-    std::string out = fmt::format("hvaccel statistics\n  APIC backend {} ({})\n", apic_backend_,
-                                  apic_reason_);
+    std::string out =
+        fmt::format("hvaccel statistics\n  APIC backend {} ({})\n", apic_backend_, apic_reason_);
     if (running_ns_)
         out += fmt::format("  vCPUs running {:.3f} ms after the VM was begun ({})\n",
                            static_cast<double>(running_ns_ - created_ns_) / 1e6,

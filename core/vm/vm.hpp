@@ -12,7 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "core/base/fd.hpp"
+#include "core/boot/loader.hpp"
 #include "core/bus/bus.hpp"
+#include "core/bus/memory.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
 #include "core/devices/irq_device.hpp"
@@ -22,12 +25,9 @@
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
 #include "core/host/placement.hpp"
-#include "core/interrupts/interrupts.hpp"
 #include "core/host/pm_qos.hpp"
-#include "core/base/fd.hpp"
+#include "core/interrupts/interrupts.hpp"
 #include "core/kvm/kvm.hpp"
-#include "core/boot/loader.hpp"
-#include "core/bus/memory.hpp"
 #include "core/passthrough/remapping.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
@@ -53,7 +53,7 @@ struct RestoreSource {
 };
 
 class Vm {
-public:
+  public:
     explicit Vm(const VmConfig& cfg, const RestoreSource* restore = nullptr);
     ~Vm();
     Vm(const Vm&) = delete;
@@ -66,8 +66,6 @@ public:
     // A non-empty `message` is printed as one line on stderr. Thread-safe.
     void request_stop(int status, const std::string& message = {});
     bool stopping() const { return stopping_.load(std::memory_order_acquire); }
-
-
 
     // Pause every vCPU in userspace and wait until all are parked; resume lets them go on.
     // Both are idempotent and thread-safe.
@@ -112,7 +110,7 @@ public:
 
     std::string stats_report() const;  // vCPU exits, kicks, wakes, RAM, unclaimed I/O
 
-private:
+  private:
     void check_capabilities();
     void choose_apic_backend();
     void setup_memory();
@@ -134,10 +132,10 @@ private:
     VmConfig cfg_;
     const RestoreSource* restore_ = nullptr;  // during construction only
     std::atomic<bool> paused_{false};
-    std::uint64_t created_ns_ = 0;                 // when construction began
-    bool restored_ = false;                        // built from a snapshot
-    std::uint64_t running_ns_ = 0;                 // when run() had every vCPU thread going
-    std::mutex control_mu_;  // serialises pause, resume and snapshot
+    std::uint64_t created_ns_ = 0;     // when construction began
+    bool restored_ = false;            // built from a snapshot
+    std::uint64_t running_ns_ = 0;     // when run() had every vCPU thread going
+    std::mutex control_mu_;            // serialises pause, resume and snapshot
     std::vector<std::uint8_t> image_;  // read and checked before KVM is opened; freed once loaded
     std::vector<BootModule> modules_;
     Fd serial_fd_;  // opened before KVM, so a bad --serial is reported like any bad option

@@ -14,7 +14,7 @@ uint32_t apic_read(uint32_t reg)
 {
     if (x2)
         return (uint32_t)rdmsr(0x800 + (reg >> 4));
-    return *(volatile uint32_t *)(APIC_MMIO + reg);
+    return *(volatile uint32_t*)(APIC_MMIO + reg);
 }
 
 void apic_write(uint32_t reg, uint32_t v)
@@ -22,7 +22,7 @@ void apic_write(uint32_t reg, uint32_t v)
     if (x2)
         wrmsr(0x800 + (reg >> 4), v);
     else
-        *(volatile uint32_t *)(APIC_MMIO + reg) = v;
+        *(volatile uint32_t*)(APIC_MMIO + reg) = v;
 }
 
 void apic_enable(uint8_t spurious)

@@ -1,20 +1,20 @@
 /* Freestanding string helpers and a small vsnprintf for the guest runtime. */
 #include "rt.h"
 
-void *memset(void *d, int c, size_t n)
+void* memset(void* d, int c, size_t n)
 {
     __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
     return d;
 }
 
-void *memcpy(void *d, const void *s, size_t n)
+void* memcpy(void* d, const void* s, size_t n)
 {
-    void *ret = d;
+    void* ret = d;
     __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
     return ret;
 }
 
-int memcmp(const void *a, const void *b, size_t n)
+int memcmp(const void* a, const void* b, size_t n)
 {
     const uint8_t *x = a, *y = b;
     for (size_t i = 0; i < n; ++i)
@@ -23,7 +23,7 @@ int memcmp(const void *a, const void *b, size_t n)
     return 0;
 }
 
-size_t strlen(const char *s)
+size_t strlen(const char* s)
 {
     size_t n = 0;
     while (s[n])
@@ -31,7 +31,7 @@ size_t strlen(const char *s)
     return n;
 }
 
-int strncmp(const char *a, const char *b, size_t n)
+int strncmp(const char* a, const char* b, size_t n)
 {
     for (size_t i = 0; i < n; ++i) {
         if (a[i] != b[i])
@@ -43,18 +43,18 @@ int strncmp(const char *a, const char *b, size_t n)
 }
 
 struct out {
-    char *buf;
+    char* buf;
     size_t n, len;
 };
 
-static void put(struct out *o, char c)
+static void put(struct out* o, char c)
 {
     if (o->len + 1 < o->n)
         o->buf[o->len] = c;
     ++o->len;
 }
 
-static void put_num(struct out *o, uint64_t v, unsigned base, int width, char pad, bool neg)
+static void put_num(struct out* o, uint64_t v, unsigned base, int width, char pad, bool neg)
 {
     char tmp[24];
     int i = 0;
@@ -71,7 +71,7 @@ static void put_num(struct out *o, uint64_t v, unsigned base, int width, char pa
 }
 
 /* Supports %d %i %u %x %p %s %c %% with l/ll/z length, '#' for 0x, zero padding and width. */
-int rt_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
+int rt_vsnprintf(char* buf, size_t n, const char* fmt, va_list ap)
 {
     struct out o = {buf, n, 0};
     for (; *fmt; ++fmt) {
@@ -121,7 +121,7 @@ int rt_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
             break;
         }
         case 's': {
-            const char *s = va_arg(ap, const char *);
+            const char* s = va_arg(ap, const char*);
             if (!s)
                 s = "(null)";
             int len = (int)strlen(s);
@@ -151,7 +151,7 @@ int rt_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
     return (int)o.len;
 }
 
-int rt_snprintf(char *buf, size_t n, const char *fmt, ...)
+int rt_snprintf(char* buf, size_t n, const char* fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -34,7 +34,7 @@ extern uint64_t rt_gdt[];
 extern char rt_isr_stubs[];
 extern char rt_user_exit[], rt_user_resume[];
 extern uint64_t rt_user_ctx;
-extern void rt_user_enter(void (*fn)(void *), void *arg, uint64_t rsp, uint64_t rflags);
+extern void rt_user_enter(void (*fn)(void*), void* arg, uint64_t rsp, uint64_t rflags);
 
 static struct tss64 tss;
 struct desc_ptr rt_idt_ptr; /* shared with the APs (smp.c) */
@@ -89,13 +89,13 @@ void rt_putc(char c)
     outb(COM1, (uint8_t)c);
 }
 
-void rt_puts(const char *s)
+void rt_puts(const char* s)
 {
     while (*s)
         rt_putc(*s++);
 }
 
-int rt_printf(const char *fmt, ...)
+int rt_printf(const char* fmt, ...)
 {
     char buf[256];
     va_list ap;
@@ -113,7 +113,7 @@ _Noreturn void rt_exit(unsigned status)
         __asm__ volatile("cli; hlt");
 }
 
-bool rt_check(bool ok, const char *fmt, ...)
+bool rt_check(bool ok, const char* fmt, ...)
 {
     char buf[200];
     va_list ap;
@@ -143,16 +143,16 @@ void rt_set_handler(uint8_t vector, rt_handler h)
     handlers[vector] = h;
 }
 
-const char *rt_exception_name(uint8_t v)
+const char* rt_exception_name(uint8_t v)
 {
-    static const char *const names[32] = {
-        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
-        "#NP", "#SS", "#GP", "#PF", "15",  "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
-        "22",  "23",  "24",  "25",  "26",  "27",  "#HV", "#VC", "#SX", "31"};
+    static const char* const names[32] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+                                          "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
+                                          "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "22",  "23",
+                                          "24",  "25",  "26",  "27",  "#HV", "#VC", "#SX", "31"};
     return v < 32 ? names[v] : "IRQ";
 }
 
-void rt_isr(struct rt_frame *f)
+void rt_isr(struct rt_frame* f)
 {
     uint8_t v = (uint8_t)f->vector;
     if (v == 6 && (f->cs & 3) == 3 && f->rip == (uint64_t)(uintptr_t)rt_user_exit) {
@@ -179,7 +179,7 @@ void rt_isr(struct rt_frame *f)
     rt_exit(RT_EXIT_INTERRUPT);
 }
 
-void rt_run_user(void (*fn)(void *), void *arg, bool irqs)
+void rt_run_user(void (*fn)(void*), void* arg, bool irqs)
 {
     rt_user_enter(fn, arg, (uint64_t)(uintptr_t)(user_stack + sizeof user_stack),
                   irqs ? 0x202 : 0x2);
@@ -192,10 +192,10 @@ unsigned rt_cpl(void)
     return cs & 3;
 }
 
-void rt_fw_cfg_read(uint16_t key, void *buf, size_t len)
+void rt_fw_cfg_read(uint16_t key, void* buf, size_t len)
 {
     outw(0x510, key);
-    uint8_t *p = buf;
+    uint8_t* p = buf;
     for (size_t i = 0; i < len; ++i)
         p[i] = inb(0x511);
 }

@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RT_EXIT_EXCEPTION 0x40  /* + vector, for vectors 0..31 */
-#define RT_EXIT_INTERRUPT 0x7e  /* an interrupt arrived that nobody handles */
+#define RT_EXIT_EXCEPTION 0x40 /* + vector, for vectors 0..31 */
+#define RT_EXIT_INTERRUPT 0x7e /* an interrupt arrived that nobody handles */
 
 /* Saved by the entry stubs; handlers may change rip (e.g. to skip a faulting instruction). */
 struct rt_frame {
@@ -26,30 +26,30 @@ struct rt_frame {
     uint64_t rip, cs, rflags, rsp, ss;
 };
 
-typedef void (*rt_handler)(struct rt_frame *f);
+typedef void (*rt_handler)(struct rt_frame* f);
 
 void guest_main(void);
 
 /* Console and exit. */
 void rt_putc(char c);
-void rt_puts(const char *s);
-int rt_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int rt_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap);
-int rt_snprintf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void rt_puts(const char* s);
+int rt_printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+int rt_vsnprintf(char* buf, size_t n, const char* fmt, va_list ap);
+int rt_snprintf(char* buf, size_t n, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 _Noreturn void rt_exit(unsigned status);
 
 /* Checks. */
-bool rt_check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool rt_check(bool ok, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void rt_done(void);
 unsigned rt_failures(void);
 
 /* Interrupts and exceptions. */
 void rt_set_handler(uint8_t vector, rt_handler h);
-const char *rt_exception_name(uint8_t vector);
+const char* rt_exception_name(uint8_t vector);
 
 /* Ring 3: runs fn(arg) at CPL 3 on its own stack, with interrupts enabled when `irqs` is true;
  * returns when fn returns. */
-void rt_run_user(void (*fn)(void *), void *arg, bool irqs);
+void rt_run_user(void (*fn)(void*), void* arg, bool irqs);
 unsigned rt_cpl(void);
 
 /* Multiboot information as the loader passed it. */
@@ -63,26 +63,45 @@ struct rt_multiboot_module {
     uint32_t start, end, string, reserved;
 };
 extern uint32_t rt_mb_magic, rt_mb_info;
-static inline const struct rt_multiboot_info *rt_multiboot(void)
+static inline const struct rt_multiboot_info* rt_multiboot(void)
 {
-    return (const struct rt_multiboot_info *)(uintptr_t)rt_mb_info;
+    return (const struct rt_multiboot_info*)(uintptr_t)rt_mb_info;
 }
 
 /* fw_cfg (QEMU's interface on ports 0x510/0x511). */
-void rt_fw_cfg_read(uint16_t key, void *buf, size_t len);
+void rt_fw_cfg_read(uint16_t key, void* buf, size_t len);
 
 /* Small freestanding helpers. */
-void *memset(void *d, int c, size_t n);
-void *memcpy(void *d, const void *s, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strncmp(const char *a, const char *b, size_t n);
+void* memset(void* d, int c, size_t n);
+void* memcpy(void* d, const void* s, size_t n);
+int memcmp(const void* a, const void* b, size_t n);
+size_t strlen(const char* s);
+int strncmp(const char* a, const char* b, size_t n);
 
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" ::"a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
-static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
-static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline void outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v)
+{
+    __asm__ volatile("outw %0, %1" ::"a"(v), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t v)
+{
+    __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port));
+}
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
 static inline uint64_t rdtsc(void)
 {
     uint32_t lo, hi;
@@ -101,18 +120,32 @@ static inline void wrmsr(uint32_t msr, uint64_t v)
 }
 static inline void rt_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+    __asm__ volatile("cpuid"
+                     : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(sub));
 }
-static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
-static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
+static inline void cli(void)
+{
+    __asm__ volatile("cli" ::: "memory");
+}
+static inline void sti(void)
+{
+    __asm__ volatile("sti" ::: "memory");
+}
 /* Waits for an interrupt the cheap way on every host: sti; hlt (the STI shadow covers HLT). */
-static inline void rt_wait_irq(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
+static inline void rt_wait_irq(void)
+{
+    __asm__ volatile("sti; hlt; cli" ::: "memory");
+}
 /* One HLT with interrupts on, but bounded: a one-shot APIC timer... is the caller's business;
  * this only opens an interrupt window for pending interrupts without halting. */
 static inline void rt_wait_irq_bounded(void)
 {
     __asm__ volatile("sti; nop; nop; nop; nop; cli" ::: "memory");
 }
-static inline void rt_pause(void) { __asm__ volatile("pause"); }
+static inline void rt_pause(void)
+{
+    __asm__ volatile("pause");
+}
 
 #endif

@@ -4,7 +4,10 @@
 #include "apic.h"
 
 extern char rt_ap_trampoline[], rt_ap_trampoline_end[];
-extern struct { uint16_t limit; uint64_t base; } __attribute__((packed)) rt_idt_ptr;
+extern struct {
+    uint16_t limit;
+    uint64_t base;
+} __attribute__((packed)) rt_idt_ptr;
 
 uint64_t rt_ap_stack;
 volatile unsigned rt_ap_starts[RT_MAX_CPUS];
@@ -13,7 +16,7 @@ static volatile unsigned ap_cpu;
 static void (*volatile ap_fn)(unsigned);
 static volatile bool ap_ready;
 
-static void on_ready(struct rt_frame *f)
+static void on_ready(struct rt_frame* f)
 {
     (void)f;
     apic_eoi();
@@ -67,7 +70,7 @@ bool rt_start_ap(unsigned cpu, void (*fn)(unsigned cpu))
     if (cpu == 0 || cpu >= RT_MAX_CPUS)
         return false;
     rt_set_handler(RT_VECTOR_AP_READY, on_ready);
-    memcpy((void *)RT_AP_TRAMPOLINE, rt_ap_trampoline,
+    memcpy((void*)RT_AP_TRAMPOLINE, rt_ap_trampoline,
            (size_t)(rt_ap_trampoline_end - rt_ap_trampoline));
     rt_ap_stack = (uint64_t)(uintptr_t)(ap_stacks[cpu] + sizeof ap_stacks[cpu]);
     ap_cpu = cpu;

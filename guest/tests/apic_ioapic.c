@@ -4,7 +4,7 @@
  * register clears remote IRR. The lines are driven through QEMU's pc-testdev ports (0x2000 + n). */
 #include "apic.h"
 
-#define IOAPIC ((volatile uint32_t *)0xfec00000ul)
+#define IOAPIC ((volatile uint32_t*)0xfec00000ul)
 #define IRQ_LINE(n) ((uint16_t)(0x2000 + (n)))
 #define REMOTE_IRR (1u << 14)
 
@@ -27,7 +27,7 @@ static void ioapic_write(uint32_t reg, uint32_t v)
 
 static void route(unsigned pin, uint8_t vector, bool level)
 {
-    ioapic_write(0x10 + 2 * pin + 1, 0);  /* destination: APIC ID 0 */
+    ioapic_write(0x10 + 2 * pin + 1, 0); /* destination: APIC ID 0 */
     ioapic_write(0x10 + 2 * pin, vector | (level ? (1u << 15) : 0));
 }
 
@@ -36,14 +36,14 @@ static uint32_t redir_low(unsigned pin)
     return ioapic_read(0x10 + 2 * pin);
 }
 
-static void on_edge(struct rt_frame *f)
+static void on_edge(struct rt_frame* f)
 {
     (void)f;
     ++count_edge;
     apic_eoi();
 }
 
-static void on_level(struct rt_frame *f)
+static void on_level(struct rt_frame* f)
 {
     (void)f;
     ++count_level;
@@ -52,7 +52,7 @@ static void on_level(struct rt_frame *f)
     apic_eoi();
 }
 
-static bool wait(volatile unsigned *c, unsigned n)
+static bool wait(volatile unsigned* c, unsigned n)
 {
     for (int i = 0; i < 200 && *c < n; ++i) {
         sti();

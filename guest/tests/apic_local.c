@@ -8,7 +8,7 @@ static volatile uint8_t order[8];
 static volatile unsigned order_n;
 static volatile bool nest;
 
-static void on_irq(struct rt_frame *f)
+static void on_irq(struct rt_frame* f)
 {
     uint8_t v = (uint8_t)f->vector;
     ++count[v];

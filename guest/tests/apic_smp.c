@@ -14,7 +14,7 @@ static volatile bool ap_done[RT_MAX_CPUS];
 static volatile unsigned replies;
 static unsigned ncpus;
 
-static void on_test_ipi(struct rt_frame *f)
+static void on_test_ipi(struct rt_frame* f)
 {
     unsigned cpu = apic_id();
     if (cpu < RT_MAX_CPUS)
@@ -23,7 +23,7 @@ static void on_test_ipi(struct rt_frame *f)
     apic_icr(0, V_REPLY);
 }
 
-static void on_reply(struct rt_frame *f)
+static void on_reply(struct rt_frame* f)
 {
     (void)f;
     ++replies;
@@ -79,7 +79,7 @@ static bool wait_total(unsigned k, unsigned n)
     return wait_ticks(k, n, 3000);
 }
 
-static void on_tick(struct rt_frame *f)
+static void on_tick(struct rt_frame* f)
 {
     (void)f;
     apic_eoi();

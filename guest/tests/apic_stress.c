@@ -16,13 +16,13 @@ static uint64_t rnd(void)
     return seed;
 }
 
-static void on_fault(struct rt_frame *f)
+static void on_fault(struct rt_frame* f)
 {
     ++faults;
     f->rip = resume_at;
 }
 
-static void on_irq(struct rt_frame *f)
+static void on_irq(struct rt_frame* f)
 {
     ++irqs;
     if (f->vector == 0x77)
@@ -30,10 +30,10 @@ static void on_irq(struct rt_frame *f)
     if (apic_x2())
         wrmsr(0x80b, 0);
     else
-        *(volatile uint32_t *)0xfee000b0ul = 0;
+        *(volatile uint32_t*)0xfee000b0ul = 0;
 }
 
-static void on_nmi(struct rt_frame *f)
+static void on_nmi(struct rt_frame* f)
 {
     (void)f;
     ++nmis;
@@ -41,8 +41,8 @@ static void on_nmi(struct rt_frame *f)
 
 static void try_wrmsr(uint32_t msr, uint64_t v)
 {
-    __asm__ volatile("lea 1f(%%rip), %%r8\n\tmov %%r8, resume_at(%%rip)\n\twrmsr\n1:"
-                     ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+    __asm__ volatile("lea 1f(%%rip), %%r8\n\tmov %%r8, resume_at(%%rip)\n\twrmsr\n1:" ::"c"(msr),
+                     "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
                      : "r8", "memory");
 }
 
@@ -81,9 +81,9 @@ void guest_main(void)
         if (reg == APIC_ICR && ((v >> 8) & 7) >= 5)
             v &= ~(7u << 8);
         if (i % 3 == 0)
-            (void)*(volatile uint32_t *)(0xfee00000ul + reg);
+            (void)*(volatile uint32_t*)(0xfee00000ul + reg);
         else
-            *(volatile uint32_t *)(0xfee00000ul + reg) = v;
+            *(volatile uint32_t*)(0xfee00000ul + reg) = v;
         if (i % 500 == 0)
             rt_wait_irq_bounded();
     }

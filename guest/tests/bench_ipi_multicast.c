@@ -29,7 +29,7 @@ static unsigned this_cpu(void)
     return 0;
 }
 
-static void on_multi(struct rt_frame *f)
+static void on_multi(struct rt_frame* f)
 {
     (void)f;
     uint64_t t = rdtsc();

@@ -24,7 +24,7 @@ static volatile bool failed_wait;
 static uint64_t oneway[BENCH_MAX_SAMPLES], rtt[BENCH_MAX_SAMPLES];
 static unsigned n_samples;
 
-static void on_ping(struct rt_frame *f)
+static void on_ping(struct rt_frame* f)
 {
     (void)f;
     t_ping = rdtsc();
@@ -34,7 +34,7 @@ static void on_ping(struct rt_frame *f)
     apic_icr(initiator, V_PONG);
 }
 
-static void on_pong(struct rt_frame *f)
+static void on_pong(struct rt_frame* f)
 {
     (void)f;
     t_pong = rdtsc();
@@ -72,9 +72,9 @@ static void ap_driver(unsigned cpu)
     done = 1;
 }
 
-static void bsp_user_loop(void *arg)
+static void bsp_user_loop(void* arg)
 {
-    uint64_t deadline = *(uint64_t *)arg;
+    uint64_t deadline = *(uint64_t*)arg;
     go = 1;
     while (!done && rdtsc() < deadline)
         __asm__ volatile("pause" ::: "memory");
@@ -83,10 +83,10 @@ static void bsp_user_loop(void *arg)
 static void check_counts(unsigned total)
 {
     rt_check(!failed_wait, "every PONG arrived before the next PING");
-    rt_check(ping_sent == total && ping_count == total, "every PING arrived once (%u sent, %u taken)",
-             ping_sent, ping_count);
-    rt_check(pong_sent == total && pong_count == total, "every PONG arrived once (%u sent, %u taken)",
-             pong_sent, pong_count);
+    rt_check(ping_sent == total && ping_count == total,
+             "every PING arrived once (%u sent, %u taken)", ping_sent, ping_count);
+    rt_check(pong_sent == total && pong_count == total,
+             "every PONG arrived once (%u sent, %u taken)", pong_sent, pong_count);
 }
 
 void guest_main(void)

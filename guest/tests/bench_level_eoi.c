@@ -16,7 +16,7 @@
 #include "bench.h"
 #include "smp.h"
 
-#define IOAPIC ((volatile uint32_t *)0xfec00000ul)
+#define IOAPIC ((volatile uint32_t*)0xfec00000ul)
 #define REMOTE_IRR (1u << 14)
 enum { PIN = 11, V_LEVEL = 0x62, V_DONE = 0x63, WARMUP = 10 };
 
@@ -37,7 +37,7 @@ static void ioapic_write(uint32_t reg, uint32_t v)
     IOAPIC[4] = v;
 }
 
-static void on_level(struct rt_frame *f)
+static void on_level(struct rt_frame* f)
 {
     (void)f;
     uint64_t t = rdtsc();
@@ -54,7 +54,7 @@ static void on_level(struct rt_frame *f)
     ++taken;
 }
 
-static void on_done(struct rt_frame *f)
+static void on_done(struct rt_frame* f)
 {
     (void)f;
     apic_eoi();
@@ -78,9 +78,9 @@ static void ap_device(unsigned cpu)
     apic_icr(0, V_DONE);
 }
 
-static void bsp_user_loop(void *arg)
+static void bsp_user_loop(void* arg)
 {
-    uint64_t deadline = *(uint64_t *)arg;
+    uint64_t deadline = *(uint64_t*)arg;
     go = 1;
     while (!done && rdtsc() < deadline)
         __asm__ volatile("pause" ::: "memory");
@@ -113,7 +113,7 @@ void guest_main(void)
     bench_print(running ? "level_running" : "level_halted", samples, n_samples);
     rt_printf("level_note: spurious %u (handler entries with no raise outstanding)\n", spurious);
     rt_check(done && !late, "every interrupt was taken before the next was raised (%u late)", late);
-    rt_check(raised == total && taken == total, "every level interrupt taken once (%u raised, %u taken)",
-             raised, taken);
+    rt_check(raised == total && taken == total,
+             "every level interrupt taken once (%u raised, %u taken)", raised, taken);
     rt_check(!(ioapic_read(0x10 + 2 * PIN) & REMOTE_IRR), "remote IRR clear after the last EOI");
 }

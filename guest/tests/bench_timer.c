@@ -21,7 +21,7 @@ static volatile unsigned stop_after; /* periodic: the handler stops the timer at
 static volatile uint64_t t_fired[BENCH_MAX_SAMPLES + WARMUP];
 static uint64_t samples[BENCH_MAX_SAMPLES];
 
-static void on_timer(struct rt_frame *f)
+static void on_timer(struct rt_frame* f)
 {
     (void)f;
     uint64_t t = rdtsc();

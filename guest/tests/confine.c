@@ -10,7 +10,7 @@
 static volatile uint64_t resume_at;
 static volatile unsigned gp_faults;
 
-static void on_gp(struct rt_frame *f)
+static void on_gp(struct rt_frame* f)
 {
     ++gp_faults;
     f->rip = resume_at;
@@ -18,8 +18,8 @@ static void on_gp(struct rt_frame *f)
 
 static void try_wrmsr(uint32_t msr, uint64_t v)
 {
-    __asm__ volatile("lea 1f(%%rip), %%r8\n\tmov %%r8, resume_at(%%rip)\n\twrmsr\n1:"
-                     ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+    __asm__ volatile("lea 1f(%%rip), %%r8\n\tmov %%r8, resume_at(%%rip)\n\twrmsr\n1:" ::"c"(msr),
+                     "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
                      : "r8", "memory");
 }
 
@@ -29,26 +29,26 @@ void guest_main(void)
     uint64_t ram_end = ((uint64_t)rt_multiboot()->mem_upper + 1024) << 10;
     rt_check(ram_end == 64ull << 20, "64 MiB of RAM (%lu KiB)", (unsigned long)(ram_end >> 10));
 
-    volatile uint32_t *last = (volatile uint32_t *)(uintptr_t)(ram_end - 4);
+    volatile uint32_t* last = (volatile uint32_t*)(uintptr_t)(ram_end - 4);
     *last = 0x5a5aa5a5u;
-    const uint64_t outside[] = {ram_end, ram_end + 4096 - 4, ram_end + (1u << 20),
-                                0xbffff000ull, 0xfed00000ull};
+    const uint64_t outside[] = {ram_end, ram_end + 4096 - 4, ram_end + (1u << 20), 0xbffff000ull,
+                                0xfed00000ull};
     const uint64_t window = 0xd0000000ull; /* PCI BAR window, no BAR there */
     unsigned n = sizeof outside / sizeof outside[0];
 
     bool all_ones = true;
     for (unsigned i = 0; i < n; ++i)
-        all_ones = all_ones && *(volatile uint32_t *)(uintptr_t)outside[i] == 0xffffffffu;
+        all_ones = all_ones && *(volatile uint32_t*)(uintptr_t)outside[i] == 0xffffffffu;
     rt_check(all_ones, "%u reads outside RAM give all-ones", n);
     for (unsigned i = 0; i < n; ++i)
-        *(volatile uint32_t *)(uintptr_t)outside[i] = 0x12345678u;
+        *(volatile uint32_t*)(uintptr_t)outside[i] = 0x12345678u;
     bool still = true;
     for (unsigned i = 0; i < n; ++i)
-        still = still && *(volatile uint32_t *)(uintptr_t)outside[i] == 0xffffffffu;
+        still = still && *(volatile uint32_t*)(uintptr_t)outside[i] == 0xffffffffu;
     rt_check(still, "%u writes outside RAM went nowhere", n);
     rt_check(*last == 0x5a5aa5a5u, "the last word of RAM is unchanged");
-    *(volatile uint32_t *)(uintptr_t)window = 0x12345678u;
-    rt_check(*(volatile uint32_t *)(uintptr_t)window == 0xffffffffu,
+    *(volatile uint32_t*)(uintptr_t)window = 0x12345678u;
+    rt_check(*(volatile uint32_t*)(uintptr_t)window == 0xffffffffu,
              "the PCI window where no BAR is reads all-ones after a write");
 
     uint32_t r[4];

@@ -8,7 +8,7 @@ static volatile uint64_t resume_at;
 static volatile int seen_vector = -1;
 static volatile uint64_t seen_error, seen_cr2, seen_cs;
 
-static void on_fault(struct rt_frame *f)
+static void on_fault(struct rt_frame* f)
 {
     seen_vector = (int)f->vector;
     seen_error = f->error;
@@ -18,9 +18,9 @@ static void on_fault(struct rt_frame *f)
 }
 
 /* Stores the address of label 1 (after the instruction) as the resume point, then runs it. */
-#define FAULT(insn, ...) \
-    __asm__ volatile("lea 1f(%%rip), %%rax\n\tmov %%rax, resume_at(%%rip)\n\t" insn "\n1:" \
-                     ::: "rax", "memory" __VA_OPT__(,) __VA_ARGS__)
+#define FAULT(insn, ...)                                                                           \
+    __asm__ volatile("lea 1f(%%rip), %%rax\n\tmov %%rax, resume_at(%%rip)\n\t" insn "\n1:" ::      \
+                         : "rax", "memory" __VA_OPT__(, ) __VA_ARGS__)
 
 static void reset(void)
 {
@@ -63,7 +63,7 @@ void guest_main(void)
 
     reset();
     FAULT("movabs $0x140000000, %%rcx\n\tmovq $1, (%%rcx)", "rcx");
-    rt_check(seen_vector == 14 && (seen_error & 2), "store to an unmapped page: #PF with W=1 (%#lx)",
-             seen_error);
+    rt_check(seen_vector == 14 && (seen_error & 2),
+             "store to an unmapped page: #PF with W=1 (%#lx)", seen_error);
     rt_check((seen_cs & 3) == 0, "faults taken from ring 0 report CPL 0");
 }

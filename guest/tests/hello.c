@@ -12,7 +12,7 @@ void guest_main(void)
     vendor[12] = 0;
     uint16_t cpus = 0;
     rt_fw_cfg_read(0x05, &cpus, sizeof cpus);
-    rt_printf("Hello from the hvaccel guest runtime: %s, %u vCPU(s), long mode, CPL %u\n",
-              vendor, cpus, rt_cpl());
+    rt_printf("Hello from the hvaccel guest runtime: %s, %u vCPU(s), long mode, CPL %u\n", vendor,
+              cpus, rt_cpl());
     rt_check(rt_mb_magic == 0x2BADB002, "entered by a multiboot loader (EAX=%#x)", rt_mb_magic);
 }

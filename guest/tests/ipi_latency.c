@@ -17,7 +17,7 @@ static unsigned SAMPLES = 200;
 /* "samples=N" on the command line sets the number of samples per workload. */
 static void parse_cmdline(void)
 {
-    const char *c = (const char *)(uintptr_t)rt_multiboot()->cmdline;
+    const char* c = (const char*)(uintptr_t)rt_multiboot()->cmdline;
     for (; c && *c; ++c) {
         if (strncmp(c, "samples=", 8) != 0)
             continue;
@@ -30,7 +30,7 @@ static void parse_cmdline(void)
     }
 }
 
-static void on_self(struct rt_frame *f)
+static void on_self(struct rt_frame* f)
 {
     (void)f;
     t_handler = rdtsc();
@@ -38,7 +38,7 @@ static void on_self(struct rt_frame *f)
     apic_eoi();
 }
 
-static void on_ping(struct rt_frame *f) /* on the AP */
+static void on_ping(struct rt_frame* f) /* on the AP */
 {
     (void)f;
     ++ping_count;
@@ -46,7 +46,7 @@ static void on_ping(struct rt_frame *f) /* on the AP */
     apic_icr(0, V_PONG);
 }
 
-static void on_pong(struct rt_frame *f) /* on the BSP */
+static void on_pong(struct rt_frame* f) /* on the BSP */
 {
     (void)f;
     t_handler = rdtsc();
@@ -54,7 +54,7 @@ static void on_pong(struct rt_frame *f) /* on the BSP */
     apic_eoi();
 }
 
-static void print_samples(const char *name, unsigned n)
+static void print_samples(const char* name, unsigned n)
 {
     rt_printf("%s:", name);
     for (unsigned i = 0; i < n; ++i)

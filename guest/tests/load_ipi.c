@@ -14,15 +14,15 @@
 #include "smp.h"
 
 #define MAXC RT_MAX_CPUS
-#define IOAPIC ((volatile uint32_t *)0xfec00000ul)
+#define IOAPIC ((volatile uint32_t*)0xfec00000ul)
 #define DEV_PIN 10
-#define TICK_NS 100000000u    /* the watchdog tick: 100 ms at the APIC's 1 GHz clock */
-#define DEADLINE_TICKS 600u   /* 60 s of ticks before a waiting CPU gives up */
+#define TICK_NS 100000000u  /* the watchdog tick: 100 ms at the APIC's 1 GHz clock */
+#define DEADLINE_TICKS 600u /* 60 s of ticks before a waiting CPU gives up */
 
 enum { V_SRC = 0x40, V_ACK = 0xa0, V_DEV = 0xb0, V_TICK = 0xf0 };
 
-static volatile uint32_t sent[MAXC][MAXC];  /* [source][target], written by the source */
-static volatile uint32_t recv[MAXC][MAXC];  /* [target][source], written by the target */
+static volatile uint32_t sent[MAXC][MAXC]; /* [source][target], written by the source */
+static volatile uint32_t recv[MAXC][MAXC]; /* [target][source], written by the target */
 static volatile uint32_t dev_sent[MAXC], dev_recv[MAXC];
 static volatile uint32_t ticks[MAXC];
 static volatile bool done[MAXC], gave_up[MAXC], go;
@@ -30,7 +30,7 @@ static unsigned ncpus, rounds = 16;
 
 static unsigned parse_rounds(void)
 {
-    const char *c = (const char *)(uintptr_t)rt_multiboot()->cmdline;
+    const char* c = (const char*)(uintptr_t)rt_multiboot()->cmdline;
     for (; c && *c; ++c) {
         if (strncmp(c, "rounds=", 7) != 0)
             continue;
@@ -42,7 +42,7 @@ static unsigned parse_rounds(void)
     return 16;
 }
 
-static void on_ipi(struct rt_frame *f)
+static void on_ipi(struct rt_frame* f)
 {
     unsigned me = apic_id(), src = (unsigned)f->vector - V_SRC;
     if (me < MAXC && src < MAXC)
@@ -51,7 +51,7 @@ static void on_ipi(struct rt_frame *f)
     apic_icr(src, V_ACK);
 }
 
-static void on_dev(struct rt_frame *f)
+static void on_dev(struct rt_frame* f)
 {
     (void)f;
     unsigned me = apic_id();
@@ -61,7 +61,7 @@ static void on_dev(struct rt_frame *f)
     apic_icr(0, V_ACK);
 }
 
-static void on_tick(struct rt_frame *f)
+static void on_tick(struct rt_frame* f)
 {
     (void)f;
     unsigned me = apic_id();
@@ -70,7 +70,7 @@ static void on_tick(struct rt_frame *f)
     apic_eoi();
 }
 
-static void on_ack(struct rt_frame *f)
+static void on_ack(struct rt_frame* f)
 {
     (void)f;
     apic_eoi();
@@ -169,7 +169,7 @@ static void work(unsigned me)
             apic_icr(0, ICR_ALL_EXC | (V_SRC + me));
             wait_until(me, all_acked, 0);
         }
-        if (me == 0)  /* the BSP also drives the device line, at every CPU in turn */
+        if (me == 0) /* the BSP also drives the device line, at every CPU in turn */
             for (unsigned d = r % 4; d < ncpus && !gave_up[me]; d += 4)
                 device_interrupt(me, d);
     }

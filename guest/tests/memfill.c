@@ -5,7 +5,7 @@
 
 static unsigned parse_fill(void)
 {
-    const char *c = (const char *)(uintptr_t)rt_multiboot()->cmdline;
+    const char* c = (const char*)(uintptr_t)rt_multiboot()->cmdline;
     for (; c && *c; ++c) {
         if (strncmp(c, "fill=", 5) != 0)
             continue;
@@ -17,10 +17,10 @@ static unsigned parse_fill(void)
     return 64;
 }
 
-static void fill(void *arg)
+static void fill(void* arg)
 {
-    uint64_t mib = *(unsigned *)arg;
-    volatile uint64_t *p = (volatile uint64_t *)(16ul << 20);
+    uint64_t mib = *(unsigned*)arg;
+    volatile uint64_t* p = (volatile uint64_t*)(16ul << 20);
     for (uint64_t i = 0; i < (mib << 20) / 8; ++i)
         p[i] = 0x9e3779b97f4a7c15ull * (i + 1);
 }

@@ -44,7 +44,10 @@ static volatile unsigned retarget_after; /* entry 0: move to the AP after this m
 static volatile unsigned spin_target;
 static uint64_t raise_log[16] __attribute__((aligned(64)));
 
-static unsigned cpu_index(void) { return apic_id() ? 1 : 0; }
+static unsigned cpu_index(void)
+{
+    return apic_id() ? 1 : 0;
+}
 
 static unsigned total(unsigned cpu)
 {
@@ -53,9 +56,12 @@ static unsigned total(unsigned cpu)
         t += got[cpu][e];
     return t;
 }
-static unsigned all(void) { return total(0) + total(1); }
+static unsigned all(void)
+{
+    return total(0) + total(1);
+}
 
-static void on_msi(struct rt_frame *f)
+static void on_msi(struct rt_frame* f)
 {
     unsigned e = (unsigned)f->vector - V_BASE, cpu = cpu_index();
     ++got[cpu][e];
@@ -66,7 +72,7 @@ static void on_msi(struct rt_frame *f)
         mmio_write32(regs + R_ACK, 1);
 }
 
-static void on_tick(struct rt_frame *f)
+static void on_tick(struct rt_frame* f)
 {
     (void)f;
     apic_eoi();
@@ -99,7 +105,7 @@ static void reset_counts(void)
 }
 
 /* Ring 3 on the BSP with interrupts on, until it took spin_target interrupts (bounded). */
-static void user_spin(void *arg)
+static void user_spin(void* arg)
 {
     (void)arg;
     for (uint64_t t0 = rdtsc(); total(0) < spin_target && rdtsc() - t0 < (20ull << 30);)
@@ -107,7 +113,10 @@ static void user_spin(void *arg)
 }
 
 /* The AP only takes interrupts: sti; hlt forever (rt_start_ap's idle loop). */
-static void ap_main(unsigned cpu) { (void)cpu; }
+static void ap_main(unsigned cpu)
+{
+    (void)cpu;
+}
 
 static void check_config(void)
 {
@@ -147,8 +156,8 @@ static void check_bursts(void)
     wait_for(all, 200, 3000);
     rt_check(got[0][0] == 50 && got[0][1] == 50 && got[0][2] == 50 && got[0][3] == 50 &&
                  all() == 200,
-             "paced burst of 200 over four vectors: %u/%u/%u/%u", got[0][0], got[0][1],
-             got[0][2], got[0][3]);
+             "paced burst of 200 over four vectors: %u/%u/%u/%u", got[0][0], got[0][1], got[0][2],
+             got[0][3]);
 
     /* Unpaced: raised back to back every 200 us; the count may only fall short by what the
      * hardware coalesces (the host-side test checks that against the counters). */
@@ -168,8 +177,8 @@ static void check_retarget(void)
     burst(100, 1, 0, true);
     wait_for(all, 100, 3000);
     retarget_after = 0;
-    rt_check(got[0][0] == 50 && got[1][0] == 50,
-             "re-targeted to the AP mid-burst: BSP %u, AP %u", got[0][0], got[1][0]);
+    rt_check(got[0][0] == 50 && got[1][0] == 50, "re-targeted to the AP mid-burst: BSP %u, AP %u",
+             got[0][0], got[1][0]);
 
     /* Target running guest code (the BSP in a ring-3 loop) vs halted (the AP in sti; hlt). */
     reset_counts();
@@ -256,7 +265,8 @@ static void check_log_and_bars(void)
 
     /* Move BAR0; then try to place it over RAM and outside the window. */
     pci_write32(&dev, PCI_BAR0, 0xd0000000u);
-    rt_check(mmio_read32(0xd0000000u + R_ID) == 0x68766972 && mmio_read32(regs + R_ID) == 0xffffffffu,
+    rt_check(mmio_read32(0xd0000000u + R_ID) == 0x68766972 &&
+                 mmio_read32(regs + R_ID) == 0xffffffffu,
              "BAR0 moved: the registers follow it");
     pci_write32(&dev, PCI_BAR0, 0xfee00000u);
     pci_write32(&dev, PCI_BAR0, 0x00100000u);

@@ -31,7 +31,7 @@ static volatile unsigned good, stray;
 static volatile bool acking;
 static uint64_t regs;
 
-static void on_good(struct rt_frame *f)
+static void on_good(struct rt_frame* f)
 {
     (void)f;
     ++good;
@@ -40,7 +40,7 @@ static void on_good(struct rt_frame *f)
         mmio_write32(regs + R_ACK, 1);
 }
 
-static void on_stray(struct rt_frame *f)
+static void on_stray(struct rt_frame* f)
 {
     (void)f;
     ++stray;
@@ -50,7 +50,7 @@ static void on_stray(struct rt_frame *f)
 /* An MSI-X message: half pure garbage (almost never an MSI address), half in the interrupt
  * window with a random fixed or lowest-priority vector (0-15 and 32-255: illegal ones too) to
  * CPU 0, CPU 1 (never started) or a missing CPU. */
-static void random_message(uint64_t *addr, uint32_t *data)
+static void random_message(uint64_t* addr, uint32_t* data)
 {
     uint64_t r = rnd();
     if (r & 1) {
@@ -80,7 +80,7 @@ void guest_main(void)
         rt_done();
     regs = pci_bar(&dev, 0, 0xc0000000);
     uint32_t bar0 = pci_read32(&dev, PCI_BAR0), bar1 = pci_read32(&dev, PCI_BAR0 + 4);
-    volatile uint32_t *table = mx.table;
+    volatile uint32_t* table = mx.table;
 
     unsigned writes = 0;
     cli();

@@ -29,7 +29,7 @@ static volatile uint64_t t_raise[BENCH_MAX_SAMPLES + WARMUP];
 static uint64_t samples[BENCH_MAX_SAMPLES];
 static unsigned n_total;
 
-static void on_msi(struct rt_frame *f)
+static void on_msi(struct rt_frame* f)
 {
     (void)f;
     uint64_t t = rdtsc();
@@ -44,13 +44,13 @@ static void on_msi(struct rt_frame *f)
         mmio_write32(regs + IRQDEV_ACK, 1);
 }
 
-static void on_tick(struct rt_frame *f)
+static void on_tick(struct rt_frame* f)
 {
     (void)f;
     apic_eoi();
 }
 
-static void user_wait(void *arg)
+static void user_wait(void* arg)
 {
     (void)arg;
     for (uint64_t t0 = rdtsc(); handled < target && rdtsc() - t0 < (30ull << 30);)
@@ -91,7 +91,7 @@ static void halted_wait(void)
 }
 
 /* One series: n_total interrupts, `running` = the BSP waits in ring 3, else halted. */
-static void series(const char *name, bool running, bool from_ap)
+static void series(const char* name, bool running, bool from_ap)
 {
     handled = 0;
     raised_by_ap = 0;
@@ -106,7 +106,7 @@ static void series(const char *name, bool running, bool from_ap)
         mmio_write32(regs + 0x28, n_total);
         mmio_write32(regs + 0x08, n_total);
         mmio_write32(regs + 0x0c, 1);
-        mmio_write32(regs + 0x10, 100000); /* 100 us after each ACK */
+        mmio_write32(regs + 0x10, 100000);         /* 100 us after each ACK */
         mmio_write32(regs + 0x14, 1u | (1u << 8)); /* start, paced */
     } else {
         apic_icr(1, V_TICK); /* wake the AP: it starts raising */
@@ -142,7 +142,8 @@ void guest_main(void)
         regs = pci_bar(&dev, 0, 0xc0000000);
         msi_enable(&dev, 0, V_MSI);
     } else {
-        rt_printf("msi_running: skipped (no irq device or edu)\nmsi_halted: skipped (no irq device or edu)\n");
+        rt_printf("msi_running: skipped (no irq device or edu)\nmsi_halted: skipped (no irq device "
+                  "or edu)\n");
         rt_done();
     }
     if (rt_cpu_count() < 2 || !rt_start_ap(1, ap_main)) {

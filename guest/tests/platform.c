@@ -12,34 +12,34 @@ struct __attribute__((packed)) acpi_header {
     uint32_t oem_rev, creator, creator_rev;
 };
 
-static uint8_t sum(const void *p, size_t n)
+static uint8_t sum(const void* p, size_t n)
 {
-    const uint8_t *b = p;
+    const uint8_t* b = p;
     uint8_t s = 0;
     for (size_t i = 0; i < n; ++i)
         s = (uint8_t)(s + b[i]);
     return s;
 }
 
-static const uint8_t *find_rsdp(void)
+static const uint8_t* find_rsdp(void)
 {
     for (uintptr_t a = 0xe0000; a < 0x100000; a += 16)
-        if (memcmp((const void *)a, "RSD PTR ", 8) == 0 && sum((const void *)a, 20) == 0)
-            return (const uint8_t *)a;
+        if (memcmp((const void*)a, "RSD PTR ", 8) == 0 && sum((const void*)a, 20) == 0)
+            return (const uint8_t*)a;
     return 0;
 }
 
 static void check_multiboot(void)
 {
-    const struct rt_multiboot_info *mb = rt_multiboot();
+    const struct rt_multiboot_info* mb = rt_multiboot();
     rt_check(rt_mb_magic == 0x2BADB002, "EAX held the multiboot magic");
     rt_check((mb->flags & 0x4d) == 0x4d, "info flags: memory, cmdline, modules, mmap (%#x)",
              mb->flags);
     rt_check(mb->mem_lower == 639, "mem_lower is 639 KiB (%u)", mb->mem_lower);
-    rt_printf("cmdline: %s\n", (const char *)(uintptr_t)mb->cmdline);
+    rt_printf("cmdline: %s\n", (const char*)(uintptr_t)mb->cmdline);
     uint64_t usable = 0;
     for (uint32_t off = 0; off < mb->mmap_length;) {
-        const uint8_t *e = (const uint8_t *)(uintptr_t)(mb->mmap_addr + off);
+        const uint8_t* e = (const uint8_t*)(uintptr_t)(mb->mmap_addr + off);
         uint32_t size;
         uint64_t len;
         uint32_t type;
@@ -56,16 +56,16 @@ static void check_multiboot(void)
              "memory map covers the RAM fw_cfg reports (%lu of %lu bytes)", usable, ram);
     rt_printf("modules: %u\n", mb->mods_count);
     if (mb->mods_count) {
-        const struct rt_multiboot_module *m =
-            (const struct rt_multiboot_module *)(uintptr_t)mb->mods_addr;
+        const struct rt_multiboot_module* m =
+            (const struct rt_multiboot_module*)(uintptr_t)mb->mods_addr;
         char head[33] = {0};
         uint32_t n = m->end - m->start < 32 ? m->end - m->start : 32;
-        memcpy(head, (const void *)(uintptr_t)m->start, n);
+        memcpy(head, (const void*)(uintptr_t)m->start, n);
         for (uint32_t i = 0; i < n; ++i)
             if (head[i] == '\n')
                 head[i] = 0;
         rt_printf("module 0: '%s' %u bytes, page aligned: %s, starts: %s\n",
-                  (const char *)(uintptr_t)m->string, m->end - m->start,
+                  (const char*)(uintptr_t)m->string, m->end - m->start,
                   (m->start & 0xfff) ? "no" : "yes", head);
     }
 }
@@ -88,12 +88,12 @@ static unsigned check_fw_cfg(void)
     return cpus;
 }
 
-static const struct acpi_header *find_table(const struct acpi_header *rsdt, const char *sig)
+static const struct acpi_header* find_table(const struct acpi_header* rsdt, const char* sig)
 {
-    const uint32_t *ptrs = (const uint32_t *)(rsdt + 1);
+    const uint32_t* ptrs = (const uint32_t*)(rsdt + 1);
     unsigned n = (rsdt->length - sizeof *rsdt) / 4;
     for (unsigned i = 0; i < n; ++i) {
-        const struct acpi_header *t = (const struct acpi_header *)(uintptr_t)ptrs[i];
+        const struct acpi_header* t = (const struct acpi_header*)(uintptr_t)ptrs[i];
         if (memcmp(t->sig, sig, 4) == 0)
             return t;
     }
@@ -102,19 +102,19 @@ static const struct acpi_header *find_table(const struct acpi_header *rsdt, cons
 
 static void check_acpi(unsigned cpus)
 {
-    const uint8_t *rsdp = find_rsdp();
+    const uint8_t* rsdp = find_rsdp();
     if (!rt_check(rsdp != 0, "RSDP found in the BIOS area"))
         return;
     uint32_t rsdt_addr;
     memcpy(&rsdt_addr, rsdp + 16, 4);
-    const struct acpi_header *rsdt = (const struct acpi_header *)(uintptr_t)rsdt_addr;
-    rt_check(memcmp(rsdt->sig, "RSDT", 4) == 0 && sum(rsdt, rsdt->length) == 0,
-             "RSDT valid at %#x", rsdt_addr);
-    const struct acpi_header *madt = find_table(rsdt, "APIC");
+    const struct acpi_header* rsdt = (const struct acpi_header*)(uintptr_t)rsdt_addr;
+    rt_check(memcmp(rsdt->sig, "RSDT", 4) == 0 && sum(rsdt, rsdt->length) == 0, "RSDT valid at %#x",
+             rsdt_addr);
+    const struct acpi_header* madt = find_table(rsdt, "APIC");
     if (!rt_check(madt && sum(madt, madt->length) == 0, "MADT present with a valid checksum"))
         return;
     unsigned lapics = 0, ioapics = 0;
-    const uint8_t *p = (const uint8_t *)madt + 44, *end = (const uint8_t *)madt + madt->length;
+    const uint8_t *p = (const uint8_t*)madt + 44, *end = (const uint8_t*)madt + madt->length;
     while (p + 2 <= end && p[1] >= 2) {
         if (p[0] == 0 && (p[4] & 1))
             ++lapics;
@@ -124,11 +124,11 @@ static void check_acpi(unsigned cpus)
     }
     rt_check(lapics == cpus, "MADT lists %u enabled local APICs (fw_cfg: %u)", lapics, cpus);
     rt_check(ioapics == 1, "MADT lists one IOAPIC (%u)", ioapics);
-    const struct acpi_header *fadt = find_table(rsdt, "FACP");
+    const struct acpi_header* fadt = find_table(rsdt, "FACP");
     if (!rt_check(fadt && sum(fadt, fadt->length) == 0, "FADT present with a valid checksum"))
         return;
     uint32_t pm_tmr;
-    memcpy(&pm_tmr, (const uint8_t *)fadt + 76, 4);
+    memcpy(&pm_tmr, (const uint8_t*)fadt + 76, 4);
     rt_check(pm_tmr != 0, "FADT names the PM timer block (%#x)", pm_tmr);
     uint32_t a = inl((uint16_t)pm_tmr), b = a;
     for (int i = 0; i < 1000 && b == a; ++i)

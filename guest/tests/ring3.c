@@ -7,28 +7,28 @@ static volatile uint64_t loop_sum;
 static volatile int seen_vector = -1;
 static volatile uint64_t seen_cs, resume_at;
 
-static void user_fn(void *arg)
+static void user_fn(void* arg)
 {
     user_cpl = rt_cpl();
-    uint64_t n = *(uint64_t *)arg, sum = 0;
+    uint64_t n = *(uint64_t*)arg, sum = 0;
     for (uint64_t i = 1; i <= n; ++i)
         sum += i;
     loop_sum = sum;
 }
 
-static void on_gp(struct rt_frame *f)
+static void on_gp(struct rt_frame* f)
 {
     seen_vector = (int)f->vector;
     seen_cs = f->cs;
     f->rip = resume_at;
 }
 
-static void user_privileged(void *arg)
+static void user_privileged(void* arg)
 {
     (void)arg;
     /* HLT at CPL 3 raises #GP(0) (SDM Vol2A "HLT"). */
-    __asm__ volatile("lea 1f(%%rip), %%rax\n\tmov %%rax, resume_at(%%rip)\n\thlt\n1:" ::: "rax",
-                     "memory");
+    __asm__ volatile("lea 1f(%%rip), %%rax\n\tmov %%rax, resume_at(%%rip)\n\thlt\n1:" ::
+                         : "rax", "memory");
     user_cpl = rt_cpl();
 }
 

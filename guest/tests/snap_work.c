@@ -8,8 +8,14 @@
 #include "apic.h"
 #include "smp.h"
 
-enum { V_TICK = 0x50, V_DEADLINE = 0x51, V_ONESHOT = 0x52, V_PING = 0x60, V_PONG = 0x61,
-       V_LEVEL = 0x70 };
+enum {
+    V_TICK = 0x50,
+    V_DEADLINE = 0x51,
+    V_ONESHOT = 0x52,
+    V_PING = 0x60,
+    V_PONG = 0x61,
+    V_LEVEL = 0x70
+};
 #define TARGET_TICKS 600
 #define LINE 11
 
@@ -27,7 +33,7 @@ static void check_tsc(unsigned cpu)
     last_tsc[cpu] = t;
 }
 
-static void on_tick(struct rt_frame *f)
+static void on_tick(struct rt_frame* f)
 {
     (void)f;
     ++ticks;
@@ -35,7 +41,7 @@ static void on_tick(struct rt_frame *f)
     apic_eoi();
 }
 
-static void on_deadline(struct rt_frame *f) /* AP 1 */
+static void on_deadline(struct rt_frame* f) /* AP 1 */
 {
     (void)f;
     ++deadlines;
@@ -44,7 +50,7 @@ static void on_deadline(struct rt_frame *f) /* AP 1 */
     apic_eoi();
 }
 
-static void on_oneshot(struct rt_frame *f) /* AP 2 */
+static void on_oneshot(struct rt_frame* f) /* AP 2 */
 {
     (void)f;
     ++oneshots;
@@ -53,7 +59,7 @@ static void on_oneshot(struct rt_frame *f) /* AP 2 */
     apic_eoi();
 }
 
-static void on_ping(struct rt_frame *f) /* AP 1 */
+static void on_ping(struct rt_frame* f) /* AP 1 */
 {
     (void)f;
     ++pings;
@@ -61,7 +67,7 @@ static void on_ping(struct rt_frame *f) /* AP 1 */
     apic_icr(0, V_PONG);
 }
 
-static void on_pong(struct rt_frame *f)
+static void on_pong(struct rt_frame* f)
 {
     (void)f;
     ++pongs;
@@ -71,7 +77,7 @@ static void on_pong(struct rt_frame *f)
 /* A delivery while the line is already low is a redelivery: the IOAPIC saw the EOI before the
  * handler lowered the line. KVM's split irqchip on the development hosts does that under load
  * (docs/apic.md); the architecture does not. Counted apart and reported. */
-static void on_level(struct rt_frame *f)
+static void on_level(struct rt_frame* f)
 {
     (void)f;
     if (line_high) {
@@ -124,7 +130,7 @@ void guest_main(void)
     rt_check(rt_cpu_count() >= 3, "3 vCPUs");
     rt_check(rt_start_ap(1, ap1), "AP 1 up");
 
-    volatile uint32_t *ioapic = (volatile uint32_t *)0xfec00000ul;
+    volatile uint32_t* ioapic = (volatile uint32_t*)0xfec00000ul;
     ioapic[0] = 0x10 + 2 * LINE + 1;
     ioapic[4] = 0;
     ioapic[0] = 0x10 + 2 * LINE;

@@ -9,4 +9,4 @@ namespace hv::apic::test {
 using FakeNotifier = RecordingNotifier;
 using RecordingPlatform = RoutingPlatform;
 
-} // namespace hv::apic::test
+}  // namespace hv::apic::test

@@ -95,7 +95,7 @@ void step(Input& in, LocalApic& apic, IoApic& io, uint64_t& now)
     }
 }
 
-} // namespace
+}  // namespace
 
 HV_FUZZ_TARGET(apic)
 {

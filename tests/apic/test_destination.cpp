@@ -156,13 +156,13 @@ TEST(Destination, LowestPriorityPicksLowestPprThenLowestIndex)
     ipi.mode = DeliveryMode::LowestPriority;
     ipi.vector = 0x40;
     ipi.dest = {0xFF, DestMode::Physical, Shorthand::None, false};
-    EXPECT_EQ(resolve_ipi(ipi, apics, 0), set_of({1})); // 3 is lower but software-disabled
+    EXPECT_EQ(resolve_ipi(ipi, apics, 0), set_of({1}));  // 3 is lower but software-disabled
     apics[0].ppr = 0x00;
     EXPECT_EQ(resolve_ipi(ipi, apics, 0), set_of({0}));
     ipi.dest = {2, DestMode::Physical, Shorthand::None, false};
     EXPECT_EQ(resolve_ipi(ipi, apics, 0), set_of({2}));
     ipi.dest = {3, DestMode::Physical, Shorthand::None, false};
-    EXPECT_EQ(resolve_ipi(ipi, apics, 0), set_of({3})); // only candidate, even if disabled
+    EXPECT_EQ(resolve_ipi(ipi, apics, 0), set_of({3}));  // only candidate, even if disabled
     ipi.dest = {9, DestMode::Physical, Shorthand::None, false};
     EXPECT_EQ(resolve_ipi(ipi, apics, 0), set_of({}));
 }
@@ -195,5 +195,5 @@ TEST(Destination, IcrEncodeDecodeRoundTrip)
     EXPECT_EQ(encode_icr(decode_icr(0x5A000000'000C4930ULL, false), false), 0x5A000000'000C4930ULL);
 }
 
-} // namespace
-} // namespace hv::apic
+}  // namespace
+}  // namespace hv::apic

@@ -45,7 +45,7 @@ TEST(Emulated, MmioIsDecodedByGuestPhysicalAddress)
     EXPECT_EQ(r.apic.msr_read(0x10).status, AccessStatus::NotMine);
     const CounterList exits = r.apic.exit_counters();
     EXPECT_EQ(counter_value(exits, "xapic_read"), 1u);
-    EXPECT_EQ(counter_value(exits, "xapic_write"), 1u); // the SVR write of the rig
+    EXPECT_EQ(counter_value(exits, "xapic_write"), 1u);  // the SVR write of the rig
     EXPECT_EQ(counter_value(exits, "other_apic_msr"), 0u);
 }
 
@@ -80,9 +80,9 @@ TEST(Emulated, LevelEoiReachesTheIoapicUnlessSuppressed)
 TEST(Emulated, KickWhileInGuestWakeWhileBlocked)
 {
     Rig r;
-    r.apic.deliver(r.fixed(0x40)); // outside: nobody to notify
+    r.apic.deliver(r.fixed(0x40));  // outside: nobody to notify
     EXPECT_EQ(r.notifier.kicks + r.notifier.wakes, 0);
-    EXPECT_FALSE(r.apic.block()); // something is pending: do not sleep
+    EXPECT_FALSE(r.apic.block());  // something is pending: do not sleep
     EXPECT_EQ(r.apic.ack().vector, 0x40);
 
     r.apic.enter_guest();
@@ -99,7 +99,7 @@ TEST(Emulated, KickWhileInGuestWakeWhileBlocked)
 
     r.apic.enter_guest();
     r.apic.mmio_write(base::kDefaultAddr + reg::kTpr, 4, 0xF0);
-    r.apic.deliver(r.fixed(0x80)); // masked by TPR: nothing deliverable, no kick
+    r.apic.deliver(r.fixed(0x80));  // masked by TPR: nothing deliverable, no kick
     EXPECT_EQ(r.notifier.kicks, 1);
     const CounterList st = r.apic.stats();
     EXPECT_EQ(counter_value(st, "kicks"), 1u);
@@ -159,7 +159,7 @@ TEST(Emulated, TimerPlumbing)
     ASSERT_EQ(r.platform.timer_changes.size(), 1u);
     EXPECT_EQ(r.apic.timer_deadline(), 600u);
     r.clock.ns = 599;
-    r.apic.timer_fired(); // early: nothing
+    r.apic.timer_fired();  // early: nothing
     EXPECT_EQ(r.apic.pending_vector(), std::nullopt);
     ASSERT_TRUE(r.apic.block());
     r.clock.ns = 600;
@@ -176,7 +176,7 @@ TEST(Emulated, PendingVectorCatchesUpAnExpiredTimer)
     Rig r;
     r.apic.msr_write(kMsrApicBase, base::kDefaultAddr | base::kEnable | base::kExtd | base::kBsp);
     r.apic.msr_write(0x832, 0x40033);
-    r.apic.msr_write(kMsrTscDeadline, 2000); // TSC 2000 = 1000 ns at 2 GHz
+    r.apic.msr_write(kMsrTscDeadline, 2000);  // TSC 2000 = 1000 ns at 2 GHz
     EXPECT_EQ(r.apic.timer_deadline(), 1000u);
     r.clock.ns = 5000;
     EXPECT_EQ(r.apic.pending_vector(), 0x33);
@@ -205,7 +205,7 @@ TEST(Emulated, FlattenRestoreThroughTheBackend)
 TEST(Emulated, LocalLvtSources)
 {
     Rig r;
-    r.apic.mmio_write(base::kDefaultAddr + reg::kLvtPerf, 4, 0x4FF); // NMI mode
+    r.apic.mmio_write(base::kDefaultAddr + reg::kLvtPerf, 4, 0x4FF);  // NMI mode
     r.apic.raise_lvt(Lvt::Perf);
     EXPECT_TRUE(r.apic.take_events().nmi);
     r.apic.mmio_write(base::kDefaultAddr + reg::kLvtThermal, 4, 0x3C);
@@ -213,5 +213,5 @@ TEST(Emulated, LocalLvtSources)
     EXPECT_EQ(r.apic.pending_vector(), 0x3C);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

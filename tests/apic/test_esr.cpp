@@ -12,9 +12,9 @@ TEST(Esr, ErrorsBecomeVisibleOnlyAfterAWrite)
     LocalApic a = make_apic();
     a.accept(5, Trigger::Edge);
     EXPECT_EQ(rd(a, reg::kEsr), 0u);
-    wr(a, reg::kEsr, 0xFFFFFFFF); // the value written does not matter
+    wr(a, reg::kEsr, 0xFFFFFFFF);  // the value written does not matter
     EXPECT_EQ(rd(a, reg::kEsr), esr::kReceiveIllegalVector);
-    EXPECT_EQ(rd(a, reg::kEsr), esr::kReceiveIllegalVector); // reads do not clear
+    EXPECT_EQ(rd(a, reg::kEsr), esr::kReceiveIllegalVector);  // reads do not clear
     wr(a, reg::kEsr, 0);
     EXPECT_EQ(rd(a, reg::kEsr), 0u);
 }
@@ -24,7 +24,7 @@ TEST(Esr, EachWriteShowsOnlyErrorsSinceThePreviousWrite)
     LocalApic a = make_apic();
     a.accept(1, Trigger::Edge);
     wr(a, reg::kEsr, 0);
-    wr(a, reg::kIcrLow, 0x00004002); // send illegal vector
+    wr(a, reg::kIcrLow, 0x00004002);  // send illegal vector
     EXPECT_EQ(rd(a, reg::kEsr), esr::kReceiveIllegalVector);
     wr(a, reg::kEsr, 0);
     EXPECT_EQ(rd(a, reg::kEsr), esr::kSendIllegalVector);
@@ -35,7 +35,7 @@ TEST(Esr, BitsAccumulate)
     LocalApic a = make_apic();
     a.accept(2, Trigger::Edge);
     wr(a, reg::kIcrLow, 0x00004003);
-    rd(a, 0x3A0); // reserved register
+    rd(a, 0x3A0);  // reserved register
     wr(a, reg::kEsr, 0);
     EXPECT_EQ(rd(a, reg::kEsr), 0xE0u);
     EXPECT_EQ(a.counters().esr_events, 3u);
@@ -49,7 +49,7 @@ TEST(Esr, IllegalSelfIpiSetsSendAndReceiveBits)
     const AccessResult r = wr(a, reg::kIcrLow, 0x00044003);
     ASSERT_TRUE(r.ipi.has_value());
     EXPECT_EQ(r.ipi->dest.shorthand, Shorthand::Self);
-    EXPECT_FALSE(a.accept(r.ipi->vector, r.ipi->trigger)); // the caller's routing step
+    EXPECT_FALSE(a.accept(r.ipi->vector, r.ipi->trigger));  // the caller's routing step
     wr(a, reg::kEsr, 0);
     EXPECT_EQ(rd(a, reg::kEsr), esr::kSendIllegalVector | esr::kReceiveIllegalVector);
     EXPECT_EQ(a.highest_pending(), std::nullopt);
@@ -88,7 +88,7 @@ TEST(Esr, X2apicEsrTakesOnlyZero)
     ASSERT_TRUE(to_x2apic(a).is_ok());
     a.accept(7, Trigger::Edge);
     EXPECT_TRUE(a.msr_write(0x828, 1, at(0)).is_gp());
-    EXPECT_EQ(a.msr_read(0x828, at(0)).value, 0u); // the faulting write latched nothing
+    EXPECT_EQ(a.msr_read(0x828, at(0)).value, 0u);  // the faulting write latched nothing
     EXPECT_TRUE(a.msr_write(0x828, 0, at(0)).is_ok());
     EXPECT_EQ(a.msr_read(0x828, at(0)).value, esr::kReceiveIllegalVector);
 }
@@ -104,5 +104,5 @@ TEST(Esr, FlattenCarriesBothTheVisibleAndThePendingErrors)
     EXPECT_EQ(s.esr_pending, esr::kSendIllegalVector);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

@@ -58,7 +58,7 @@ inline bool tmr_has(LocalApic& a, uint8_t v)
     return (s.tmr[v >> 5] >> (v & 31)) & 1u;
 }
 
-} // namespace hv::apic::test
+}  // namespace hv::apic::test
 
 namespace hv::apic {
 // Readable gtest output for ApicState mismatches (found by ADL).
@@ -66,4 +66,4 @@ inline void PrintTo(const ApicState& s, std::ostream* os)
 {
     *os << "ApicState{" << describe_difference(ApicState{}, s) << "} (fields differing from reset)";
 }
-} // namespace hv::apic
+}  // namespace hv::apic

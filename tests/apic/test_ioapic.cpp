@@ -41,12 +41,12 @@ TEST(IoApic, IdVersionArbitrationAndReset)
     EXPECT_EQ(read_index(io, 0x02), 0x02000000u);
     write_index(io, 0x00, 0xFF000000u);
     EXPECT_EQ(read_index(io, 0x00), 0x0F000000u);
-    write_index(io, 0x01, 0); // read-only
+    write_index(io, 0x01, 0);  // read-only
     EXPECT_EQ(read_index(io, 0x01), 0x00170020u);
     for (unsigned pin = 0; pin < ioapic::kPins; ++pin) {
         EXPECT_EQ(io.redirection(pin), ioapic::kMasked);
     }
-    EXPECT_EQ(read_index(io, 0x40), 0u); // beyond the table
+    EXPECT_EQ(read_index(io, 0x40), 0u);  // beyond the table
     io.mmio_write(ioapic::kRegSel, 4, 0x1FF);
     EXPECT_EQ(io.mmio_read(ioapic::kRegSel, 4), 0xFFu);
 }
@@ -96,7 +96,7 @@ TEST(IoApic, MaskedEdgeIsLost)
     program(io, 2, ioapic::kMasked | 0x22);
     io.set_irq(2, true);
     EXPECT_TRUE(sink.got.empty());
-    program(io, 2, 0x22); // unmask while high: no new edge
+    program(io, 2, 0x22);  // unmask while high: no new edge
     EXPECT_TRUE(sink.got.empty());
     EXPECT_EQ(io.counters().masked_edges, 1u);
 }
@@ -110,11 +110,11 @@ TEST(IoApic, LevelPinRemoteIrrAndEoi)
     ASSERT_EQ(sink.got.size(), 1u);
     EXPECT_EQ(sink.got[0].trigger, Trigger::Level);
     EXPECT_NE(io.redirection(5) & ioapic::kRemoteIrr, 0u);
-    io.set_irq(5, true); // still in service: nothing new
+    io.set_irq(5, true);  // still in service: nothing new
     EXPECT_EQ(sink.got.size(), 1u);
-    io.eoi(0x56); // another vector: no effect
+    io.eoi(0x56);  // another vector: no effect
     EXPECT_NE(io.redirection(5) & ioapic::kRemoteIrr, 0u);
-    io.eoi(0x55); // still asserted: delivered again
+    io.eoi(0x55);  // still asserted: delivered again
     EXPECT_EQ(sink.got.size(), 2u);
     EXPECT_NE(io.redirection(5) & ioapic::kRemoteIrr, 0u);
     io.set_irq(5, false);
@@ -186,10 +186,10 @@ TEST(IoApic, FlattenRestoreAndValidate)
     IoApic other(sink2);
     ASSERT_EQ(other.restore(s), std::nullopt);
     EXPECT_EQ(other.flatten(), s);
-    EXPECT_TRUE(sink2.got.empty()); // restore does not deliver
+    EXPECT_TRUE(sink2.got.empty());  // restore does not deliver
 
     IoApicState bad = s;
-    bad.redir[0] = ioapic::kRemoteIrr; // edge pin with remote IRR
+    bad.redir[0] = ioapic::kRemoteIrr;  // edge pin with remote IRR
     auto err = other.restore(bad);
     ASSERT_TRUE(err.has_value());
     EXPECT_EQ(err->rfind("redir[0]", 0), 0u) << *err;
@@ -205,5 +205,5 @@ TEST(IoApic, FlattenRestoreAndValidate)
     EXPECT_TRUE(validate(bad).has_value());
 }
 
-} // namespace
-} // namespace hv::apic
+}  // namespace
+}  // namespace hv::apic

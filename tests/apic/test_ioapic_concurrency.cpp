@@ -28,8 +28,8 @@ namespace hv::apic::test {
 namespace {
 
 constexpr std::size_t kVcpus = 4;
-constexpr unsigned kLevelPins = 8; // pins 0-7: level, vector 0x40 + pin
-constexpr unsigned kEdgePins = 8;  // pins 8-15: edge, vector 0x60 + pin
+constexpr unsigned kLevelPins = 8;  // pins 0-7: level, vector 0x40 + pin
+constexpr unsigned kEdgePins = 8;   // pins 8-15: edge, vector 0x60 + pin
 constexpr uint8_t kIpiVector = 0xB0;
 
 // One backend kind: how to make a VM's worth of backends.
@@ -104,7 +104,7 @@ class Vm {
     }
     ~Vm()
     {
-        apics.clear(); // before the VMs they belong to
+        apics.clear();  // before the VMs they belong to
     }
     Vm(const Vm&) = delete;
     Vm& operator=(const Vm&) = delete;
@@ -203,8 +203,7 @@ TEST_P(IoApicConcurrency, PinsAssertedWhileVcpusEoiNeverDeadlockOrLoseRemoteIrr)
     // A deadlock would hang forever: run in the background and bound the wait.
     auto done = std::async(std::launch::async, [&vm] { run_stress(vm); });
     if (done.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
-        std::fprintf(stderr, "%s: IOAPIC/LAPIC stress did not finish: deadlock\n",
-                     f.name.c_str());
+        std::fprintf(stderr, "%s: IOAPIC/LAPIC stress did not finish: deadlock\n", f.name.c_str());
         std::_Exit(1);
     }
     done.get();
@@ -217,8 +216,8 @@ TEST_P(IoApicConcurrency, PinsAssertedWhileVcpusEoiNeverDeadlockOrLoseRemoteIrr)
         EXPECT_EQ(vm.apics[v]->flatten().isr, VectorWords{}) << "vcpu " << v;
         EXPECT_EQ(vm.apics[v]->pending_vector(), std::nullopt) << "vcpu " << v;
         const CounterList exits = vm.apics[v]->exit_counters();
-        eoi_exits += counter_value(exits, "eoi_induced") +     // apicv
-                     counter_value(exits, "avic_noaccel_trap_eoi"); // avic
+        eoi_exits += counter_value(exits, "eoi_induced") +           // apicv
+                     counter_value(exits, "avic_noaccel_trap_eoi");  // avic
     }
     const uint64_t level = vm.platform.level_messages.load();
     EXPECT_GT(level, 0u);
@@ -236,5 +235,5 @@ TEST_P(IoApicConcurrency, PinsAssertedWhileVcpusEoiNeverDeadlockOrLoseRemoteIrr)
 INSTANTIATE_TEST_SUITE_P(Backends, IoApicConcurrency, ::testing::ValuesIn(factories()),
                          [](const ::testing::TestParamInfo<Factory>& i) { return i.param.name; });
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

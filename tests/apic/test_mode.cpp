@@ -42,18 +42,18 @@ TEST(Mode, TransitionTable)
         {M::XApic, kBase | kEn, false, M::XApic},
         {M::XApic, kBase | kX2, false, M::X2Apic},
         {M::XApic, kBase, false, M::Disabled},
-        {M::XApic, kBase | base::kExtd, true, M::XApic}, // EN=0, EXTD=1: invalid state
+        {M::XApic, kBase | base::kExtd, true, M::XApic},  // EN=0, EXTD=1: invalid state
         {M::X2Apic, kBase | kX2, false, M::X2Apic},
-        {M::X2Apic, kBase | kEn, true, M::X2Apic}, // x2APIC -> xAPIC: illegal
+        {M::X2Apic, kBase | kEn, true, M::X2Apic},  // x2APIC -> xAPIC: illegal
         {M::X2Apic, kBase, false, M::Disabled},
         {M::X2Apic, kBase | base::kExtd, true, M::X2Apic},
         {M::Disabled, kBase, false, M::Disabled},
         {M::Disabled, kBase | kEn, false, M::XApic},
-        {M::Disabled, kBase | kX2, true, M::Disabled}, // disabled -> x2APIC: illegal
+        {M::Disabled, kBase | kX2, true, M::Disabled},  // disabled -> x2APIC: illegal
         {M::Disabled, kBase | base::kExtd, true, M::Disabled},
-        {M::XApic, kBase | kEn | 0x1, true, M::XApic}, // reserved bit 0
+        {M::XApic, kBase | kEn | 0x1, true, M::XApic},  // reserved bit 0
         {M::XApic, kBase | kEn | (1ULL << 9), true, M::XApic},
-        {M::XApic, kEn | (1ULL << 46), true, M::XApic}, // beyond MAXPHYADDR (46)
+        {M::XApic, kEn | (1ULL << 46), true, M::XApic},  // beyond MAXPHYADDR (46)
         {M::XApic, kEn | 0x3FFF'FFFF'F000ULL, false, M::XApic},
     };
     for (const auto& c : cases) {
@@ -114,11 +114,11 @@ TEST(Mode, BaseRelocationMovesTheMmioWindow)
     LocalApic a = make_apic();
     ASSERT_TRUE(a.msr_write(kMsrApicBase, 0xFED00000ULL | kEn | base::kBsp, at(0)).is_ok());
     EXPECT_EQ(a.mmio_base(), 0xFED00000ULL);
-    EXPECT_EQ(rd(a, reg::kSvr), 0x1FFu); // relocation alone keeps the registers
+    EXPECT_EQ(rd(a, reg::kSvr), 0x1FFu);  // relocation alone keeps the registers
     const AccessResult r = a.msr_write(kMsrApicBase, 0xFED00000ULL | kEn, at(0));
     EXPECT_TRUE(r.is_ok());
     EXPECT_TRUE(r.mode_changed);
-    EXPECT_EQ(a.apic_base() & base::kBsp, 0u); // BSP is stored as written
+    EXPECT_EQ(a.apic_base() & base::kBsp, 0u);  // BSP is stored as written
 }
 
 TEST(Mode, DestInfoFollowsTheMode)
@@ -146,5 +146,5 @@ TEST(Mode, InitKeepsTheMode)
     EXPECT_EQ(a.flatten(at(0)).ldr, x2apic_ldr(2));
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

@@ -89,7 +89,7 @@ TEST(Page, RoundTripBothModes)
         ctx.apic_base = s.apic_base;
         ctx.tsc_deadline = s.tsc_deadline;
         ctx.run_state = s.run_state;
-        ctx.x2apic_id = 0x1A00; // bits 31:8 for the xAPIC case
+        ctx.x2apic_id = 0x1A00;  // bits 31:8 for the xAPIC case
         const ApicState back = from_register_page(to_register_page(s), ctx);
         EXPECT_EQ(back, s) << "x2apic " << x2;
         EXPECT_EQ(validate(back), std::nullopt);
@@ -103,10 +103,10 @@ TEST(Page, DeliveryStatusIsDroppedAndBytesAreLittleEndian)
     EXPECT_EQ(p[reg::kIcrLow], 0x30);
     EXPECT_EQ(p[reg::kIcrLow + 1], 0x10);
     EXPECT_EQ(from_register_page(p, PageContext{}).icr, 0x30u);
-    page_set(p, 0x3FD, 0xFFFFFFFF); // would overrun: ignored
+    page_set(p, 0x3FD, 0xFFFFFFFF);  // would overrun: ignored
     EXPECT_EQ(page_get(p, 0x3FD), 0u);
     EXPECT_EQ(page_get(p, 0x3FC), 0u);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

@@ -76,17 +76,17 @@ TEST(Priority, NestedInterruptsAndEoiOrder)
     EXPECT_EQ(a.highest_pending(), 0x80);
     EXPECT_EQ(a.ack().vector, 0x80);
     ASSERT_TRUE(a.accept(0x45, Trigger::Edge));
-    EXPECT_EQ(a.highest_pending(), std::nullopt); // class 4 under ISR class 8
+    EXPECT_EQ(a.highest_pending(), std::nullopt);  // class 4 under ISR class 8
 
     auto r = wr(a, reg::kEoi, 0);
     ASSERT_TRUE(r.eoi.has_value());
     EXPECT_EQ(r.eoi->vector, 0x80);
-    EXPECT_EQ(a.highest_pending(), std::nullopt); // still class 4 in service
+    EXPECT_EQ(a.highest_pending(), std::nullopt);  // still class 4 in service
     EXPECT_EQ(a.eoi().vector, 0x40);
     EXPECT_EQ(a.highest_pending(), 0x45);
     EXPECT_TRUE(irr_has(a, 0x45));
     EXPECT_FALSE(isr_has(a, 0x40));
-    EXPECT_EQ(a.eoi().vector, std::nullopt); // ISR empty
+    EXPECT_EQ(a.eoi().vector, std::nullopt);  // ISR empty
     EXPECT_EQ(a.counters().eoi_empty, 1u);
 }
 
@@ -163,22 +163,22 @@ TEST(Priority, IllegalVectorsAreNotAcceptedAndSetReceiveIllegal)
 TEST(Priority, SoftwareDisableMasksLvtsKeepsIrrIsrRefusesFixed)
 {
     LocalApic a = make_apic();
-    wr(a, reg::kLvtLint0, 0x0000'0030); // unmasked
+    wr(a, reg::kLvtLint0, 0x0000'0030);  // unmasked
     a.accept(0x90, Trigger::Edge);
     a.ack();
     a.accept(0xA0, Trigger::Edge);
-    wr(a, reg::kSvr, 0x0FF); // software disable
+    wr(a, reg::kSvr, 0x0FF);  // software disable
     for (std::size_t i = 0; i < kLvtCount; ++i) {
         EXPECT_NE(rd(a, lvt_offset(static_cast<Lvt>(i))) & lvt::kMasked, 0u) << i;
     }
-    wr(a, reg::kLvtLint0, 0x0000'0031); // try to unmask
+    wr(a, reg::kLvtLint0, 0x0000'0031);  // try to unmask
     EXPECT_EQ(rd(a, reg::kLvtLint0), 0x0001'0031u);
     EXPECT_FALSE(a.accept(0xB0, Trigger::Edge));
     EXPECT_TRUE(irr_has(a, 0xA0));
     EXPECT_TRUE(isr_has(a, 0x90));
-    EXPECT_EQ(a.highest_pending(), 0xA0); // held, still dispensed
+    EXPECT_EQ(a.highest_pending(), 0xA0);  // held, still dispensed
     wr(a, reg::kSvr, 0x1FF);
-    EXPECT_EQ(rd(a, reg::kLvtLint0), 0x0001'0031u); // stays masked until software unmasks
+    EXPECT_EQ(rd(a, reg::kLvtLint0), 0x0001'0031u);  // stays masked until software unmasks
     wr(a, reg::kLvtLint0, 0x0000'0031);
     EXPECT_EQ(rd(a, reg::kLvtLint0), 0x0000'0031u);
 }
@@ -206,7 +206,7 @@ TEST(Priority, LintLevelFixedSetsTmrAndNmiModeIsAnEvent)
     wr(a, reg::kLvtLint0, lvt::kLevel | 0x55);
     EXPECT_EQ(a.raise_lvt(Lvt::Lint0).event, LocalEvent::Fixed);
     EXPECT_TRUE(tmr_has(a, 0x55));
-    wr(a, reg::kLvtLint1, 4u << lvt::kModeShift); // NMI
+    wr(a, reg::kLvtLint1, 4u << lvt::kModeShift);  // NMI
     EXPECT_EQ(a.raise_lvt(Lvt::Lint1).event, LocalEvent::Nmi);
     wr(a, reg::kLvtLint1, (7u << lvt::kModeShift) | lvt::kMasked);
     EXPECT_EQ(a.raise_lvt(Lvt::Lint1).event, LocalEvent::Masked);
@@ -220,7 +220,7 @@ TEST(Priority, InitResetsRegistersAndParksAnAp)
     ASSERT_EQ(a.run_state(), RunState::WaitForSipi);
     EXPECT_EQ(a.sipi(0x12), 0x12);
     EXPECT_EQ(a.run_state(), RunState::Running);
-    EXPECT_EQ(a.sipi(0x13), std::nullopt); // ignored while running
+    EXPECT_EQ(a.sipi(0x13), std::nullopt);  // ignored while running
     wr(a, reg::kTpr, 0x20);
     a.accept(0x40, Trigger::Edge);
     a.init();
@@ -232,5 +232,5 @@ TEST(Priority, InitResetsRegistersAndParksAnAp)
     EXPECT_EQ(a.sipi(0x9A), 0x9A);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

@@ -157,5 +157,5 @@ TEST(RandomStress, StateStaysValidAndRoundTrips)
     EXPECT_GT(gps, 100u);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

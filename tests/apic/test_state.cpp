@@ -123,7 +123,7 @@ LocalApic busy_apic(uint64_t now)
     a.ack();
     a.accept(0x60, Trigger::Edge);
     a.accept(0xA5, Trigger::Level);
-    a.accept(0x04, Trigger::Edge); // latched error -> 0xEE in IRR
+    a.accept(0x04, Trigger::Edge);  // latched error -> 0xEE in IRR
     a.msr_write(0x832, 0x20077, at(now));
     a.msr_write(0x83E, 0x3, at(now));
     a.msr_write(0x838, 5000, at(now));
@@ -208,5 +208,5 @@ TEST(State, ResetRegistersKeepsIdentity)
     EXPECT_EQ(r.run_state, RunState::Halted);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

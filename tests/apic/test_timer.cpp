@@ -71,7 +71,7 @@ TEST(Timer, PeriodicCoalescesMissedPeriodsAndReadsReloadedCounts)
     wr(a, reg::kLvtTimer, kPeriodic);
     wr(a, reg::kTimerDivide, 0xB);
     wr(a, reg::kTimerInitial, 100, 0);
-    EXPECT_EQ(rd(a, reg::kTimerCurrent, 150), 50u); // late: already reloaded
+    EXPECT_EQ(rd(a, reg::kTimerCurrent, 150), 50u);  // late: already reloaded
     EXPECT_TRUE(a.timer_expired(at(100)));
     a.ack();
     a.eoi();
@@ -111,7 +111,7 @@ TEST(Timer, DivideChangeMidCountContinuesAtTheNewRate)
     wr(a, reg::kTimerDivide, 0xB);
     wr(a, reg::kTimerInitial, 1000, 0);
     EXPECT_EQ(rd(a, reg::kTimerCurrent, 400), 600u);
-    wr(a, reg::kTimerDivide, 0x0, 400); // divide by 2
+    wr(a, reg::kTimerDivide, 0x0, 400);  // divide by 2
     EXPECT_EQ(a.next_timer_deadline(), 400u + 600u * 2);
     EXPECT_EQ(rd(a, reg::kTimerCurrent, 1000), 300u);
 }
@@ -122,7 +122,7 @@ TEST(Timer, ModeChangeDisarms)
     LocalApic a = make_apic();
     wr(a, reg::kLvtTimer, kOneShot);
     wr(a, reg::kTimerInitial, 1000, 0);
-    wr(a, reg::kLvtTimer, kOneShot | lvt::kMasked); // same mode: keeps counting
+    wr(a, reg::kLvtTimer, kOneShot | lvt::kMasked);  // same mode: keeps counting
     EXPECT_TRUE(a.next_timer_deadline().has_value());
     wr(a, reg::kLvtTimer, kPeriodic);
     EXPECT_EQ(a.next_timer_deadline(), std::nullopt);
@@ -140,25 +140,25 @@ TEST(Timer, TscDeadlineMode)
 {
     LocalApicConfig cfg;
     cfg.bsp = true;
-    cfg.tsc_hz = 2'000'000'000; // 2 ticks per ns
+    cfg.tsc_hz = 2'000'000'000;  // 2 ticks per ns
     LocalApic a(cfg);
     wr(a, reg::kSvr, 0x1FF);
     wr(a, reg::kLvtTimer, kTscMode);
     ASSERT_TRUE(a.msr_write(kMsrTscDeadline, 3000, at(100, 1000)).is_ok());
     EXPECT_EQ(a.msr_read(kMsrTscDeadline, at(100, 1000)).value, 3000u);
-    EXPECT_EQ(a.next_timer_deadline(), 1100u); // 2000 ticks ahead = 1000 ns
-    wr(a, reg::kTimerInitial, 777, 200);       // ignored in TSC-deadline mode
+    EXPECT_EQ(a.next_timer_deadline(), 1100u);  // 2000 ticks ahead = 1000 ns
+    wr(a, reg::kTimerInitial, 777, 200);        // ignored in TSC-deadline mode
     EXPECT_EQ(rd(a, reg::kTimerInitial), 0u);
     EXPECT_EQ(rd(a, reg::kTimerCurrent, 200), 0u);
     EXPECT_FALSE(a.timer_expired(at(1099, 2998)));
     EXPECT_TRUE(a.timer_expired(at(1100, 3000)));
     EXPECT_TRUE(irr_has(a, 0x40));
-    EXPECT_EQ(a.msr_read(kMsrTscDeadline, at(1100)).value, 0u); // cleared once it fired
+    EXPECT_EQ(a.msr_read(kMsrTscDeadline, at(1100)).value, 0u);  // cleared once it fired
     EXPECT_EQ(a.next_timer_deadline(), std::nullopt);
 
-    a.msr_write(kMsrTscDeadline, 500, at(2000, 3000)); // in the past: due now
+    a.msr_write(kMsrTscDeadline, 500, at(2000, 3000));  // in the past: due now
     EXPECT_EQ(a.next_timer_deadline(), 2000u);
-    a.msr_write(kMsrTscDeadline, 0, at(2000, 3000)); // 0 disarms
+    a.msr_write(kMsrTscDeadline, 0, at(2000, 3000));  // 0 disarms
     EXPECT_EQ(a.next_timer_deadline(), std::nullopt);
 }
 
@@ -170,7 +170,7 @@ TEST(Timer, TscDeadlineRoundsUpAndSaturates)
     wr(a, reg::kSvr, 0x1FF);
     wr(a, reg::kLvtTimer, kTscMode);
     a.msr_write(kMsrTscDeadline, 1, at(10, 0));
-    EXPECT_EQ(a.next_timer_deadline(), 11u); // 1/3 ns rounds up
+    EXPECT_EQ(a.next_timer_deadline(), 11u);  // 1/3 ns rounds up
     a.msr_write(kMsrTscDeadline, UINT64_MAX, at(10, 0));
     EXPECT_EQ(a.next_timer_deadline(), 10u + 6'148'914'691'236'517'205ULL);
     a.msr_write(kMsrTscDeadline, UINT64_MAX, at(UINT64_MAX - 5, 0));
@@ -191,14 +191,14 @@ TEST(Timer, TscDeadlineMsrOutsideItsMode)
     EXPECT_TRUE(b.msr_read(kMsrTscDeadline, at(0)).is_gp());
     EXPECT_TRUE(b.msr_write(kMsrTscDeadline, 1, at(0)).is_gp());
     wr(b, reg::kLvtTimer, kTscMode);
-    EXPECT_EQ(rd(b, reg::kLvtTimer), 0x40u); // bit 18 not implemented
+    EXPECT_EQ(rd(b, reg::kLvtTimer), 0x40u);  // bit 18 not implemented
 }
 
 TEST(Timer, FlattenSavesRemainingCountAndRestoreResumesIt)
 {
     LocalApic a = make_apic();
     wr(a, reg::kLvtTimer, kOneShot);
-    wr(a, reg::kTimerDivide, 0x1); // /4
+    wr(a, reg::kTimerDivide, 0x1);  // /4
     wr(a, reg::kTimerInitial, 1000, 0);
     const ApicState s = a.flatten(at(2000));
     EXPECT_EQ(s.timer_initial, 1000u);
@@ -217,7 +217,7 @@ TEST(Timer, FlattenAfterAnUnprocessedExpiryKeepsTheInterrupt)
     wr(a, reg::kLvtTimer, kOneShot);
     wr(a, reg::kTimerDivide, 0xB);
     wr(a, reg::kTimerInitial, 100, 0);
-    const ApicState s = a.flatten(at(150)); // due at 100, nobody called timer_expired()
+    const ApicState s = a.flatten(at(150));  // due at 100, nobody called timer_expired()
     EXPECT_EQ(s.timer_remaining, 0u);
     EXPECT_NE(s.irr[0x40 >> 5] & (1u << (0x40 & 31)), 0u);
     LocalApic b = make_apic();
@@ -254,5 +254,5 @@ TEST(Timer, MinimumPeriodLimitsHostFiringRate)
     EXPECT_EQ(a.next_timer_deadline(), 1010u);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

@@ -26,51 +26,51 @@ LocalApic make_x2(uint32_t id = 0x23)
 TEST(X2apicRegs, AccessRulesPerMsr)
 {
     const std::vector<MsrCase> cases = {
-        {0x802, false, 0, true},          // ID: read-only
-        {0x803, false, 0, true},          // version: read-only
-        {0x808, false, 0xFF, false},      // TPR
-        {0x808, false, 0x100, true},      // TPR reserved bit
-        {0x808, false, 1ULL << 32, true}, // upper half reserved
-        {0x809, true, 0, true},           // APR: not in x2APIC
-        {0x80A, false, 0, true},          // PPR: read-only
-        {0x80B, true, 0, false},          // EOI: write-only, 0 only
+        {0x802, false, 0, true},           // ID: read-only
+        {0x803, false, 0, true},           // version: read-only
+        {0x808, false, 0xFF, false},       // TPR
+        {0x808, false, 0x100, true},       // TPR reserved bit
+        {0x808, false, 1ULL << 32, true},  // upper half reserved
+        {0x809, true, 0, true},            // APR: not in x2APIC
+        {0x80A, false, 0, true},           // PPR: read-only
+        {0x80B, true, 0, false},           // EOI: write-only, 0 only
         {0x80B, true, 1, true},
-        {0x80C, true, 0, true},        // RRD: not in x2APIC
-        {0x80D, false, 0, true},       // LDR: read-only
-        {0x80E, true, 0, true},        // DFR: does not exist
-        {0x80F, false, 0x13FF, false}, // SVR
+        {0x80C, true, 0, true},         // RRD: not in x2APIC
+        {0x80D, false, 0, true},        // LDR: read-only
+        {0x80E, true, 0, true},         // DFR: does not exist
+        {0x80F, false, 0x13FF, false},  // SVR
         {0x80F, false, 0x2000, true},
-        {0x810, false, 0, true}, // ISR
+        {0x810, false, 0, true},  // ISR
         {0x817, false, 0, true},
-        {0x818, false, 0, true}, // TMR
-        {0x820, false, 0, true}, // IRR
+        {0x818, false, 0, true},  // TMR
+        {0x820, false, 0, true},  // IRR
         {0x827, false, 0, true},
-        {0x828, false, 0, false}, // ESR: only 0 may be written
+        {0x828, false, 0, false},  // ESR: only 0 may be written
         {0x828, false, 0x40, true},
-        {0x82F, false, 0x107FF, false}, // CMCI
+        {0x82F, false, 0x107FF, false},  // CMCI
         {0x82F, false, 0x20000, true},
-        {0x830, false, 0x00000005'000C4030ULL, false}, // ICR, 64-bit
-        {0x830, false, 0x1000 | 0x30, false},          // bit 12 ignored (Intel; AMD #GPs)
-        {0x830, false, 0x2000 | 0x30, true},           // bit 13
-        {0x830, false, 0x10000 | 0x30, true},          // bit 16
-        {0x830, false, 0x100000 | 0x30, true},         // bit 20
-        {0x831, true, 0, true},                        // reserved: ICR is one MSR
-        {0x832, false, 0x400FF, false},                // timer, TSC-deadline mode
-        {0x832, false, 0x600FF, true},                 // reserved mode 11b
+        {0x830, false, 0x00000005'000C4030ULL, false},  // ICR, 64-bit
+        {0x830, false, 0x1000 | 0x30, false},           // bit 12 ignored (Intel; AMD #GPs)
+        {0x830, false, 0x2000 | 0x30, true},            // bit 13
+        {0x830, false, 0x10000 | 0x30, true},           // bit 16
+        {0x830, false, 0x100000 | 0x30, true},          // bit 20
+        {0x831, true, 0, true},                         // reserved: ICR is one MSR
+        {0x832, false, 0x400FF, false},                 // timer, TSC-deadline mode
+        {0x832, false, 0x600FF, true},                  // reserved mode 11b
         {0x832, false, 0x80000, true},
-        {0x833, false, 0x107FF, false}, // thermal
-        {0x834, false, 0x107FF, false}, // perf
-        {0x834, false, 0x2000, true},   // perf has no polarity bit
-        {0x835, false, 0x1A7FF, false}, // LINT0
-        {0x835, false, 0x4000, true},   // remote IRR is read-only
-        {0x836, false, 0x1A7FF, false}, // LINT1
-        {0x837, false, 0x100FF, false}, // error
+        {0x833, false, 0x107FF, false},  // thermal
+        {0x834, false, 0x107FF, false},  // perf
+        {0x834, false, 0x2000, true},    // perf has no polarity bit
+        {0x835, false, 0x1A7FF, false},  // LINT0
+        {0x835, false, 0x4000, true},    // remote IRR is read-only
+        {0x836, false, 0x1A7FF, false},  // LINT1
+        {0x837, false, 0x100FF, false},  // error
         {0x837, false, 0x700, true},
-        {0x838, false, 0xFFFFFFFF, false}, // TMICT
-        {0x839, false, 0, true},           // TMCCT: read-only
-        {0x83E, false, 0xB, false},        // TDCR
+        {0x838, false, 0xFFFFFFFF, false},  // TMICT
+        {0x839, false, 0, true},            // TMCCT: read-only
+        {0x83E, false, 0xB, false},         // TDCR
         {0x83E, false, 0x4, true},
-        {0x83F, true, 0x30, false}, // SELF_IPI: write-only
+        {0x83F, true, 0x30, false},  // SELF_IPI: write-only
         {0x83F, true, 0x130, true},
     };
     for (const auto& c : cases) {
@@ -194,8 +194,8 @@ TEST(X2apicRegs, GpIsCounted)
     EXPECT_EQ(a.counters().gp, 2u);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test
 
 namespace hv::apic::test {
 namespace {
@@ -223,7 +223,7 @@ TEST(CpuModel, WithoutCmciAndDirectedEoi)
 
     const ApicState s = a.flatten(at(0));
     EXPECT_EQ(validate(s, caps), std::nullopt);
-    const auto err = validate(s); // a CPU model with CMCI and directed EOI
+    const auto err = validate(s);  // a CPU model with CMCI and directed EOI
     ASSERT_TRUE(err.has_value());
     EXPECT_EQ(err->rfind("version", 0), 0u) << *err;
     ApicState with_cmci = s;
@@ -242,5 +242,5 @@ TEST(CpuModel, VersionSurvivesDisableAndInit)
     EXPECT_EQ(rd(a, reg::kVersion), 0x01050014u);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

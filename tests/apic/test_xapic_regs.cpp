@@ -35,7 +35,7 @@ TEST(XapicRegs, WritableBitsAndReadOnlyRegisters)
         {reg::kEsr, 0xFFFFFFFFu, 0x0u},
         {reg::kLvtCmci, 0xFFFFFFFFu, 0x107FFu},
         {reg::kIcrHigh, 0xFFFFFFFFu, 0xFF000000u},
-        {reg::kLvtTimer, 0xFFFFFFFFu, 0x100FFu}, // reserved mode 11b falls back to one-shot
+        {reg::kLvtTimer, 0xFFFFFFFFu, 0x100FFu},  // reserved mode 11b falls back to one-shot
         {reg::kLvtTimer, 0x000400FFu, 0x400FFu},
         {reg::kLvtTimer, 0x000200FFu, 0x200FFu},
         {reg::kLvtThermal, 0xFFFFFFFFu, 0x107FFu},
@@ -99,10 +99,10 @@ TEST(XapicRegs, AccessSizesAndAlignment)
     EXPECT_EQ(a.mmio_read(reg::kId + 3, 1, at(0)).value, 0xABu);
     EXPECT_EQ(a.mmio_read(reg::kId + 2, 2, at(0)).value, 0xAB00u);
     EXPECT_EQ(a.mmio_read(reg::kTpr, 1, at(0)).value, 0x5Au);
-    EXPECT_EQ(a.mmio_read(reg::kTpr + 4, 4, at(0)).value, 0u); // padding
+    EXPECT_EQ(a.mmio_read(reg::kTpr + 4, 4, at(0)).value, 0u);  // padding
     EXPECT_EQ(a.counters().mmio_ignored, 0u);
     EXPECT_EQ(a.mmio_read(reg::kTpr, 8, at(0)).value, 0u);
-    EXPECT_EQ(a.mmio_read(reg::kTpr + 2, 4, at(0)).value, 0u); // crosses the dword
+    EXPECT_EQ(a.mmio_read(reg::kTpr + 2, 4, at(0)).value, 0u);  // crosses the dword
     EXPECT_EQ(a.counters().mmio_ignored, 2u);
     a.mmio_write(reg::kTpr, 2, 0x11, at(0));
     a.mmio_write(reg::kTpr + 1, 4, 0x22, at(0));
@@ -163,16 +163,16 @@ TEST(XapicRegs, IcrWritesProduceIpis)
         {0x00044030, 0, make_ipi(0x30, DM::Fixed, 0, {}, Shorthand::Self), 0},
         {0x00084030, 0, make_ipi(0x30, DM::Fixed, 0, {}, Shorthand::AllIncludingSelf), 0},
         {0x000C4130, 0, make_ipi(0x30, DM::LowestPriority, 0, {}, Shorthand::AllExcludingSelf), 0},
-        {0x00044430, 0, std::nullopt, 0},          // NMI to self: invalid combination
-        {0x00084500, 0, std::nullopt, 0},          // INIT to all-including-self: invalid
-        {0x00004700, 0x01000000, std::nullopt, 0}, // ExtINT is reserved in the ICR
-        {0x00004300, 0x01000000, std::nullopt, 0}, // 011b reserved
+        {0x00044430, 0, std::nullopt, 0},           // NMI to self: invalid combination
+        {0x00084500, 0, std::nullopt, 0},           // INIT to all-including-self: invalid
+        {0x00004700, 0x01000000, std::nullopt, 0},  // ExtINT is reserved in the ICR
+        {0x00004300, 0x01000000, std::nullopt, 0},  // 011b reserved
         {0x00004500, 0x01000000, make_ipi(0, DM::Init, 1), 0},
         {0x00008500, 0x00000000,
          make_ipi(0, DM::Init, 0, {}, Shorthand::None, Trigger::Level, false), 0},
         {0x00004608, 0x03000000, make_ipi(8, DM::StartUp, 3), 0},
         {0x00004400, 0xFF000000, make_ipi(0, DM::Nmi, 0xFF), 0},
-        {0x0000440F, 0x01000000, make_ipi(0x0F, DM::Nmi, 1), 0}, // NMI ignores the vector
+        {0x0000440F, 0x01000000, make_ipi(0x0F, DM::Nmi, 1), 0},  // NMI ignores the vector
         {0x00004200, 0x01000000, make_ipi(0, DM::Smi, 1), 0},
         {0x0000400F, 0x01000000, make_ipi(0x0F, DM::Fixed, 1), esr::kSendIllegalVector},
         {0x0000410F, 0x01000000, make_ipi(0x0F, DM::LowestPriority, 1), esr::kSendIllegalVector},
@@ -205,5 +205,5 @@ TEST(XapicRegs, IdWriteKeepsTheUpperX2apicIdBits)
     EXPECT_EQ(a.dest_info().id, 0x1256u);
 }
 
-} // namespace
-} // namespace hv::apic::test
+}  // namespace
+}  // namespace hv::apic::test

@@ -2,8 +2,8 @@
 
 #include <map>
 
-#include "core/bus/bus.hpp"
 #include "core/base/error.hpp"
+#include "core/bus/bus.hpp"
 
 namespace {
 

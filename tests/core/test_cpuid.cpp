@@ -29,13 +29,13 @@ TEST(Cpuid, ApicIdsAndCountsFollowTheVcpu)
     EXPECT_EQ(find(c, 1).ebx >> 24, 3u);
     EXPECT_EQ((find(c, 1).ebx >> 16) & 0xff, 4u);
     EXPECT_EQ(find(c, 1).ebx & 0xffff, 0x0800u);
-    EXPECT_TRUE(find(c, 1).edx & (1u << 9));    // APIC
-    EXPECT_TRUE(find(c, 1).edx & (1u << 28));   // HTT with several vCPUs
-    EXPECT_TRUE(find(c, 1).ecx & (1u << 21));   // x2APIC
-    EXPECT_TRUE(find(c, 1).ecx & (1u << 24));   // TSC deadline
+    EXPECT_TRUE(find(c, 1).edx & (1u << 9));   // APIC
+    EXPECT_TRUE(find(c, 1).edx & (1u << 28));  // HTT with several vCPUs
+    EXPECT_TRUE(find(c, 1).ecx & (1u << 21));  // x2APIC
+    EXPECT_TRUE(find(c, 1).ecx & (1u << 24));  // TSC deadline
     EXPECT_EQ(find(c, 0xb, 0).edx, 3u);
     EXPECT_EQ(find(c, 0xb, 1).ebx, 4u);
-    EXPECT_EQ(find(c, 0xb, 1).eax, 2u);         // 2 bits of core ID
+    EXPECT_EQ(find(c, 0xb, 1).eax, 2u);  // 2 bits of core ID
     EXPECT_EQ((find(c, 0xb, 2).ecx >> 8) & 0xff, 0u);
 
     auto one = hv::guest_cpuid(sup, 0, 1, {.x2apic = false, .tsc_deadline = false});

@@ -4,14 +4,14 @@
 #include <cstring>
 #include <string>
 
+#include "core/base/error.hpp"
+#include "core/bus/memory.hpp"
 #include "core/devices/acpi_tables.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
-#include "core/base/error.hpp"
-#include "core/bus/memory.hpp"
 
 namespace {
 
@@ -81,19 +81,19 @@ TEST(Uart, RegistersBehaveAsA16550)
     u.write(2, 1, 0x01);                    // enable FIFOs
     EXPECT_EQ(u.read(2, 1), 0xc1u);
     u.write(7, 1, 0x5a);
-    EXPECT_EQ(u.read(7, 1), 0x5au);         // scratch
-    u.write(3, 1, 0x83);                    // DLAB
+    EXPECT_EQ(u.read(7, 1), 0x5au);  // scratch
+    u.write(3, 1, 0x83);             // DLAB
     u.write(0, 1, 0x0c);
     u.write(1, 1, 0x00);
-    EXPECT_EQ(u.divisor(), 12u);            // 9600 baud
+    EXPECT_EQ(u.divisor(), 12u);  // 9600 baud
     EXPECT_EQ(u.read(0, 1), 0x0cu);
     u.write(3, 1, 0x03);
     EXPECT_EQ(u.read(3, 1), 0x03u);
     u.write(1, 1, 0xff);
-    EXPECT_EQ(u.read(1, 1), 0x0fu);         // IER keeps 4 bits
-    u.write(4, 1, 0x1f);                    // loopback: MSR mirrors MCR
+    EXPECT_EQ(u.read(1, 1), 0x0fu);  // IER keeps 4 bits
+    u.write(4, 1, 0x1f);             // loopback: MSR mirrors MCR
     EXPECT_EQ(u.read(6, 1), 0xf0u);
-    u.write(0, 1, 'z');                     // loopback: nothing goes out
+    u.write(0, 1, 'z');  // loopback: nothing goes out
     u.write(0, 1, '\n');
     u.flush();
     EXPECT_EQ(p.drain(), "");
@@ -146,7 +146,7 @@ TEST(FwCfg, FileDirectoryIsBigEndianAndSorted)
     EXPECT_EQ(ka, 0x21);
     std::string dir = fw_cfg_item(f, 0x19, 4 + 2 * 64);
     EXPECT_EQ(dir.substr(0, 4), std::string("\0\0\0\2", 4));
-    EXPECT_EQ(dir.substr(4, 4), std::string("\0\0\0\1", 4));   // opt/a: 1 byte
+    EXPECT_EQ(dir.substr(4, 4), std::string("\0\0\0\1", 4));  // opt/a: 1 byte
     EXPECT_EQ(dir.substr(8, 2), std::string("\0\x21", 2));
     EXPECT_EQ(dir.substr(12, 5), "opt/a");
     EXPECT_EQ(dir.substr(68, 4), std::string("\0\0\0\3", 4));  // opt/b: 3 bytes
@@ -180,8 +180,7 @@ TEST(PmTimer, TicksAt3579545Hz)
     EXPECT_EQ(hv::dev::PmTimer::ticks_for_ns(1'000'000), 3579u);
     // Past 2^32 ticks the 32-bit counter wraps.
     std::uint64_t ns = 1200ull * 1'000'000'000ull;
-    EXPECT_EQ(hv::dev::PmTimer::ticks_for_ns(ns),
-              static_cast<std::uint32_t>(1200ull * 3579545ull));
+    EXPECT_EQ(hv::dev::PmTimer::ticks_for_ns(ns), static_cast<std::uint32_t>(1200ull * 3579545ull));
     hv::dev::PmTimer t;
     auto a = t.read(0, 4);
     usleep(2000);

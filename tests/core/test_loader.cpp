@@ -110,7 +110,7 @@ TEST(Loader, Elf32SegmentsAreLoadedAndBssZeroed)
     EXPECT_EQ(boot.entry, 0x200010u);
     EXPECT_EQ(mem.ptr(0x200000, 4)[0], 0x02);  // first byte of the multiboot magic
     EXPECT_EQ(mem.ptr(0x200000 + 0x7ff, 1)[0], 0xaa);
-    EXPECT_EQ(mem.ptr(0x200000 + 0x800, 1)[0], 0x00);   // bss
+    EXPECT_EQ(mem.ptr(0x200000 + 0x800, 1)[0], 0x00);  // bss
     EXPECT_EQ(mem.ptr(0x200000 + 0x17ff, 1)[0], 0x00);
     EXPECT_EQ(mem.ptr(0x200000 + 0x1800, 1)[0], 0xee);  // untouched past memsz
     // The info structure: flags, cmdline "<path> <cmdline>", memory bounds, mmap.
@@ -190,8 +190,7 @@ TEST(Loader, MalformedHeadersAreRefusedWithAReason)
     Bytes badsum(64, 0);
     header(badsum, 0, 0x3);
     put32(badsum, 8, 0);
-    EXPECT_NE(message_of([&] { hv::plan_multiboot(badsum); }).find("checksum"),
-              std::string::npos);
+    EXPECT_NE(message_of([&] { hv::plan_multiboot(badsum); }).find("checksum"), std::string::npos);
 
     Bytes unsupported(64, 0);
     header(unsupported, 0, 0x8);  // bit 3: a requirement nobody defines
@@ -247,16 +246,18 @@ TEST(Loader, PlacementIsCheckedAgainstGuestMemory)
 {
     hv::GuestMemory small(4 << 20);
     auto big = aout(0x100000, 5 << 20);
-    EXPECT_NE(message_of([&] { hv::load_multiboot(small, big, "k", "", {}); })
-                  .find("does not fit in guest memory"),
+    EXPECT_NE(message_of([&] {
+                  hv::load_multiboot(small, big, "k", "", {});
+              }).find("does not fit in guest memory"),
               std::string::npos);
     auto bios = aout(0xf0000, 0x1000);
     EXPECT_NE(message_of([&] { hv::load_multiboot(small, bios, "k", "", {}); }).find("BIOS"),
               std::string::npos);
     auto entry_outside = aout(0x100000, 0x1000);
     header(entry_outside, 0, 0x10003, 0x100000, 0x100000, 0, 0, 0x300000);
-    EXPECT_NE(message_of([&] { hv::load_multiboot(small, entry_outside, "k", "", {}); })
-                  .find("entry point"),
+    EXPECT_NE(message_of([&] {
+                  hv::load_multiboot(small, entry_outside, "k", "", {});
+              }).find("entry point"),
               std::string::npos);
     hv::GuestMemory large(4ull << 30);
     auto in_hole = aout(0xbffff000, 0x2000);
@@ -268,8 +269,9 @@ TEST(Loader, PlacementIsCheckedAgainstGuestMemory)
 
 TEST(Loader, ReadFileReportsMissingAndOversizedFiles)
 {
-    EXPECT_NE(message_of([] { hv::read_file("/nonexistent/image", 1 << 20); })
-                  .find("cannot open /nonexistent/image"),
+    EXPECT_NE(message_of([] {
+                  hv::read_file("/nonexistent/image", 1 << 20);
+              }).find("cannot open /nonexistent/image"),
               std::string::npos);
     EXPECT_NE(message_of([] { hv::read_file("/proc/self", 1 << 20); }).find("not a regular file"),
               std::string::npos);

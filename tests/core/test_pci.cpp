@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "core/bus/bus.hpp"
+#include "core/bus/memory.hpp"
 #include "core/devices/irq_device.hpp"
 #include "core/devices/msix.hpp"
 #include "core/devices/pci.hpp"
-#include "core/bus/memory.hpp"
 
 using namespace hv;
 using namespace hv::dev;
@@ -78,7 +78,7 @@ TEST(Pci, ConfigMechanismOne)
     EXPECT_EQ(r.cfg_read(1, 0), 0x0001'6876u);
     EXPECT_EQ(r.cfg_read(7, 0), 0xFFFF'FFFFu);  // absent: master abort
     EXPECT_EQ(r.host.counters().config_absent.load(), 1u);
-    EXPECT_EQ(r.cfg_read(1, 2, 2), 0x0001u);    // a word at CONFIG_DATA + 2
+    EXPECT_EQ(r.cfg_read(1, 2, 2), 0x0001u);  // a word at CONFIG_DATA + 2
     // Bits 30:24 of CONFIG_ADDRESS are reserved and 1:0 read as zero.
     r.pio.write(pci::kConfigAddress, 4, 0xFFFF'FFFFu);
     std::uint64_t a = 0;
@@ -122,9 +122,9 @@ TEST(Msix, EntriesMaskedAtResetAndAccessSizes)
     r.enable();
     for (unsigned n = 0; n < irqdev::kEntries; ++n)
         EXPECT_EQ(r.rd(kTable + 16 * n + 12), 1u);
-    r.wr(kTable, 0xFEE0'1003u);                 // bits 1:0 read as zero
+    r.wr(kTable, 0xFEE0'1003u);  // bits 1:0 read as zero
     EXPECT_EQ(r.rd(kTable), 0xFEE0'1000u);
-    r.wr(kTable + 12, 0xFFFF'FFFEu);            // reserved vector-control bits, mask clear
+    r.wr(kTable + 12, 0xFFFF'FFFEu);  // reserved vector-control bits, mask clear
     EXPECT_EQ(r.rd(kTable + 12), 0u);
     r.wr(kTable + 8, 0x0000'0041'FEE0'2000ull, 8);  // QWORD: data and vector control
     EXPECT_EQ(r.rd(kTable + 8), 0xFEE0'2000u);

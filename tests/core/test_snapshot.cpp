@@ -102,7 +102,8 @@ TEST(SnapshotFile, EveryTruncationIsRefused)
 {
     auto bytes = write_bytes(sample_state());
     for (std::size_t cut = 0; cut < bytes.size(); cut += (cut < 200 ? 1 : 97)) {
-        std::vector<std::uint8_t> t(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut));
+        std::vector<std::uint8_t> t(bytes.begin(),
+                                    bytes.begin() + static_cast<std::ptrdiff_t>(cut));
         std::string why = refusal(t);
         EXPECT_FALSE(why.empty()) << "cut at " << cut;
         EXPECT_EQ(why.find('\n'), std::string::npos) << why;
@@ -150,33 +151,43 @@ TEST(SnapshotFile, BadDocumentsNameTheSectionAndField)
         edit(d);
         return refusal(write_bytes(s, &d));
     };
-    EXPECT_NE(with([](auto& d) { d["sections"].erase("ioapic"); }).find("section 'ioapic' is missing"),
+    EXPECT_NE(
+        with([](auto& d) { d["sections"].erase("ioapic"); }).find("section 'ioapic' is missing"),
+        std::string::npos);
+    EXPECT_NE(with([](auto& d) {
+                  d["sections"]["vcpu/0"]["data"]["regs"]["rflags"] = "0x0";
+              }).find("field 'rflags'"),
               std::string::npos);
-    EXPECT_NE(with([](auto& d) { d["sections"]["vcpu/0"]["data"]["regs"]["rflags"] = "0x0"; })
-                  .find("field 'rflags'"),
-              std::string::npos);
-    EXPECT_NE(with([](auto& d) { d["sections"]["apic/0"]["data"]["irr"][0] = "0x20"; })
-                  .find("section 'apic/0'"),
+    EXPECT_NE(with([](auto& d) {
+                  d["sections"]["apic/0"]["data"]["irr"][0] = "0x20";
+              }).find("section 'apic/0'"),
               std::string::npos);  // vector 5 pending: illegal
-    EXPECT_NE(with([](auto& d) { d["sections"]["machine"]["data"]["vcpus"] = 0; })
-                  .find("field 'vcpus': 0x0 out of range"),
+    EXPECT_NE(with([](auto& d) {
+                  d["sections"]["machine"]["data"]["vcpus"] = 0;
+              }).find("field 'vcpus': 0x0 out of range"),
               std::string::npos);
-    EXPECT_NE(with([](auto& d) { d["sections"]["memory"]["data"]["runs"][0]["gpa"] = "0x40000000"; })
-                  .find("outside the machine's 16 MiB"),
+    EXPECT_NE(with([](auto& d) {
+                  d["sections"]["memory"]["data"]["runs"][0]["gpa"] = "0x40000000";
+              }).find("outside the machine's 16 MiB"),
               std::string::npos);
-    EXPECT_NE(with([](auto& d) { d["sections"]["uart"]["min_version"] = 9; })
-                  .find("needs a reader of version 9"),
+    EXPECT_NE(with([](auto& d) {
+                  d["sections"]["uart"]["min_version"] = 9;
+              }).find("needs a reader of version 9"),
               std::string::npos);
-    EXPECT_NE(with([](auto& d) { d["sections"]["gpu"] = {{"version", 1}, {"min_version", 1}, {"data", {}}}; })
-                  .find("section 'gpu' is required but unknown"),
+    EXPECT_NE(with([](auto& d) {
+                  d["sections"]["gpu"] = {{"version", 1}, {"min_version", 1}, {"data", {}}};
+              }).find("section 'gpu' is required but unknown"),
               std::string::npos);
     EXPECT_EQ(with([](auto& d) {
-                  d["sections"]["gpu"] = {{"version", 1}, {"min_version", 1}, {"optional", true},
+                  d["sections"]["gpu"] = {{"version", 1},
+                                          {"min_version", 1},
+                                          {"optional", true},
                                           {"data", nlohmann::json::object()}};
               }),
               "");  // optional unknown sections are ignored
-    EXPECT_NE(with([](auto& d) { d["sections"]["vcpu/0"]["data"]["xsave"]["blob"] = 1 << 30; })
-                  .find("outside the blob area"),
+    EXPECT_NE(with([](auto& d) {
+                  d["sections"]["vcpu/0"]["data"]["xsave"]["blob"] = 1 << 30;
+              }).find("outside the blob area"),
               std::string::npos);
 }
 
@@ -197,7 +208,8 @@ TEST(SnapshotFile, WriterReplacesAtomicallyAndReportsErrors)
     char path[] = "/tmp/hvaccel-snapatomic-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
-    Writer().commit(path, {{"hvaccel", {{"format", "1.0"}}}, {"sections", nlohmann::json::object()}});
+    Writer().commit(path,
+                    {{"hvaccel", {{"format", "1.0"}}}, {"sections", nlohmann::json::object()}});
     Reader r(path);
     EXPECT_TRUE(r.doc().contains("sections"));
     EXPECT_NE(access((std::string(path) + ".tmp." + std::to_string(getpid())).c_str(), F_OK), 0);

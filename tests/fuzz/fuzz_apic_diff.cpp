@@ -48,8 +48,8 @@ struct Loopback : ApicPlatform {
         const DestInfo d = target->dest_info();
         const TargetSet t = resolve_ipi(ipi, std::span(&d, 1), from);
         if (t[0])
-            target->deliver(Interrupt{ipi.vector, ipi.mode, ipi.trigger, ipi.assert_level,
-                                      Source::Ipi});
+            target->deliver(
+                Interrupt{ipi.vector, ipi.mode, ipi.trigger, ipi.assert_level, Source::Ipi});
     }
     void eoi_to_ioapic(uint8_t v) override { eois.push_back(v); }
     void timer_changed(std::size_t) override {}
@@ -257,8 +257,8 @@ uint32_t mmio_offset(hv::fuzz::Input& in)
 {
     const uint16_t raw = static_cast<uint16_t>(in.take(2));
     if (raw & 0x8000)
-        return raw & 0xFFF;           // any byte of the page
-    return (raw & 0x3F) << 4;         // a register
+        return raw & 0xFFF;    // any byte of the page
+    return (raw & 0x3F) << 4;  // a register
 }
 
 unsigned access_size(uint8_t b)
@@ -280,7 +280,7 @@ uint64_t apic_base_value(hv::fuzz::Input& in)
     if (b & 8)
         v ^= uint64_t{in.byte()} << 12;  // another page for the xAPIC window
     if ((b & 0xF0) == 0xF0)
-        v ^= in.take(8);                 // reserved bits: #GP on every backend
+        v ^= in.take(8);  // reserved bits: #GP on every backend
     return v;
 }
 
@@ -333,11 +333,11 @@ void op_mmio_write(Rig& rig, hv::fuzz::Input& in)
         // writes are not given to the apicv twins (tests/vmx/test_hostile.cpp covers them).
         if (narrow && t.kind == Kind::Apicv)
             continue;
-        compare_access(t, want, t.b->mmio_write(kBase + off, size, value), "mmio write status", 0, off);
+        compare_access(t, want, t.b->mmio_write(kBase + off, size, value), "mmio write status", 0,
+                       off);
     }
     if (narrow || known)
         resync(rig);  // the apicv twins did not see the narrow write / see KNOWN DIVERGENCE
-
 }
 
 void op_mmio_read(Rig& rig, hv::fuzz::Input& in)
@@ -368,19 +368,19 @@ void op_msr_read(Rig& rig, uint32_t msr)
     const AccessResult want = rig.ref().msr_read(msr);
     for (std::size_t i = 1; i < rig.twins.size(); ++i) {
         Twin& t = *rig.twins[i];
-        const uint64_t mask = msr >= 0x800 && msr < 0x900
-                                  ? read_mask(t, (msr - 0x800) << 4, 8, x2)
-                                  : ~0ull;
+        const uint64_t mask =
+            msr >= 0x800 && msr < 0x900 ? read_mask(t, (msr - 0x800) << 4, 8, x2) : ~0ull;
         compare_access(t, want, t.b->msr_read(msr), "msr read", mask, msr);
     }
 }
 
 void op_deliver(Rig& rig, hv::fuzz::Input& in)
 {
-    static constexpr DeliveryMode kModes[] = {
-        DeliveryMode::Fixed,   DeliveryMode::Fixed, DeliveryMode::Fixed,
-        DeliveryMode::LowestPriority, DeliveryMode::Nmi, DeliveryMode::Smi,
-        DeliveryMode::Init,    DeliveryMode::StartUp, DeliveryMode::ExtInt, DeliveryMode::Reserved3};
+    static constexpr DeliveryMode kModes[] = {DeliveryMode::Fixed,  DeliveryMode::Fixed,
+                                              DeliveryMode::Fixed,  DeliveryMode::LowestPriority,
+                                              DeliveryMode::Nmi,    DeliveryMode::Smi,
+                                              DeliveryMode::Init,   DeliveryMode::StartUp,
+                                              DeliveryMode::ExtInt, DeliveryMode::Reserved3};
     const uint8_t b = in.byte();
     Interrupt irq;
     irq.vector = in.byte();

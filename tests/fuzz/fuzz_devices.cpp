@@ -39,7 +39,9 @@
 #include <vector>
 
 #include "apic/ioapic.hpp"
+#include "core/base/error.hpp"
 #include "core/bus/bus.hpp"
+#include "core/bus/memory.hpp"
 #include "core/devices/debug_exit.hpp"
 #include "core/devices/fw_cfg.hpp"
 #include "core/devices/irq_device.hpp"
@@ -48,8 +50,6 @@
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
 #include "core/devices/uart.hpp"
-#include "core/base/error.hpp"
-#include "core/bus/memory.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 
 namespace {
@@ -106,7 +106,7 @@ struct CountingSink : hv::apic::IoApicSink {
 
 // A PCI function whose two memory BARs are probes, with a capability in its list.
 class TestFunction final : public hv::dev::PciFunction {
-public:
+  public:
     static constexpr std::uint32_t kBar0Size = 0x1000, kBar1Size = 0x100;
     TestFunction() : PciFunction(0x6876, 0xF022, 0xFF0000)
     {
@@ -125,12 +125,9 @@ struct Claim {
 // The platform of one run, and the expected state of what the checks follow.
 struct Platform {
     Platform()
-        : null_fd(::open("/dev/null", O_WRONLY | O_CLOEXEC)),
-          uart(null_fd),
+        : null_fd(::open("/dev/null", O_WRONLY | O_CLOEXEC)), uart(null_fd),
           debug_exit([this](int status) { exits.push_back(status); }),
-          fw_cfg(kRam, kCpus, kMaxCpus),
-          ioapic(sink),
-          ioapic_mmio(ioapic),
+          fw_cfg(kRam, kCpus, kMaxCpus), ioapic(sink), ioapic_mmio(ioapic),
           testdev([this](unsigned pin, bool level) { ioapic.set_irq(pin, level); }),
           irq_device(
               ram(), 0, [](unsigned) {},
@@ -195,10 +192,11 @@ struct Platform {
         m[0x0f] = le(kMaxCpus, 2);
         std::vector<std::uint8_t> dir = {0, 0, 0, 1};  // big-endian count
         const std::uint32_t sz = static_cast<std::uint32_t>(file_data.size());
-        dir.insert(dir.end(), {static_cast<std::uint8_t>(sz >> 24), static_cast<std::uint8_t>(sz >> 16),
-                               static_cast<std::uint8_t>(sz >> 8), static_cast<std::uint8_t>(sz),
-                               static_cast<std::uint8_t>(file_key >> 8),
-                               static_cast<std::uint8_t>(file_key), 0, 0});
+        dir.insert(dir.end(),
+                   {static_cast<std::uint8_t>(sz >> 24), static_cast<std::uint8_t>(sz >> 16),
+                    static_cast<std::uint8_t>(sz >> 8), static_cast<std::uint8_t>(sz),
+                    static_cast<std::uint8_t>(file_key >> 8), static_cast<std::uint8_t>(file_key),
+                    0, 0});
         std::vector<std::uint8_t> name(hv::dev::FwCfg::kFileNameMax, 0);
         std::memcpy(name.data(), kFileName.data(), kFileName.size());
         dir.insert(dir.end(), name.begin(), name.end());
@@ -256,7 +254,8 @@ void check_dispatch(hv::Bus& bus, const std::vector<Claim>& claims, std::uint64_
     HV_FUZZ_CHECK(kName, claimed && after_unclaimed == before_unclaimed);
     if (c->probe) {
         HV_FUZZ_CHECK(kName, c->probe->hits == probe_hits_before + 1);
-        HV_FUZZ_CHECK(kName, c->probe->last.offset == addr - c->base && c->probe->last.size == size);
+        HV_FUZZ_CHECK(kName,
+                      c->probe->last.offset == addr - c->base && c->probe->last.size == size);
     }
     (void)bus;
 }
@@ -354,7 +353,8 @@ void port_read(Platform& p, std::uint16_t port, unsigned size)
         const std::uint32_t a = p.config_address;
         const unsigned slot = (a >> 11) & 0x1F;
         hv::dev::PciFunction* fn = p.pci.function(slot);
-        const bool present = (a & 0x8000'0000u) && ((a >> 16) & 0xFF) == 0 && ((a >> 8) & 7) == 0 && fn;
+        const bool present =
+            (a & 0x8000'0000u) && ((a >> 16) & 0xFF) == 0 && ((a >> 8) & 7) == 0 && fn;
         const unsigned reg = (a & 0xFC) + (port - hv::dev::pci::kConfigData);
         HV_FUZZ_CHECK(kName, v == (present ? fn->config_read(reg, size) : hv::all_ones(size)));
         break;
@@ -438,11 +438,13 @@ void check_pci(Platform& p)
             const std::uint32_t size = fn->bar_size(bar);
             if (!size)
                 continue;
-            HV_FUZZ_CHECK(kName, (fn->config_read(hv::dev::pci::kBar0 + 4 * bar, 4) & (size - 1)) == 0);
+            HV_FUZZ_CHECK(kName,
+                          (fn->config_read(hv::dev::pci::kBar0 + 4 * bar, 4) & (size - 1)) == 0);
             const std::uint64_t at = p.pci.decoded_address(fn, bar);
             if (!at)
                 continue;
-            HV_FUZZ_CHECK(kName, at >= hv::dev::pci::kMmioBase && at + size <= hv::dev::pci::kMmioEnd);
+            HV_FUZZ_CHECK(kName,
+                          at >= hv::dev::pci::kMmioBase && at + size <= hv::dev::pci::kMmioEnd);
             HV_FUZZ_CHECK(kName, (fn->command() & hv::dev::pci::kCommandMemory) != 0);
             HV_FUZZ_CHECK(kName, at == fn->bar_address(bar));
             for (const Decoded& d : decoded)
@@ -482,16 +484,16 @@ unsigned port_size(std::uint8_t b)
 void step(hv::fuzz::Input& in, Platform& p)
 {
     static constexpr std::uint16_t kPortBases[] = {
-        hv::dev::Uart16550::kCom1, hv::dev::DebugExit::kPort, hv::dev::FwCfg::kPort,
-        hv::dev::Pic8259::kMaster, hv::dev::Pic8259::kSlave,  hv::dev::PmTimer::kPort,
-        hv::dev::IrqTestDev::kPort,
-        hv::dev::pci::kConfigAddress,
+        hv::dev::Uart16550::kCom1,  hv::dev::DebugExit::kPort,    hv::dev::FwCfg::kPort,
+        hv::dev::Pic8259::kMaster,  hv::dev::Pic8259::kSlave,     hv::dev::PmTimer::kPort,
+        hv::dev::IrqTestDev::kPort, hv::dev::pci::kConfigAddress,
     };
     auto port = [&]() -> std::uint16_t {
         const std::uint8_t sel = in.byte();
         if (sel >= 0xf0)
             return static_cast<std::uint16_t>(in.take(2));
-        return static_cast<std::uint16_t>(kPortBases[sel % std::size(kPortBases)] + (sel >> 3) % 0x1a);
+        return static_cast<std::uint16_t>(kPortBases[sel % std::size(kPortBases)] +
+                                          (sel >> 3) % 0x1a);
     };
     auto mmio_addr = [&]() -> std::uint64_t {
         const std::uint8_t sel = in.byte();
@@ -524,7 +526,9 @@ void step(hv::fuzz::Input& in, Platform& p)
     }
     case 4: {  // select an fw_cfg item and stream some of it, as firmware does
         const std::uint8_t k = in.byte();
-        const std::uint16_t key = k < 0x20 ? k : k < 0x40 ? p.file_key : static_cast<std::uint16_t>(in.take(2));
+        const std::uint16_t key = k < 0x20   ? k
+                                  : k < 0x40 ? p.file_key
+                                             : static_cast<std::uint16_t>(in.take(2));
         port_write(p, hv::dev::FwCfg::kPort, 2, key);
         for (unsigned n = in.byte() % 80; n > 0; --n)
             port_read(p, hv::dev::FwCfg::kPort + 1, 1);
@@ -557,7 +561,8 @@ void step(hv::fuzz::Input& in, Platform& p)
             address ^= static_cast<std::uint32_t>(in.take(4));  // other buses, functions, bits
         port_write(p, hv::dev::pci::kConfigAddress, 4, address);
         const unsigned size = port_size(in.byte());
-        const std::uint16_t data = static_cast<std::uint16_t>(hv::dev::pci::kConfigData + (b >> 4) % 4);
+        const std::uint16_t data =
+            static_cast<std::uint16_t>(hv::dev::pci::kConfigData + (b >> 4) % 4);
         if (b & 0x20)
             port_write(p, data, size, in.u32());
         else
@@ -572,7 +577,8 @@ void step(hv::fuzz::Input& in, Platform& p)
         port_write(p, hv::dev::pci::kConfigData, 4, 0xFFFF'FFFFu);
         port_read(p, hv::dev::pci::kConfigData, 4);
         port_write(p, hv::dev::pci::kConfigData, 4,
-                   (b & 0x80) ? in.u32() : 0xC000'0000u + (static_cast<std::uint32_t>(in.take(2)) << 8));
+                   (b & 0x80) ? in.u32()
+                              : 0xC000'0000u + (static_cast<std::uint32_t>(in.take(2)) << 8));
         port_write(p, hv::dev::pci::kConfigAddress, 4,
                    hv::dev::pci::config_address(0, slot, 0, hv::dev::pci::kCommand));
         port_write(p, hv::dev::pci::kConfigData, 2, (b & 0x40) ? 0x6 : 0x0);
@@ -586,7 +592,8 @@ void step(hv::fuzz::Input& in, Platform& p)
         break;
     }
     default: {
-        const std::uint64_t base = (in.byte() & 1) ? in.take(8) : 0xfed0'0000ull + (in.take(2) << 4);
+        const std::uint64_t base =
+            (in.byte() & 1) ? in.take(8) : 0xfed0'0000ull + (in.take(2) << 4);
         attach_probe(p, base, in.take(2) + (in.byte() % 4 == 0 ? 0 : 1));
         break;
     }

@@ -40,8 +40,8 @@ void discard(const hv::GuestMemory& mem)
         ::madvise(r.host, r.size, MADV_DONTNEED);
 }
 
-void check_success(const hv::GuestMemory& mem, const hv::BootInfo& info,
-                   const std::uint8_t* image, std::size_t size, std::uint64_t info_bound)
+void check_success(const hv::GuestMemory& mem, const hv::BootInfo& info, const std::uint8_t* image,
+                   std::size_t size, std::uint64_t info_bound)
 {
     const hv::LoadPlan& plan = info.plan;
     const hv::LoadPlan again = hv::plan_multiboot({image, size});
@@ -111,8 +111,9 @@ HV_FUZZ_TARGET(loader)
     std::vector<hv::BootModule> modules;
     std::uint64_t strings = 0;
     for (unsigned i = 0; i < (opts & 3u); ++i) {
-        modules.push_back({"/boot/mod" + std::to_string(i) + " arg=" + std::to_string(opts),
-                           std::vector<std::uint8_t>(module_units * 64u, static_cast<std::uint8_t>(i + 1))});
+        modules.push_back(
+            {"/boot/mod" + std::to_string(i) + " arg=" + std::to_string(opts),
+             std::vector<std::uint8_t>(module_units * 64u, static_cast<std::uint8_t>(i + 1))});
         strings += modules.back().cmdline.size() + 1 + 16;
     }
     const std::string cmdline(static_cast<std::size_t>(opts >> 3) * 4, 'c');

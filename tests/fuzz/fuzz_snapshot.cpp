@@ -72,9 +72,8 @@ std::string as_file(const std::vector<std::uint8_t>& bytes)
     static const int fd = ::memfd_create("fuzz_snapshot", MFD_CLOEXEC);
     if (fd < 0)
         hv::fuzz::failed(kName, "memfd_create");
-    if (::ftruncate(fd, 0) != 0 ||
-        (!bytes.empty() && ::pwrite(fd, bytes.data(), bytes.size(), 0) !=
-                               static_cast<ssize_t>(bytes.size())))
+    if (::ftruncate(fd, 0) != 0 || (!bytes.empty() && ::pwrite(fd, bytes.data(), bytes.size(), 0) !=
+                                                          static_cast<ssize_t>(bytes.size())))
         hv::fuzz::failed(kName, "memfd write");
     return "/proc/self/fd/" + std::to_string(fd);
 }
@@ -108,7 +107,8 @@ void round_trip(const std::vector<std::uint8_t>& file, const snap::VmState& s)
     // The blob area of `file` (its header passed the reader's checks), then each vCPU's XSAVE.
     std::uint64_t blob_off = 0;
     std::memcpy(&blob_off, &file[32], 8);
-    std::vector<std::uint8_t> blobs(file.begin() + static_cast<std::ptrdiff_t>(blob_off), file.end());
+    std::vector<std::uint8_t> blobs(file.begin() + static_cast<std::ptrdiff_t>(blob_off),
+                                    file.end());
     std::vector<std::uint64_t> xsave_at;
     for (const auto& v : s.vcpus) {
         xsave_at.push_back(blobs.size());
@@ -118,8 +118,8 @@ void round_trip(const std::vector<std::uint8_t>& file, const snap::VmState& s)
     const auto again = read(container(doc.dump(1), blobs));
     HV_FUZZ_CHECK(kName, again.has_value());
     if (!again->state)
-        hv::fuzz::failed(kName, "a validated snapshot written again is refused:",
-                         doc.dump().c_str());
+        hv::fuzz::failed(kName,
+                         "a validated snapshot written again is refused:", doc.dump().c_str());
     HV_FUZZ_CHECK(kName, snap::to_json(*again->state, xsave_at) == doc);
     HV_FUZZ_CHECK(kName, again->state->vcpus.size() == s.vcpus.size());
     for (std::size_t i = 0; i < s.vcpus.size(); ++i)

@@ -15,7 +15,7 @@
 #include <cstdlib>
 
 #ifdef HV_FUZZ_LIBFUZZER
-#define HV_FUZZ_TARGET(name)                                                                   \
+#define HV_FUZZ_TARGET(name)                                                                       \
     extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 #else
 #define HV_FUZZ_TARGET(name) int hv_fuzz_##name(const std::uint8_t* data, std::size_t size)
@@ -26,7 +26,7 @@ namespace hv::fuzz {
 // Little-endian values taken from the front of the input; past its end every value is 0, so any
 // input, however short, is a complete sequence.
 class Input {
-public:
+  public:
     Input(const std::uint8_t* data, std::size_t size) : p_(data), end_(data + size) {}
     bool empty() const { return p_ == end_; }
     std::size_t left() const { return static_cast<std::size_t>(end_ - p_); }
@@ -48,7 +48,7 @@ public:
         return p;
     }
 
-private:
+  private:
     const std::uint8_t* p_;
     const std::uint8_t* end_;
 };
@@ -73,8 +73,8 @@ inline void note(const char* target, const char* what, const char* detail = "")
 
 }  // namespace hv::fuzz
 
-#define HV_FUZZ_CHECK(target, cond)                                                            \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            ::hv::fuzz::failed(target, #cond);                                                 \
+#define HV_FUZZ_CHECK(target, cond)                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ::hv::fuzz::failed(target, #cond);                                                     \
     } while (0)

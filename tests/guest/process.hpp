@@ -45,13 +45,16 @@ std::string guest(const std::string& name);
 std::string kvm_unavailable();
 
 // Process exit code of a guest that called rt_exit(s): QEMU's isa-debug-exit rule.
-constexpr int guest_status(int s) { return (s << 1) | 1; }
+constexpr int guest_status(int s)
+{
+    return (s << 1) | 1;
+}
 
 }  // namespace hvtest
 
-#define REQUIRE_KVM()                                               \
-    do {                                                            \
-        auto why = hvtest::kvm_unavailable();                       \
-        if (!why.empty())                                           \
-            GTEST_SKIP() << "needs /dev/kvm: " << why;              \
+#define REQUIRE_KVM()                                                                              \
+    do {                                                                                           \
+        auto why = hvtest::kvm_unavailable();                                                      \
+        if (!why.empty())                                                                          \
+            GTEST_SKIP() << "needs /dev/kvm: " << why;                                             \
     } while (0)

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -33,10 +33,9 @@ std::string verdicts(const std::string& out, const std::string& skip)
 }
 
 // The hardware models in each combination a real CPU generation offers.
-const char* const kModels[] = {"apicv",          "apicv,noipiv",       "apicv,noipiv,nopi",
-                               "apicv,noipiv,nopi,novid", "apicv,nox2apic",
-                               "avic",           "avic,x2avic",        "avic,erratum1235",
-                               "avic,x2avic,erratum1235"};
+const char* const kModels[] = {
+    "apicv", "apicv,noipiv", "apicv,noipiv,nopi", "apicv,noipiv,nopi,novid", "apicv,nox2apic",
+    "avic",  "avic,x2avic",  "avic,erratum1235",  "avic,x2avic,erratum1235"};
 
 // Runs `image` on every backend: the emulated one and every model pass every check, and the
 // kernel one gives the same verdicts except on checks that mention `kvm_deviation`
@@ -44,7 +43,8 @@ const char* const kModels[] = {"apicv",          "apicv,noipiv",       "apicv,no
 void same_on_both(const std::string& image, const std::string& kvm_deviation,
                   const std::string& vcpus = "1")
 {
-    auto emu = hvtest::run({hvaccel(), "run", guest(image), "--vcpus", vcpus, "--apic", "emulated"});
+    auto emu =
+        hvtest::run({hvaccel(), "run", guest(image), "--vcpus", vcpus, "--apic", "emulated"});
     auto ker = hvtest::run({hvaccel(), "run", guest(image), "--vcpus", vcpus, "--apic", "kernel"});
     EXPECT_EQ(emu.status, hvtest::guest_status(0)) << emu.out;
     EXPECT_EQ(emu.out.find("not ok"), std::string::npos) << emu.out;
@@ -67,9 +67,8 @@ std::string slurp(const std::string& path)
 
 // Boots apic_state on `backend`, waits for "ready", pauses, runs `while_paused` (default:
 // flatten every vCPU) and returns the flattened states.
-std::vector<hv::apic::ApicState> flatten_on(
-    const std::string& backend, unsigned vcpus,
-    const std::function<void(hv::Vm&)>& while_paused = {})
+std::vector<hv::apic::ApicState> flatten_on(const std::string& backend, unsigned vcpus,
+                                            const std::function<void(hv::Vm&)>& while_paused = {})
 {
     char path[] = "/tmp/hvaccel-state-XXXXXX";
     int fd = mkstemp(path);
@@ -159,8 +158,8 @@ TEST(ApicBackends, InvalidRestoreChangesNothingValidRestoreApplies)
             changed.tpr = 0x30;
             changed.irr[0x55 / 32] |= 1u << (0x55 % 32);
             EXPECT_FALSE(apic->restore(changed).has_value()) << backend;
-            EXPECT_EQ(apic->flatten(), changed) << backend << ": "
-                << hv::apic::describe_difference(apic->flatten(), changed);
+            EXPECT_EQ(apic->flatten(), changed)
+                << backend << ": " << hv::apic::describe_difference(apic->flatten(), changed);
         });
     }
 }

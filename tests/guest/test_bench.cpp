@@ -31,15 +31,9 @@ const Case kCases[] = {
     {"bench_level_eoi", "halted", "2"},    {"bench_level_eoi", "running", "2"},
 };
 
-const char* const kBackends[] = {"kernel",
-                                 "emulated",
-                                 "apicv",
-                                 "apicv,noipiv",
-                                 "apicv,noipiv,nopi",
-                                 "apicv,noipiv,nopi,novid",
-                                 "avic",
-                                 "avic,x2avic",
-                                 "avic,erratum1235"};
+const char* const kBackends[] = {"kernel",       "emulated",          "apicv",
+                                 "apicv,noipiv", "apicv,noipiv,nopi", "apicv,noipiv,nopi,novid",
+                                 "avic",         "avic,x2avic",       "avic,erratum1235"};
 
 std::string cmdline(const Case& c)
 {
@@ -129,11 +123,30 @@ TEST(BenchWorkloadQemu, EveryInterruptArrivesExactlyOnce)
     if (!have_qemu())
         GTEST_SKIP() << "qemu-system-x86_64 not installed";
     for (const Case& c : kCases) {
-        auto r = hvtest::run({"qemu-system-x86_64", "-machine", "microvm", "-accel", "kvm", "-cpu",
-                              "host", "-smp", c.vcpus, "-m", "128", "-nodefaults", "-display",
-                              "none", "-serial", "stdio", "-kernel", guest(c.image), "-append",
-                              cmdline(c), "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-                              "-device", "pc-testdev"},
+        auto r = hvtest::run({"qemu-system-x86_64",
+                              "-machine",
+                              "microvm",
+                              "-accel",
+                              "kvm",
+                              "-cpu",
+                              "host",
+                              "-smp",
+                              c.vcpus,
+                              "-m",
+                              "128",
+                              "-nodefaults",
+                              "-display",
+                              "none",
+                              "-serial",
+                              "stdio",
+                              "-kernel",
+                              guest(c.image),
+                              "-append",
+                              cmdline(c),
+                              "-device",
+                              "isa-debug-exit,iobase=0xf4,iosize=4",
+                              "-device",
+                              "pc-testdev"},
                              60);
         SCOPED_TRACE(std::string(c.image) + " " + c.mode + " under QEMU");
         EXPECT_EQ(r.status, hvtest::guest_status(0)) << r.out << r.err;
@@ -184,9 +197,9 @@ TEST(BenchCommand, RunsEndToEndWithJsonAndPlot)
             }
             if (p["path"] == "apicv,noipiv" && v["workload"] == "ipi_pingpong") {
                 // Without IPIv every ICR write is an APIC-write exit: one per IPI.
-                EXPECT_NEAR(p["exits_per_1000_interrupts"]["architectural"]["apic_write"]
-                                .get<double>(),
-                            1000, 1)
+                EXPECT_NEAR(
+                    p["exits_per_1000_interrupts"]["architectural"]["apic_write"].get<double>(),
+                    1000, 1)
                     << p.dump();
             }
         }
@@ -209,9 +222,9 @@ TEST(BenchCommand, RunsEndToEndWithJsonAndPlot)
 TEST(BenchCommand, BadOptionsGiveOneLineAndStatus2)
 {
     const std::vector<std::vector<std::string>> bad = {
-        {"--iterations", "0"},   {"--iterations", "x"},    {"--workload", "nope"},
+        {"--iterations", "0"},       {"--iterations", "x"}, {"--workload", "nope"},
         {"--backend", "avic,bogus"}, {"--backend", "warp"}, {"--plot", "out.png"},
-        {"--repeat", "0"},       {"--frobnicate"},         {"stray"}};
+        {"--repeat", "0"},           {"--frobnicate"},      {"stray"}};
     for (const auto& args : bad) {
         std::vector<std::string> argv = {hvaccel(), "bench"};
         argv.insert(argv.end(), args.begin(), args.end());

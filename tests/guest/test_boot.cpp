@@ -140,8 +140,8 @@ TEST(GuestBoot, HostileApicWritesLeaveTheVmmRunning)
 TEST(GuestBoot, PinnedAutoWithPmQosHold)
 {
     REQUIRE_KVM();
-    expect_all_passed(
-        hvtest::run({hvaccel(), "run", guest("hello"), "--vcpus", "2", "--pin", "auto", "--pm-qos"}));
+    expect_all_passed(hvtest::run(
+        {hvaccel(), "run", guest("hello"), "--vcpus", "2", "--pin", "auto", "--pm-qos"}));
 }
 
 TEST(Cli, HelpAndVersion)

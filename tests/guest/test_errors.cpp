@@ -37,8 +37,9 @@ std::string write_aout(std::uint32_t load, std::uint32_t size)
     int fd = mkstemp(path);
     std::vector<std::uint32_t> img(size / 4, 0x90909090u);
     std::uint32_t flags = 0x10003;
-    std::uint32_t hdr[8] = {0x1BADB002, flags, static_cast<std::uint32_t>(-(0x1BADB002 + flags)),
-                            load, load, 0, 0, load + 32};
+    std::uint32_t hdr[8] = {0x1BADB002, flags,    static_cast<std::uint32_t>(-(0x1BADB002 + flags)),
+                            load,       load,     0,
+                            0,          load + 32};
     std::memcpy(img.data(), hdr, sizeof hdr);
     EXPECT_EQ(write(fd, img.data(), size), static_cast<ssize_t>(size));
     close(fd);
@@ -66,8 +67,8 @@ TEST(GuestErrors, HaltWithInterruptsOffEndsInsteadOfHanging)
 {
     REQUIRE_KVM();
     for (const char* apic : {"emulated", "kernel"}) {
-        auto r = hvtest::run(
-            {hvaccel(), "run", guest("dead_halt"), "--vcpus", "2", "--apic", apic}, 30);
+        auto r =
+            hvtest::run({hvaccel(), "run", guest("dead_halt"), "--vcpus", "2", "--apic", apic}, 30);
         expect_one_line_error(r, kCrash, "guest halted with interrupts disabled on every vCPU");
         EXPECT_NE(r.err.find("(vCPU 0 at RIP 0x"), std::string::npos) << apic << ": " << r.err;
     }
@@ -138,6 +139,7 @@ TEST(BadInput, KvmDeviceMissingOrNotKvm)
     expect_one_line_error(
         hvtest::run({hvaccel(), "run", img}, 30, {"HVACCEL_KVM_DEVICE=/nonexistent/kvm"}), kUsage,
         "open /nonexistent/kvm: No such file or directory");
-    expect_one_line_error(hvtest::run({hvaccel(), "run", img}, 30, {"HVACCEL_KVM_DEVICE=/dev/null"}),
-                          kUsage, "KVM API version");
+    expect_one_line_error(
+        hvtest::run({hvaccel(), "run", img}, 30, {"HVACCEL_KVM_DEVICE=/dev/null"}), kUsage,
+        "KVM API version");
 }

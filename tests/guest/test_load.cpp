@@ -1,8 +1,8 @@
 // Load: 64 vCPUs on this 2-core host exchange IPIs (unicast to every other CPU in turn and one
-// broadcast each) and take IOAPIC device interrupts, on every APIC backend (guest/tests/load_ipi.c).
-// Asserts: the run ends (no deadlock: the guest bounds its own waits, the test its time), every
-// IPI and device interrupt arrived exactly once, and hvaccel's peak RSS stays below a bound.
-// The figures are printed for docs/reliability.md.
+// broadcast each) and take IOAPIC device interrupts, on every APIC backend
+// (guest/tests/load_ipi.c). Asserts: the run ends (no deadlock: the guest bounds its own waits, the
+// test its time), every IPI and device interrupt arrived exactly once, and hvaccel's peak RSS stays
+// below a bound. The figures are printed for docs/reliability.md.
 #include <gtest/gtest.h>
 
 #include <cstdio>

@@ -7,8 +7,8 @@
 
 #include <cstdlib>
 
-#include <map>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -52,11 +52,17 @@ long get(const std::map<std::string, long>& c, const std::string& name)
 // the series send no IPI, and the one the boot's INIT/SIPI to the AP takes depends on timing.
 long apic_exits(const std::map<std::string, long>& apic)
 {
-    static const std::set<std::string> kExits = {
-        "external_interrupt", "msr_read",          "msr_write",
-        "tpr_below_threshold", "apic_access",      "eoi_induced",
-        "apic_write",          "avic_noaccel_trap", "avic_noaccel_fault_read",
-        "avic_noaccel_fault_write", "msr"};
+    static const std::set<std::string> kExits = {"external_interrupt",
+                                                 "msr_read",
+                                                 "msr_write",
+                                                 "tpr_below_threshold",
+                                                 "apic_access",
+                                                 "eoi_induced",
+                                                 "apic_write",
+                                                 "avic_noaccel_trap",
+                                                 "avic_noaccel_fault_read",
+                                                 "avic_noaccel_fault_write",
+                                                 "msr"};
     long n = 0;
     for (const auto& [name, v] : apic)
         if (kExits.count(name))
@@ -67,8 +73,8 @@ long apic_exits(const std::map<std::string, long>& apic)
 hvtest::Result run_device(const std::string& apic, const std::string& image,
                           const std::string& cmdline = "")
 {
-    std::vector<std::string> argv = {hvaccel(), "run",  guest(image), "--vcpus", "2",
-                                     "--irqdev", "--stats", "--apic", apic};
+    std::vector<std::string> argv = {hvaccel(),  "run",     guest(image), "--vcpus", "2",
+                                     "--irqdev", "--stats", "--apic",     apic};
     if (!cmdline.empty()) {
         argv.push_back("--cmdline");
         argv.push_back(cmdline);
@@ -91,7 +97,8 @@ TEST_P(DeviceOnBackend, BurstsRetargetMaskingLogAndBars)
     ASSERT_FALSE(r.timed_out);
     EXPECT_EQ(r.status, hvtest::guest_status(0)) << r.out << r.err;
     EXPECT_EQ(r.out.find("not ok"), std::string::npos) << r.out;
-    EXPECT_NE(r.err.find(std::string("interrupt remapping: ") + c.path), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(std::string("interrupt remapping: ") + c.path), std::string::npos)
+        << r.err;
     // The guest's two refused BAR placements, its refused log, and no remapping fault: every
     // entry it programmed was a valid MSI.
     EXPECT_NE(r.err.find("bar-refused 2"), std::string::npos) << r.err;
@@ -118,21 +125,19 @@ TEST_P(DeviceOnBackend, BurstsRetargetMaskingLogAndBars)
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Passthrough, DeviceOnBackend,
-                         ::testing::Values(PathCase{"kernel", "irqfd"},
-                                           PathCase{"emulated", "vt-d remapped"},
-                                           PathCase{"apicv", "vt-d posted"},
-                                           PathCase{"apicv,noipiv,nopi", "vt-d remapped"},
-                                           PathCase{"avic", "amd ga"},
-                                           PathCase{"avic,x2avic", "amd ga"},
-                                           PathCase{"avic,erratum1235", "amd ga"}),
-                         [](const auto& p) {
-                             std::string s = p.param.apic;
-                             for (char& ch : s)
-                                 if (ch == ',')
-                                     ch = '_';
-                             return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Passthrough, DeviceOnBackend,
+    ::testing::Values(PathCase{"kernel", "irqfd"}, PathCase{"emulated", "vt-d remapped"},
+                      PathCase{"apicv", "vt-d posted"},
+                      PathCase{"apicv,noipiv,nopi", "vt-d remapped"}, PathCase{"avic", "amd ga"},
+                      PathCase{"avic,x2avic", "amd ga"}, PathCase{"avic,erratum1235", "amd ga"}),
+    [](const auto& p) {
+        std::string s = p.param.apic;
+        for (char& ch : s)
+            if (ch == ',')
+                ch = '_';
+        return s;
+    });
 
 // Architectural exits per posted device interrupt: the difference between 60 and 20 interrupts
 // of one series cancels boot and set-up. A posted interrupt to a running vCPU (ring-3 loop) takes
@@ -162,8 +167,8 @@ TEST_P(PostedExits, ZeroApicExitsPerInterrupt)
     if (std::string(c.apic).rfind("avic", 0) == 0) {
         // Every post either rang the doorbell or was logged; halted targets are woken from
         // the GA log.
-        EXPECT_EQ(get(i1, "doorbells") + get(i1, "ga_logged"), get(i1, "posted") -
-                  get(i1, "coalesced"));
+        EXPECT_EQ(get(i1, "doorbells") + get(i1, "ga_logged"),
+                  get(i1, "posted") - get(i1, "coalesced"));
         if (halted) {
             EXPECT_GT(get(i1, "ga_logged") - get(i0, "ga_logged"), 0);
         }
@@ -176,8 +181,7 @@ TEST_P(PostedExits, ZeroApicExitsPerInterrupt)
 
 INSTANTIATE_TEST_SUITE_P(Passthrough, PostedExits,
                          ::testing::Values(ExitCase{"apicv", "running"},
-                                           ExitCase{"apicv", "halted"},
-                                           ExitCase{"avic", "running"},
+                                           ExitCase{"apicv", "halted"}, ExitCase{"avic", "running"},
                                            ExitCase{"avic", "halted"}),
                          [](const auto& p) {
                              return std::string(p.param.apic) + "_" + p.param.mode;
@@ -213,10 +217,30 @@ TEST(Passthrough, LatencyGuestUnderQemuEdu)
     REQUIRE_KVM();
     if (hvtest::run({"sh", "-c", "command -v qemu-system-x86_64"}, 10).status != 0)
         GTEST_SKIP() << "qemu-system-x86_64 is not installed";
-    auto q = hvtest::run({"qemu-system-x86_64", "-machine", "pc", "-accel", "kvm", "-cpu", "host",
-                          "-smp", "2", "-m", "128", "-nodefaults", "-display", "none", "-serial",
-                          "stdio", "-kernel", guest("msix_latency"), "-append", "samples=10",
-                          "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-device", "edu"},
+    auto q = hvtest::run({"qemu-system-x86_64",
+                          "-machine",
+                          "pc",
+                          "-accel",
+                          "kvm",
+                          "-cpu",
+                          "host",
+                          "-smp",
+                          "2",
+                          "-m",
+                          "128",
+                          "-nodefaults",
+                          "-display",
+                          "none",
+                          "-serial",
+                          "stdio",
+                          "-kernel",
+                          guest("msix_latency"),
+                          "-append",
+                          "samples=10",
+                          "-device",
+                          "isa-debug-exit,iobase=0xf4,iosize=4",
+                          "-device",
+                          "edu"},
                          180);
     ASSERT_FALSE(q.timed_out);
     EXPECT_EQ(q.status, hvtest::guest_status(0)) << q.out << q.err;
@@ -235,9 +259,9 @@ TEST(Passthrough, SnapshotRefusedWithIrqDevice)
     REQUIRE_KVM();
     char d[] = "/tmp/hvaccel-pt-XXXXXX";
     std::string dir = mkdtemp(d);
-    auto bg = hvtest::spawn({hvaccel(), "run", guest("idle"), "--vcpus", "2", "--irqdev",
-                             "--control", dir + "/ctl"},
-                            dir + "/out", dir + "/err");
+    auto bg = hvtest::spawn(
+        {hvaccel(), "run", guest("idle"), "--vcpus", "2", "--irqdev", "--control", dir + "/ctl"},
+        dir + "/out", dir + "/err");
     std::string reply =
         hvtest::control(dir + "/ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + dir + "/s.hvs\"}");
     EXPECT_NE(reply.find("\"ok\":false"), std::string::npos) << reply;

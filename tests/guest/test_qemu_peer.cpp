@@ -44,11 +44,26 @@ void compare(const std::string& image, const std::string& machine,
              const std::vector<std::string>& qemu_extra = {})
 {
     auto ours = hvtest::run({hvaccel(), "run", guest(image), "--vcpus", std::to_string(vcpus)});
-    std::vector<std::string> qemu_argv = {"qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu",
-                             "host", "-smp", std::to_string(vcpus), "-m", "128", "-nodefaults",
-                             "-kernel", guest(image), "-device",
-                             "isa-debug-exit,iobase=0xf4,iosize=4", "-serial", "stdio",
-                             "-display", "none"};
+    std::vector<std::string> qemu_argv = {"qemu-system-x86_64",
+                                          "-machine",
+                                          machine,
+                                          "-accel",
+                                          "kvm",
+                                          "-cpu",
+                                          "host",
+                                          "-smp",
+                                          std::to_string(vcpus),
+                                          "-m",
+                                          "128",
+                                          "-nodefaults",
+                                          "-kernel",
+                                          guest(image),
+                                          "-device",
+                                          "isa-debug-exit,iobase=0xf4,iosize=4",
+                                          "-serial",
+                                          "stdio",
+                                          "-display",
+                                          "none"};
     qemu_argv.insert(qemu_argv.end(), qemu_extra.begin(), qemu_extra.end());
     auto qemu = hvtest::run(qemu_argv, 120);
     ASSERT_FALSE(qemu.timed_out);
@@ -62,7 +77,7 @@ void compare(const std::string& image, const std::string& machine,
 }  // namespace
 
 class QemuPeer : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override
     {
         REQUIRE_KVM();
@@ -71,17 +86,41 @@ protected:
     }
 };
 
-TEST_F(QemuPeer, HelloMicrovm) { compare("hello", "microvm"); }
-TEST_F(QemuPeer, ExceptionsMicrovm) { compare("exceptions", "microvm"); }
-TEST_F(QemuPeer, Ring3Microvm) { compare("ring3", "microvm"); }
+TEST_F(QemuPeer, HelloMicrovm)
+{
+    compare("hello", "microvm");
+}
+TEST_F(QemuPeer, ExceptionsMicrovm)
+{
+    compare("exceptions", "microvm");
+}
+TEST_F(QemuPeer, Ring3Microvm)
+{
+    compare("ring3", "microvm");
+}
 // The ACPI tables and the PM timer are the pc machine's (microvm has neither at these places).
-TEST_F(QemuPeer, PlatformPc) { compare("platform", "pc"); }
-TEST_F(QemuPeer, UnhandledExceptionMicrovm) { compare("crash_ud", "microvm"); }
+TEST_F(QemuPeer, PlatformPc)
+{
+    compare("platform", "pc");
+}
+TEST_F(QemuPeer, UnhandledExceptionMicrovm)
+{
+    compare("crash_ud", "microvm");
+}
 // QEMU's APIC here is KVM's in-kernel LAPIC, which does not set ESR "send illegal vector"
 // (SDM Vol3 11.5.3) for an ICR write with a vector below 16; hvaccel's model does.
-TEST_F(QemuPeer, LocalApicMicrovm) { compare("apic_local", "microvm", {"ESR"}); }
-TEST_F(QemuPeer, SmpTwoVcpusMicrovm) { compare("apic_smp", "microvm", {}, 2); }
-TEST_F(QemuPeer, SmpFourVcpusMicrovm) { compare("apic_smp", "microvm", {}, 4); }
+TEST_F(QemuPeer, LocalApicMicrovm)
+{
+    compare("apic_local", "microvm", {"ESR"});
+}
+TEST_F(QemuPeer, SmpTwoVcpusMicrovm)
+{
+    compare("apic_smp", "microvm", {}, 2);
+}
+TEST_F(QemuPeer, SmpFourVcpusMicrovm)
+{
+    compare("apic_smp", "microvm", {}, 4);
+}
 // The IRQ test lines are QEMU's pc-testdev; the split irqchip is hvaccel's kernel backend's.
 TEST_F(QemuPeer, IoApicPcSplitIrqchip)
 {

@@ -200,8 +200,8 @@ TEST(Sandbox, GuestRunsToCompletionOnEveryBackend)
     REQUIRE_KVM();
     for (const char* apic : {"kernel", "emulated", "apicv", "avic", "avic,x2avic"}) {
         for (const char* image : {"apic_smp", "apic_ioapic", "msix_device"}) {
-            std::vector<std::string> argv = {hvaccel(), "run", guest(image), "--vcpus", "3",
-                                             "--apic", apic,   "--stats"};
+            std::vector<std::string> argv = {hvaccel(), "run",    guest(image), "--vcpus",
+                                             "3",       "--apic", apic,         "--stats"};
             if (std::string(image) == "msix_device")
                 argv.push_back("--irqdev");  // a device thread, eventfds, KVM_IRQFD routes
             auto plain = hvtest::run(argv, 120);
@@ -256,7 +256,8 @@ TEST(Sandbox, EveryThreadRunsWithoutPrivileges)
     EXPECT_GE(threads.size(), 5u) << "main, control, watcher, timer, 2 vCPUs";
     for (const auto& [tid, st] : threads) {
         EXPECT_NE(st.find("Uid:\t65534\t65534\t65534\t65534"), std::string::npos)
-            << "thread " << tid << "\n" << st;
+            << "thread " << tid << "\n"
+            << st;
         EXPECT_NE(st.find("Gid:\t65534\t65534\t65534\t65534"), std::string::npos)
             << "thread " << tid;
         EXPECT_NE(st.find("CapEff:\t0000000000000000"), std::string::npos) << "thread " << tid;
@@ -270,13 +271,14 @@ TEST(Sandbox, SnapshotThroughTheControlSocketAndRestoreStillWork)
     Tmp t;
     std::string snap = t / "s.snap";
     {
-        Running vm(t, {"run", guest("snap_work"), "--vcpus", "3", "--apic", "emulated", "--sandbox"},
+        Running vm(t,
+                   {"run", guest("snap_work"), "--vcpus", "3", "--apic", "emulated", "--sandbox"},
                    "running");
         std::this_thread::sleep_for(50ms);
         EXPECT_EQ(vm.request(snapshot_request(snap)), "{\"ok\":true,\"path\":\"" + snap + "\"}")
             << vm.stderr_text();
-        EXPECT_TRUE(is_error(vm.request(snapshot_request("/nonexistent-dir/s.snap")),
-                             "cannot create"));
+        EXPECT_TRUE(
+            is_error(vm.request(snapshot_request("/nonexistent-dir/s.snap")), "cannot create"));
         EXPECT_EQ(vm.quit(), 0) << vm.stderr_text();
     }
     for (const char* apic : {"kernel", "emulated", "apicv", "avic"}) {
@@ -306,8 +308,8 @@ TEST(Sandbox, ForbiddenCallsAreKilledBySigsys)
     REQUIRE_KVM();
     for (const char* call : {"execve", "socket", "open"}) {
         std::string env = std::string("HVACCEL_SANDBOX_SELFTEST=") + call;
-        auto r = hvtest::run({hvaccel(), "run", guest("idle"), "--sandbox", "--serial", "none"},
-                             60, {env});
+        auto r = hvtest::run({hvaccel(), "run", guest("idle"), "--sandbox", "--serial", "none"}, 60,
+                             {env});
         EXPECT_EQ(r.status, status_of_signal(SIGSYS)) << call << ": " << r.err;
         EXPECT_EQ(r.err.find("not blocked"), std::string::npos) << r.err;
         // The same self-test without the filter: the call goes through and says so, which is
@@ -420,11 +422,12 @@ TEST(FaultInjection, FailingVcpuThreadEndsTheVmWithOneLine)
     const struct {
         const char* apic;
         const char* vcpu;
-    } cases[] = {{"kernel", "0"},   {"emulated", "0"}, {"emulated", "1"},
-                 {"apicv", "1"},    {"avic", "1"},     {"avic,x2avic", "0"}};
+    } cases[] = {{"kernel", "0"}, {"emulated", "0"}, {"emulated", "1"},
+                 {"apicv", "1"},  {"avic", "1"},     {"avic,x2avic", "0"}};
     for (const auto& c : cases) {
-        auto r = hvtest::run({hvaccel(), "run", guest("apic_smp"), "--vcpus", "3", "--apic", c.apic},
-                             60, {std::string("HV_FAULT_INJECT=vcpu_throw=") + c.vcpu});
+        auto r =
+            hvtest::run({hvaccel(), "run", guest("apic_smp"), "--vcpus", "3", "--apic", c.apic}, 60,
+                        {std::string("HV_FAULT_INJECT=vcpu_throw=") + c.vcpu});
         EXPECT_FALSE(r.timed_out) << c.apic;
         EXPECT_EQ(r.status, 4) << c.apic << " vCPU " << c.vcpu << ": " << r.err;
         std::string line = std::string("hvaccel: vCPU ") + c.vcpu +
@@ -553,7 +556,8 @@ TEST(Confinement, GuestAddressesOutsideRamAreRefusedAndCounted)
             << r.out;
         EXPECT_NE(r.err.find("unclaimed: port reads 0 writes 0, MMIO reads 10 writes 5"),
                   std::string::npos)
-            << apic << "\n" << r.err;
+            << apic << "\n"
+            << r.err;
         EXPECT_NE(r.err.find("window-unclaimed 2"), std::string::npos) << apic << "\n" << r.err;
     }
 }

@@ -37,7 +37,8 @@ void snapshot_snap_work(const Tmp& t, const std::string& backend, std::chrono::m
                             t / "stdout1", t / "stderr1");
     ASSERT_TRUE(hvtest::wait_for_text(t / "out1", "running")) << hvtest::slurp(t / "stderr1");
     std::this_thread::sleep_for(delay);
-    std::string reply = hvtest::control(t / "ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + snap + "\"}");
+    std::string reply =
+        hvtest::control(t / "ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + snap + "\"}");
     EXPECT_EQ(reply, "{\"ok\":true,\"path\":\"" + snap + "\"}");
     EXPECT_EQ(hvtest::control(t / "ctl", "{\"cmd\":\"quit\"}"), "{\"ok\":true}");
     EXPECT_EQ(bg.wait(), 0) << hvtest::slurp(t / "stderr1");
@@ -89,13 +90,14 @@ TEST(Snapshot, GuestThatNeverEnabledItsApic)
         hvtest::control(t / "ctl", "{\"cmd\":\"quit\"}");
         bg.wait();
         for (const char* to : {"kernel", "emulated"}) {
-            auto r = hvtest::spawn({hvaccel(), "restore", snap, "--apic", to, "--control",
-                                    t / "ctl2", "--stats"},
-                                   t / "o2", t / "e2");
+            auto r = hvtest::spawn(
+                {hvaccel(), "restore", snap, "--apic", to, "--control", t / "ctl2", "--stats"},
+                t / "o2", t / "e2");
             EXPECT_EQ(hvtest::control(t / "ctl2", "{\"cmd\":\"quit\"}"), "{\"ok\":true}")
                 << from << " -> " << to << ": " << hvtest::slurp(t / "e2");
             EXPECT_EQ(r.wait(), 0) << hvtest::slurp(t / "e2");
-            EXPECT_NE(hvtest::slurp(t / "e2").find("(restored)"), std::string::npos) << from << " -> " << to;
+            EXPECT_NE(hvtest::slurp(t / "e2").find("(restored)"), std::string::npos)
+                << from << " -> " << to;
         }
     }
 }
@@ -125,12 +127,13 @@ TEST(Snapshot, RoundTripGivesEqualSectionsBarTime)
             std::uint32_t lvt = x.lvt[static_cast<std::size_t>(hv::apic::Lvt::Timer)];
             unsigned vec = lvt & 0xff;
             for (unsigned w = 0; w < 8; ++w) {
-                std::uint32_t allowed = (w == vec / 32 && !(lvt & (1u << 16))) ? 1u << (vec % 32) : 0;
+                std::uint32_t allowed =
+                    (w == vec / 32 && !(lvt & (1u << 16))) ? 1u << (vec % 32) : 0;
                 EXPECT_EQ((x.irr[w] ^ y.irr[w]) & ~allowed, 0u) << backend << " apic/" << i;
                 x.irr[w] = y.irr[w];
             }
-            if (x.run_state == hv::apic::RunState::Halted && y.run_state == hv::apic::RunState::Running &&
-                (y.irr[vec / 32] >> (vec % 32)) & 1)
+            if (x.run_state == hv::apic::RunState::Halted &&
+                y.run_state == hv::apic::RunState::Running && (y.irr[vec / 32] >> (vec % 32)) & 1)
                 x.run_state = y.run_state;
             x.timer_remaining = y.timer_remaining;
             x.tsc_deadline = y.tsc_deadline ? y.tsc_deadline : x.tsc_deadline;
@@ -139,8 +142,10 @@ TEST(Snapshot, RoundTripGivesEqualSectionsBarTime)
                             << hv::apic::describe_difference(x, y);
             const auto& ca = va.vcpus[i];
             const auto& cb = vb.vcpus[i];
-            EXPECT_EQ(0, std::memcmp(&ca.regs, &cb.regs, sizeof ca.regs)) << backend << " regs " << i;
-            EXPECT_EQ(0, std::memcmp(&ca.sregs, &cb.sregs, sizeof ca.sregs)) << backend << " sregs " << i;
+            EXPECT_EQ(0, std::memcmp(&ca.regs, &cb.regs, sizeof ca.regs))
+                << backend << " regs " << i;
+            EXPECT_EQ(0, std::memcmp(&ca.sregs, &cb.sregs, sizeof ca.sregs))
+                << backend << " sregs " << i;
             EXPECT_EQ(ca.xsave, cb.xsave) << backend << " xsave " << i;
             for (std::size_t m = 0; m < ca.msrs.size(); ++m) {
                 if (ca.msrs[m].first != hv::snapshot::kMsrTsc) {
@@ -181,7 +186,8 @@ TEST(Snapshot, DamagedFilesAreRefusedWithOneLine)
     std::string flipped = bytes;
     flipped[bytes.size() - 100] ^= 4;
     refused(flipped, "CRC mismatch");
-    refused("garbage that is not a snapshot at all, but long enough for a header......", "bad magic");
+    refused("garbage that is not a snapshot at all, but long enough for a header......",
+            "bad magic");
     auto r = hvtest::run({hvaccel(), "restore", t / "missing.snap"}, 30);
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find("cannot open"), std::string::npos) << r.err;
@@ -206,8 +212,9 @@ TEST(Snapshot, KilledMidWriteLeavesTheEarlierSnapshotIntact)
     std::string before = hvtest::slurp(snap);
     ASSERT_GT(before.size(), 384u << 20);
     // A second snapshot to the same path, killed while it writes 384 MiB.
-    std::thread([&] { hvtest::control(t / "ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + snap + "\"}"); })
-        .detach();
+    std::thread([&] {
+        hvtest::control(t / "ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + snap + "\"}");
+    }).detach();
     std::this_thread::sleep_for(60ms);
     bg.kill9();
     EXPECT_EQ(hvtest::slurp(snap) == before, true) << "the earlier snapshot changed";

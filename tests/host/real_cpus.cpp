@@ -47,8 +47,8 @@ RealCpu amd(std::string name, std::string_view vendor, std::string_view brand, s
 }
 
 // VMX capability MSRs: allowed-0 settings in the low half, allowed-1 in the high half.
-RealCpu intel(std::string name, std::string_view brand, std::uint32_t model,
-              std::uint32_t stepping, bool tertiary, std::uint64_t procbased3)
+RealCpu intel(std::string name, std::string_view brand, std::uint32_t model, std::uint32_t stepping,
+              bool tertiary, std::uint64_t procbased3)
 {
     RealCpu c;
     c.name = std::move(name);
@@ -60,15 +60,15 @@ RealCpu intel(std::string name, std::string_view brand, std::uint32_t model,
     // process posted interrupts 7.
     c.msrs.set(0x481, (std::uint64_t{bits({0, 3, 5, 6, 7})} << 32) | 0x16);
     // Primary: ... TPR shadow 21, activate tertiary 17 (SPR on), activate secondary 31.
-    std::uint32_t primary = bits({2, 3, 7, 9, 10, 11, 12, 15, 16, 19, 20, 21, 22, 23, 24, 25, 27,
-                                  28, 29, 30, 31});
+    std::uint32_t primary =
+        bits({2, 3, 7, 9, 10, 11, 12, 15, 16, 19, 20, 21, 22, 23, 24, 25, 27, 28, 29, 30, 31});
     if (tertiary)
         primary |= bits({17});
     c.msrs.set(0x482, (std::uint64_t{primary} << 32) | 0x0401E172);
     // Secondary: virt APIC accesses 0, EPT 1, x2APIC virt 4, VPID 5, unrestricted 7,
     // APIC-register virt 8, virtual-interrupt delivery 9, PLE 10.
-    c.msrs.set(0x48B, std::uint64_t{bits({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 20})}
-                          << 32);
+    c.msrs.set(0x48B,
+               std::uint64_t{bits({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 20})} << 32);
     if (tertiary)
         c.msrs.set(0x492, procbased3);
     return c;
@@ -78,8 +78,8 @@ RealCpu intel(std::string name, std::string_view brand, std::uint32_t model,
 
 RealCpu ryzen7_1700()
 {
-    return amd("Ryzen 7 1700", "AuthenticAMD", "AMD Ryzen 7 1700 Eight-Core Processor", 0x17,
-               0x01, 1, kSvmZen1);
+    return amd("Ryzen 7 1700", "AuthenticAMD", "AMD Ryzen 7 1700 Eight-Core Processor", 0x17, 0x01,
+               1, kSvmZen1);
 }
 RealCpu epyc_7702()
 {
@@ -98,8 +98,8 @@ RealCpu epyc_9654()
 }
 RealCpu hygon_c86_7185()
 {
-    return amd("Hygon C86 7185", "HygonGenuine", "Hygon C86 7185 32-core Processor", 0x18, 0x00,
-               1, kSvmZen1);
+    return amd("Hygon C86 7185", "HygonGenuine", "Hygon C86 7185 32-core Processor", 0x18, 0x00, 1,
+               kSvmZen1);
 }
 RealCpu xeon_gold_6248()
 {
@@ -119,9 +119,9 @@ std::string fixture_root(std::string_view host)
 
 HostProfile profile_of(const RealCpu& cpu, std::string_view host, ProfileOptions opt)
 {
-    std::map<int, int> caps = {{KVM_CAP_IRQCHIP, 1},        {KVM_CAP_IMMEDIATE_EXIT, 1},
-                               {KVM_CAP_SIGNAL_MSI, 1},     {KVM_CAP_IRQFD, 1},
-                               {KVM_CAP_X2APIC_API, 3},     {KVM_CAP_TSC_DEADLINE_TIMER, 1},
+    std::map<int, int> caps = {{KVM_CAP_IRQCHIP, 1},     {KVM_CAP_IMMEDIATE_EXIT, 1},
+                               {KVM_CAP_SIGNAL_MSI, 1},  {KVM_CAP_IRQFD, 1},
+                               {KVM_CAP_X2APIC_API, 3},  {KVM_CAP_TSC_DEADLINE_TIMER, 1},
                                {KVM_CAP_MAX_VCPUS, 4096}};
     if (opt.split_irqchip)
         caps[KVM_CAP_SPLIT_IRQCHIP] = 1;

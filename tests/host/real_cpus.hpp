@@ -28,10 +28,10 @@ RealCpu xeon_8480();       // Sapphire Rapids, family 6 model 0x8F stepping 8, I
 std::string fixture_root(std::string_view host);  // fixtures/hosts/<host>
 
 struct ProfileOptions {
-    bool kvm = true;            // /dev/kvm present
-    bool split_irqchip = true;  // KVM_CAP_SPLIT_IRQCHIP
-    bool user_space_msr = true; // KVM_CAP_X86_USER_SPACE_MSR
-    bool msrs = true;           // give the CPU's VMX MSRs (false: "msr module not loaded")
+    bool kvm = true;             // /dev/kvm present
+    bool split_irqchip = true;   // KVM_CAP_SPLIT_IRQCHIP
+    bool user_space_msr = true;  // KVM_CAP_X86_USER_SPACE_MSR
+    bool msrs = true;            // give the CPU's VMX MSRs (false: "msr module not loaded")
     std::string topology = "pack:1 core:4 pu:2";
 };
 

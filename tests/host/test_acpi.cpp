@@ -19,8 +19,7 @@ std::string table(const char* name)
     return read_file(std::string(HV_HOST_FIXTURES) + "/acpi/" + name);
 }
 
-template <typename F>
-std::string error_text(F&& f)
+template <typename F> std::string error_text(F&& f)
 {
     try {
         f();
@@ -117,8 +116,8 @@ std::string fix_checksum(std::string t)
     if (t.size() < 36)
         return t;
     unsigned sum = 0;
-    const std::size_t n = std::min<std::size_t>(t.size(), static_cast<unsigned char>(t[4]) |
-                                                              (static_cast<unsigned char>(t[5]) << 8));
+    const std::size_t n = std::min<std::size_t>(
+        t.size(), static_cast<unsigned char>(t[4]) | (static_cast<unsigned char>(t[5]) << 8));
     for (std::size_t i = 0; i < n; ++i)
         if (i != 9)
             sum += static_cast<unsigned char>(t[i]);

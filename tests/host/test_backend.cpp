@@ -132,7 +132,8 @@ TEST(ChooseBackend, WithoutSplitIrqchipModelsTheHostVendor)
 {
     ProfileOptions o;
     o.split_irqchip = false;
-    const BackendChoice intel = choose_backend(profile_of(xeon_gold_6248(), "intel-clx", o), "auto");
+    const BackendChoice intel =
+        choose_backend(profile_of(xeon_gold_6248(), "intel-clx", o), "auto");
     EXPECT_EQ(intel.backend, "apicv");
     EXPECT_NE(intel.reason.find("KVM lacks split irqchip"), std::string::npos);
 
@@ -140,8 +141,8 @@ TEST(ChooseBackend, WithoutSplitIrqchipModelsTheHostVendor)
     EXPECT_EQ(amd.backend, "avic");
     EXPECT_EQ(amd.errata_applied, std::vector<std::string>{"AMD-1235"});
 
-    const BackendChoice kernel = choose_backend(profile_of(epyc_7702(), "amd-server-noavic", o),
-                                                "kernel");
+    const BackendChoice kernel =
+        choose_backend(profile_of(epyc_7702(), "amd-server-noavic", o), "kernel");
     EXPECT_TRUE(kernel.refused);
     EXPECT_NE(kernel.reason.find("KVM_CAP_SPLIT_IRQCHIP"), std::string::npos);
 }

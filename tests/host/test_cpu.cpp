@@ -33,11 +33,11 @@ TEST(CpuSignature, DecodesDisplayFamilyAndModel)
         std::uint32_t eax, family, model, stepping;
     };
     const Case cases[] = {
-        {0x00000543, 5, 0x4, 3},     // Pentium MMX: no extended fields below family 6
-        {0x000306A9, 6, 0x3A, 9},    // Ivy Bridge: family 6 uses the extended model
-        {0x00000F29, 0xF, 0x2, 9},   // Pentium 4: family 0xF, extended family 0
-        {0x00800F11, 0x17, 0x01, 1}, // Zen: 0xF + 8
-        {0x00A10F11, 0x19, 0x11, 1}, // Zen 4: extended model 1
+        {0x00000543, 5, 0x4, 3},      // Pentium MMX: no extended fields below family 6
+        {0x000306A9, 6, 0x3A, 9},     // Ivy Bridge: family 6 uses the extended model
+        {0x00000F29, 0xF, 0x2, 9},    // Pentium 4: family 0xF, extended family 0
+        {0x00800F11, 0x17, 0x01, 1},  // Zen: 0xF + 8
+        {0x00A10F11, 0x19, 0x11, 1},  // Zen 4: extended model 1
     };
     for (const auto& c : cases) {
         CpuidTable t;
@@ -123,8 +123,8 @@ TEST(CpuVmx, DecodesCapabilityMsrs)
 
 TEST(CpuVmx, SaysWhenTheMsrModuleIsMissing)
 {
-    const CpuInfo a =
-        decode_cpu(xeon_gold_6248().cpuid, NoMsrs("msr module not loaded (/dev/cpu/0/msr missing)"));
+    const CpuInfo a = decode_cpu(xeon_gold_6248().cpuid,
+                                 NoMsrs("msr module not loaded (/dev/cpu/0/msr missing)"));
     EXPECT_TRUE(a.vmx.vmx);
     EXPECT_FALSE(a.vmx.msrs_read);
     EXPECT_FALSE(a.vmx.apicv());

@@ -20,8 +20,7 @@ std::vector<unsigned> cpus_of(const PinPlan& p)
     return v;
 }
 
-template <typename F>
-std::string error_text(F&& f)
+template <typename F> std::string error_text(F&& f)
 {
     try {
         f();

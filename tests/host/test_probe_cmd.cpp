@@ -48,8 +48,8 @@ TEST(ProbeCmd, TextHasEverySection)
 {
     const ProbeRun r = probe({});
     ASSERT_EQ(r.rc, 0) << r.err;
-    for (auto s : {"CPU\n", "KVM\n", "IOMMU\n", "Topology (", "Errata\n",
-                   "APIC backend for --apic auto\n"})
+    for (auto s :
+         {"CPU\n", "KVM\n", "IOMMU\n", "Topology (", "Errata\n", "APIC backend for --apic auto\n"})
         EXPECT_NE(r.out.find(s), std::string::npos) << s;
 }
 
@@ -68,9 +68,12 @@ TEST(ProbeCmd, ExplicitBackendAndPlacement)
 
 TEST(ProbeCmd, BadUsageIsOneLineAndExitTwo)
 {
-    for (const auto& args : std::vector<std::vector<std::string>>{
-             {"--frobnicate"}, {"extra"}, {"--apic"}, {"--apic", "x2avic"}, {"--vcpus", "0"},
-             {"--json=1"}}) {
+    for (const auto& args : std::vector<std::vector<std::string>>{{"--frobnicate"},
+                                                                  {"extra"},
+                                                                  {"--apic"},
+                                                                  {"--apic", "x2avic"},
+                                                                  {"--vcpus", "0"},
+                                                                  {"--json=1"}}) {
         const ProbeRun r = probe(args);
         EXPECT_EQ(r.rc, 2) << args[0];
         EXPECT_TRUE(r.out.empty()) << args[0];

@@ -118,4 +118,4 @@ class FakeGaSink : public GaSink {
     std::array<std::unique_ptr<svm::BackingPage>, kPages> pages_;
 };
 
-} // namespace hv::iommu::test
+}  // namespace hv::iommu::test

@@ -45,11 +45,12 @@ MsiMessage read_msi(Reader& in)
     MsiMessage m;
     m.address = in.get<uint32_t>();
     m.data = in.get<uint32_t>();
-    if ((kind & 1u) != 0) { // mostly inside the interrupt window
+    if ((kind & 1u) != 0) {  // mostly inside the interrupt window
         m.address = msi::kWindow | (m.address & 0xFFFFF);
     }
-    if ((kind & 2u) != 0) { // small handles, so the table is hit
-        m.address = (m.address & ~msi::kHandleLowMask) | ((m.address & 0x1E0) & msi::kHandleLowMask);
+    if ((kind & 2u) != 0) {  // small handles, so the table is hit
+        m.address =
+            (m.address & ~msi::kHandleLowMask) | ((m.address & 0x1E0) & msi::kHandleLowMask);
         m.data &= 0xFF;
     }
     if (kind == 0xFF) {
@@ -139,13 +140,13 @@ struct Harness {
     bool step(Reader& in)
     {
         switch (in.get<uint8_t>() % 10) {
-        case 0: { // raw VT-d entry
+        case 0: {  // raw VT-d entry
             const auto idx = in.get<uint8_t>();
             const VtdIrte e{in.get<uint64_t>(), in.get<uint64_t>()};
             vtd.set_entry(idx, e);
             return roundtrips(e);
         }
-        case 1: { // a posted entry with a real PDA
+        case 1: {  // a posted entry with a real PDA
             VtdPostedIrte p;
             const auto idx = in.get<uint8_t>();
             const auto f = in.get<uint8_t>();
@@ -159,7 +160,7 @@ struct Harness {
             vtd.set_entry(idx, p.encode());
             return VtdPostedIrte::decode(p.encode()).value == p;
         }
-        case 2: { // VT-d remap
+        case 2: {  // VT-d remap
             const auto sid = in.get<uint16_t>();
             const MsiMessage m = read_msi(in);
             const VtdRemapResult r = vtd.remap(sid, m);
@@ -170,7 +171,7 @@ struct Harness {
             }
             return roundtrips(m);
         }
-        case 3: { // raw AMD GA entry
+        case 3: {  // raw AMD GA entry
             const auto dev = in.get<uint8_t>();
             const auto idx = in.get<uint16_t>();
             const AmdGaIrte e{in.get<uint64_t>(), in.get<uint64_t>()};
@@ -178,7 +179,7 @@ struct Harness {
             legacy.set_legacy_entry(dev & 3u, idx & 0x7FFu, static_cast<uint32_t>(e.lo));
             return roundtrips(e);
         }
-        case 4: { // a vAPIC entry with a real backing page
+        case 4: {  // a vAPIC entry with a real backing page
             AmdGaVapicIrte v;
             const auto dev = in.get<uint8_t>();
             const auto f = in.get<uint8_t>();
@@ -193,7 +194,7 @@ struct Harness {
             ga.set_entry(dev & 3u, (dev >> 2) & 1u, v.encode());
             return AmdGaVapicIrte::decode(v.encode()).value == v;
         }
-        case 5: { // AMD remaps
+        case 5: {  // AMD remaps
             const auto dev = in.get<uint16_t>() & 7u;
             const MsiMessage m = read_msi(in);
             ga_blocked += ga.remap(static_cast<uint16_t>(dev), m).outcome == AmdOutcome::Blocked;
@@ -201,27 +202,27 @@ struct Harness {
                 legacy.remap(static_cast<uint16_t>(dev), m).outcome == AmdOutcome::Blocked;
             return true;
         }
-        case 6: { // vCPU load/put
+        case 6: {  // vCPU load/put
             const auto dev = in.get<uint8_t>();
             const auto dest = in.get<uint32_t>();
             ga.set_is_run(dev & 3u, (dev >> 2) & 3u, (dev & 0x80u) != 0, dest);
             return true;
         }
-        case 7: // the hypervisor drains the GA log
+        case 7:  // the hypervisor drains the GA log
             ga.drain_ga_log();
             ga.clear_ga_log_overflow();
             return true;
-        case 8: { // CPU side: take PIR, clear IRR
+        case 8: {  // CPU side: take PIR, clear IRR
             const auto i = in.get<uint8_t>();
             vmx::take_pir(pids.pid(i % FakePostingSink::kPids));
             pages.page(i % FakeGaSink::kPages).clear_irr(in.get<uint8_t>());
             return true;
         }
-        default: { // PID control: SN / NV / NDST
+        default: {  // PID control: SN / NV / NDST
             const auto i = in.get<uint8_t>();
-            vmx::update_control(pids.pid(i % FakePostingSink::kPids),
-                                {.nv = in.get<uint8_t>(), .ndst = in.get<uint32_t>(),
-                                 .sn = (i & 0x80u) != 0});
+            vmx::update_control(
+                pids.pid(i % FakePostingSink::kPids),
+                {.nv = in.get<uint8_t>(), .ndst = in.get<uint32_t>(), .sn = (i & 0x80u) != 0});
             return true;
         }
         }
@@ -236,7 +237,7 @@ struct Harness {
     }
 };
 
-} // namespace
+}  // namespace
 
 bool run_fuzz_input(const uint8_t* data, std::size_t size)
 {
@@ -250,7 +251,7 @@ bool run_fuzz_input(const uint8_t* data, std::size_t size)
     return h.counters_agree();
 }
 
-} // namespace hv::iommu::test
+}  // namespace hv::iommu::test
 
 #ifndef HV_IOMMU_FUZZ_IN_TESTS
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)

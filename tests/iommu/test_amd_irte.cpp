@@ -111,5 +111,5 @@ TEST(AmdIrte, GaLogEntry)
     EXPECT_EQ(AmdGaLogEntry::decode(0x1000'0123'CAFE'F00DULL), e);
 }
 
-} // namespace
-} // namespace hv::iommu
+}  // namespace
+}  // namespace hv::iommu

@@ -32,12 +32,12 @@ TEST(AmdRemapperLegacy, RemapsThroughTheDeviceTable)
 {
     FakeGaSink sink;
     AmdRemapper unit{test::amd_config(false), sink};
-    ASSERT_TRUE(unit.set_table(0x0010, 3)); // 8 entries
+    ASSERT_TRUE(unit.set_table(0x0010, 3));  // 8 entries
     EXPECT_EQ(unit.table_size(0x0010), 8u);
     AmdLegacyIrte e{true, false, AmdIntType::Fixed, false, apic::DestMode::Physical, 0x05, 0x61};
     ASSERT_TRUE(unit.set_legacy_entry(0x0010, 5, e.encode()));
     EXPECT_EQ(unit.legacy_entry(0x0010, 5), e.encode());
-    EXPECT_FALSE(unit.set_entry(0x0010, 5, AmdGaIrte{})); // GA entries in legacy mode
+    EXPECT_FALSE(unit.set_entry(0x0010, 5, AmdGaIrte{}));  // GA entries in legacy mode
 
     // Offset = MSI data 10:0; bit 15 (level) is the request's trigger mode.
     const auto r = unit.remap(0x0010, msi_index(0x8005));
@@ -46,7 +46,7 @@ TEST(AmdRemapperLegacy, RemapsThroughTheDeviceTable)
     EXPECT_EQ(r.message.vector, 0x61);
     EXPECT_EQ(r.message.dest.dest, 0x05u);
     EXPECT_EQ(r.message.trigger, apic::Trigger::Level);
-    EXPECT_EQ(unit.remap(0x0010, msi_index(0x0805)).index, 5u); // bit 11 is not the offset
+    EXPECT_EQ(unit.remap(0x0010, msi_index(0x0805)).index, 5u);  // bit 11 is not the offset
     EXPECT_EQ(unit.counter(IommuStat::Remapped), 2u);
 }
 
@@ -176,7 +176,7 @@ TEST(AmdRemapperGa, GuestModeNotRunningWritesTheGaLog)
     EXPECT_EQ(unit.drain_ga_log(), expect);
     EXPECT_TRUE(unit.drain_ga_log().empty());
     unit.remap(7, msi_index(0));
-    EXPECT_EQ(sink.ga_interrupts.load(), 2u); // re-armed by the drain
+    EXPECT_EQ(sink.ga_interrupts.load(), 2u);  // re-armed by the drain
     EXPECT_EQ(unit.counter(IommuStat::GaLogged), 3u);
     EXPECT_EQ(unit.counter(IommuStat::Posted), 4u);
 }
@@ -195,10 +195,10 @@ TEST(AmdRemapperGa, GaLogOverflow)
     EXPECT_TRUE(unit.ga_log_overflow());
     EXPECT_EQ(unit.ga_log_dropped(), 1u);
     EXPECT_EQ(unit.drain_ga_log().size(), 2u);
-    EXPECT_TRUE(unit.ga_log_overflow()); // sticky until software clears it
+    EXPECT_TRUE(unit.ga_log_overflow());  // sticky until software clears it
     unit.clear_ga_log_overflow();
     EXPECT_FALSE(unit.ga_log_overflow());
-    EXPECT_TRUE(sink.page(0).test_irr(0x52)); // the interrupt itself is never lost
+    EXPECT_TRUE(sink.page(0).test_irr(0x52));  // the interrupt itself is never lost
 }
 
 TEST(AmdRemapperGa, GuestModeFaults)
@@ -216,8 +216,8 @@ TEST(AmdRemapperGa, GuestModeFaults)
     const auto r = unit.remap(7, msi_index(1));
     EXPECT_EQ(r.event, AmdEventCode::IoPageFault);
     EXPECT_EQ(unit.events().back().flags, amd_event::kInterrupt | amd_event::kReservedNotZero);
-    unit.set_entry(7, 2, vapic(0x05, 0, true, false).encode()); // vector 5: not postable
-    EXPECT_EQ(unit.remap(7, msi_index(2)).outcome, AmdOutcome::Blocked); // illegal vector
+    unit.set_entry(7, 2, vapic(0x05, 0, true, false).encode());           // vector 5: not postable
+    EXPECT_EQ(unit.remap(7, msi_index(2)).outcome, AmdOutcome::Blocked);  // illegal vector
     EXPECT_EQ(sink.doorbells.load(), 0u);
 }
 
@@ -240,9 +240,9 @@ TEST(AmdRemapperGa, SetIsRunByCompareExchange)
     AmdGaRemapIrte plain;
     plain.vector = 0x40;
     unit.set_entry(7, 1, plain.encode());
-    EXPECT_FALSE(unit.set_is_run(7, 1, true, 1)); // not a GuestMode entry
-    EXPECT_FALSE(unit.set_is_run(7, 9, true, 1)); // beyond the table
-    EXPECT_FALSE(unit.set_is_run(8, 0, true, 1)); // no table
+    EXPECT_FALSE(unit.set_is_run(7, 1, true, 1));  // not a GuestMode entry
+    EXPECT_FALSE(unit.set_is_run(7, 9, true, 1));  // beyond the table
+    EXPECT_FALSE(unit.set_is_run(8, 0, true, 1));  // no table
 
     AmdGaIrte expected{};
     EXPECT_FALSE(unit.compare_exchange(7, 1, expected, AmdGaIrte{1, 0}));
@@ -252,5 +252,5 @@ TEST(AmdRemapperGa, SetIsRunByCompareExchange)
     EXPECT_EQ(unit.remap(7, msi_index(0)).event, AmdEventCode::IllegalDevTableEntry);
 }
 
-} // namespace
-} // namespace hv::iommu
+}  // namespace
+}  // namespace hv::iommu

@@ -18,7 +18,7 @@ namespace {
 
 constexpr int kPosters = 2;
 constexpr int kRaises = 50000;
-constexpr uint64_t kMinFlips = 2000; // posters keep raising until software has flipped this often
+constexpr uint64_t kMinFlips = 2000;  // posters keep raising until software has flipped this often
 
 TEST(IommuConcurrency, VtdNoLostInterruptWhileEntriesFlip)
 {
@@ -91,8 +91,7 @@ TEST(IommuConcurrency, VtdNoLostInterruptWhileEntriesFlip)
     take();
 
     EXPECT_EQ(other.load(), 0u);
-    EXPECT_EQ(unit.counter(IommuStat::Remapped) + unit.counter(IommuStat::Posted),
-              raises.load());
+    EXPECT_EQ(unit.counter(IommuStat::Remapped) + unit.counter(IommuStat::Posted), raises.load());
     EXPECT_EQ(unit.counter(IommuStat::Remapped), delivered.load());
     // Every 0 -> 1 PIR transition was taken exactly once.
     EXPECT_EQ(taken.load(), newly_posted.load());
@@ -124,7 +123,7 @@ TEST(IommuConcurrency, AmdNoLostInterruptWhileEntriesFlip)
     std::atomic<int> running{kPosters};
     std::atomic<uint64_t> raises{0}, flips{0};
     std::atomic<uint64_t> delivered{0}, newly_posted{0}, doorbells{0}, logged{0}, dropped{0};
-    std::atomic<uint64_t> quiet{0}; // GuestPosted with neither doorbell nor GA log: none here
+    std::atomic<uint64_t> quiet{0};  // GuestPosted with neither doorbell nor GA log: none here
     std::vector<std::thread> threads;
     for (int t = 0; t < kPosters; ++t) {
         threads.emplace_back([&, t] {
@@ -181,8 +180,7 @@ TEST(IommuConcurrency, AmdNoLostInterruptWhileEntriesFlip)
     }
     take();
 
-    EXPECT_EQ(unit.counter(IommuStat::Remapped) + unit.counter(IommuStat::Posted),
-              raises.load());
+    EXPECT_EQ(unit.counter(IommuStat::Remapped) + unit.counter(IommuStat::Posted), raises.load());
     EXPECT_EQ(unit.counter(IommuStat::Remapped), delivered.load());
     EXPECT_EQ(taken.load(), newly_posted.load());
     EXPECT_EQ(quiet.load(), 0u);
@@ -191,5 +189,5 @@ TEST(IommuConcurrency, AmdNoLostInterruptWhileEntriesFlip)
     EXPECT_EQ(unit.ga_log_dropped(), dropped.load());
 }
 
-} // namespace
-} // namespace hv::iommu
+}  // namespace
+}  // namespace hv::iommu

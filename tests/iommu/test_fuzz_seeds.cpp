@@ -19,6 +19,8 @@ TEST(IommuFuzzSeeds, EmptyAndTinyInputs)
 
 TEST(IommuFuzzSeeds, HandWrittenSequence)
 {
+    // One operation per line.
+    // clang-format off
     const std::vector<uint8_t> seed = {
         0x04,                         // mode: 16 entries, x2APIC
         1,    0x00, 0x11, 0x41, 0, 0, // posted entry 0, P, vector 0x41, PID 1
@@ -27,6 +29,7 @@ TEST(IommuFuzzSeeds, HandWrittenSequence)
         5,    0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // AMD remaps
         7, 8, 1, 0x41, 9, 0x81, 0xF2, 1, 0, 0, 0, 2, 0, 0, 0x03,
     };
+    // clang-format on
     EXPECT_TRUE(run_fuzz_input(seed.data(), seed.size()));
 }
 
@@ -43,5 +46,5 @@ TEST(IommuFuzzSeeds, PseudoRandomInputs)
     }
 }
 
-} // namespace
-} // namespace hv::iommu::test
+}  // namespace
+}  // namespace hv::iommu::test

@@ -35,7 +35,7 @@ TEST(MsiCompat, PhysicalFixedEdge)
     EXPECT_EQ(d.value.trigger, apic::Trigger::Edge);
     const apic::IoApicMessage m = to_message(d.value);
     EXPECT_EQ(m.vector, 0xFF);
-    EXPECT_EQ(m.dest.dest, 0xFFu); // the xAPIC broadcast
+    EXPECT_EQ(m.dest.dest, 0xFFu);  // the xAPIC broadcast
     EXPECT_FALSE(m.dest.x2apic_format);
     EXPECT_EQ(m.pin, 0);
 }
@@ -56,12 +56,16 @@ TEST(MsiCompat, DeliveryModes)
 {
     struct Case {
         uint32_t bits;
-        std::optional<apic::DeliveryMode> mode; // none: reserved
+        std::optional<apic::DeliveryMode> mode;  // none: reserved
     };
-    const Case cases[] = {{0, apic::DeliveryMode::Fixed},    {1, apic::DeliveryMode::LowestPriority},
-                          {2, apic::DeliveryMode::Smi},      {3, std::nullopt},
-                          {4, apic::DeliveryMode::Nmi},      {5, apic::DeliveryMode::Init},
-                          {6, std::nullopt},                 {7, apic::DeliveryMode::ExtInt}};
+    const Case cases[] = {{0, apic::DeliveryMode::Fixed},
+                          {1, apic::DeliveryMode::LowestPriority},
+                          {2, apic::DeliveryMode::Smi},
+                          {3, std::nullopt},
+                          {4, apic::DeliveryMode::Nmi},
+                          {5, apic::DeliveryMode::Init},
+                          {6, std::nullopt},
+                          {7, apic::DeliveryMode::ExtInt}};
     for (const auto& c : cases) {
         const auto d = CompatMsi::decode({0xFEE00000ULL, 0x30u | (c.bits << 8)});
         if (c.mode) {
@@ -121,5 +125,5 @@ TEST(MsiRemappable, Errors)
     EXPECT_EQ(RemappableMsi::decode({0xFEC0'0010ULL, 0}).error, MsiError::NotInterruptAddress);
 }
 
-} // namespace
-} // namespace hv::iommu
+}  // namespace
+}  // namespace hv::iommu

@@ -108,7 +108,7 @@ TEST(VtdIrte, RemappedReservedEncodings)
     // DLM 011b and 110b; SVT 11b; IM = 1 is the other format.
     EXPECT_EQ(VtdRemappedIrte::decode({0x61, 0}, true).error, VtdFault::IrteReserved);
     EXPECT_EQ(VtdRemappedIrte::decode({0xC1, 0}, true).error, VtdFault::IrteReserved);
-    EXPECT_TRUE(VtdRemappedIrte::decode({0xE1, 0}, true)); // ExtINT
+    EXPECT_TRUE(VtdRemappedIrte::decode({0xE1, 0}, true));  // ExtINT
     EXPECT_EQ(VtdRemappedIrte::decode({0x1, 0xC0000}, true).error, VtdFault::IrteReserved);
     EXPECT_EQ(VtdRemappedIrte::decode({0x8001, 0}, true).error, VtdFault::IrteReserved);
 }
@@ -137,8 +137,8 @@ TEST(VtdIrte, PostedReservedBits)
         const VtdIrte e{kPosted.lo, kPosted.hi | (1ULL << (b - 64))};
         EXPECT_EQ(VtdPostedIrte::decode(e).error, VtdFault::IrteReserved) << b;
     }
-    EXPECT_EQ(VtdPostedIrte::decode({0x1, 0}).error, VtdFault::IrteReserved); // IM = 0
-    EXPECT_EQ(VtdPostedIrte::decode({0x8001, 0xC0000}).error, VtdFault::IrteReserved); // SVT 11b
+    EXPECT_EQ(VtdPostedIrte::decode({0x1, 0}).error, VtdFault::IrteReserved);           // IM = 0
+    EXPECT_EQ(VtdPostedIrte::decode({0x8001, 0xC0000}).error, VtdFault::IrteReserved);  // SVT 11b
 }
 
 TEST(VtdIrte, SourceValidation)
@@ -149,24 +149,17 @@ TEST(VtdIrte, SourceValidation)
         bool ok;
     };
     const Case cases[] = {
-        {{0x0108, 0, VtdSvt::None}, 0xFFFF, true},
-        {{0x0108, 0, VtdSvt::SidSq}, 0x0108, true},
-        {{0x0108, 0, VtdSvt::SidSq}, 0x0109, false},
-        {{0x0108, 0, VtdSvt::SidSq}, 0x010C, false},
-        {{0x0108, 1, VtdSvt::SidSq}, 0x010C, true}, // SQ 01b: bit 2 ignored
-        {{0x0108, 1, VtdSvt::SidSq}, 0x0109, false},
-        {{0x0108, 1, VtdSvt::SidSq}, 0x010A, false},
-        {{0x0108, 2, VtdSvt::SidSq}, 0x010E, true}, // SQ 10b: bits 2:1 ignored
-        {{0x0108, 2, VtdSvt::SidSq}, 0x010A, true},
-        {{0x0108, 2, VtdSvt::SidSq}, 0x0109, false},
-        {{0x0108, 3, VtdSvt::SidSq}, 0x010F, true}, // SQ 11b: bits 2:0 ignored
-        {{0x0108, 3, VtdSvt::SidSq}, 0x0100, false},
-        {{0x0108, 3, VtdSvt::SidSq}, 0x0208, false},
-        {{0x0305, 0, VtdSvt::Bus}, 0x0300, true}, // buses 3..5
-        {{0x0305, 0, VtdSvt::Bus}, 0x05FF, true},
-        {{0x0305, 0, VtdSvt::Bus}, 0x02FF, false},
-        {{0x0305, 0, VtdSvt::Bus}, 0x0600, false},
-        {{0x0108, 0, VtdSvt::Reserved}, 0x0108, false},
+        {{0x0108, 0, VtdSvt::None}, 0xFFFF, true},   {{0x0108, 0, VtdSvt::SidSq}, 0x0108, true},
+        {{0x0108, 0, VtdSvt::SidSq}, 0x0109, false}, {{0x0108, 0, VtdSvt::SidSq}, 0x010C, false},
+        {{0x0108, 1, VtdSvt::SidSq}, 0x010C, true},  // SQ 01b: bit 2 ignored
+        {{0x0108, 1, VtdSvt::SidSq}, 0x0109, false}, {{0x0108, 1, VtdSvt::SidSq}, 0x010A, false},
+        {{0x0108, 2, VtdSvt::SidSq}, 0x010E, true},  // SQ 10b: bits 2:1 ignored
+        {{0x0108, 2, VtdSvt::SidSq}, 0x010A, true},  {{0x0108, 2, VtdSvt::SidSq}, 0x0109, false},
+        {{0x0108, 3, VtdSvt::SidSq}, 0x010F, true},  // SQ 11b: bits 2:0 ignored
+        {{0x0108, 3, VtdSvt::SidSq}, 0x0100, false}, {{0x0108, 3, VtdSvt::SidSq}, 0x0208, false},
+        {{0x0305, 0, VtdSvt::Bus}, 0x0300, true},  // buses 3..5
+        {{0x0305, 0, VtdSvt::Bus}, 0x05FF, true},    {{0x0305, 0, VtdSvt::Bus}, 0x02FF, false},
+        {{0x0305, 0, VtdSvt::Bus}, 0x0600, false},   {{0x0108, 0, VtdSvt::Reserved}, 0x0108, false},
     };
     for (const auto& c : cases) {
         EXPECT_EQ(verify_source(c.s, c.requester), c.ok)
@@ -187,5 +180,5 @@ TEST(VtdIrte, QualifiedFaults)
     EXPECT_TRUE(is_qualified(VtdFault::PidAccess));
 }
 
-} // namespace
-} // namespace hv::iommu
+}  // namespace
+}  // namespace hv::iommu

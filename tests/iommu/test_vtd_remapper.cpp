@@ -29,7 +29,7 @@ class VtdRemapperTest : public ::testing::Test {
     VtdConfig cfg() const
     {
         VtdConfig c;
-        c.size_log2 = 4; // 16 entries
+        c.size_log2 = 4;  // 16 entries
         return c;
     }
     VtdPostedIrte posted(uint8_t vector, std::size_t pid = 0) const
@@ -177,7 +177,7 @@ TEST_F(VtdRemapperTest, XapicModeDestinationAndReservedBits)
     const auto r = x.remap(0, handle_msi(0));
     ASSERT_EQ(r.outcome, VtdOutcome::Remapped);
     EXPECT_EQ(r.message.dest.dest, 0x34u);
-    x.set_entry(1, remapped(0x70, 0x0001'3400).encode()); // DST bit 16 = IRTE bit 48
+    x.set_entry(1, remapped(0x70, 0x0001'3400).encode());  // DST bit 16 = IRTE bit 48
     EXPECT_EQ(x.remap(0, handle_msi(1)).fault, VtdFault::IrteReserved);
 }
 
@@ -229,7 +229,7 @@ TEST_F(VtdRemapperTest, SuppressNotificationAndUrgent)
     EXPECT_TRUE(r.post.suppressed);
     EXPECT_FALSE(r.notified);
     EXPECT_FALSE(pid.on());
-    EXPECT_NE(pid.pir[1].load() & 1ULL, 0u); // vector 0x40
+    EXPECT_NE(pid.pir[1].load() & 1ULL, 0u);  // vector 0x40
     EXPECT_EQ(unit.counter(IommuStat::Suppressed), 1u);
 
     // URG overrides SN (VT-d 9.12): ON set and one notification.
@@ -259,10 +259,10 @@ TEST_F(VtdRemapperTest, PostedEntryWithoutPostingCapabilityIsReserved)
 TEST_F(VtdRemapperTest, PostedEntrySourceValidation)
 {
     auto p = posted(0x40);
-    p.source = {0x0300, 0, VtdSvt::Bus}; // bus 3..0
+    p.source = {0x0300, 0, VtdSvt::Bus};  // bus 3..0
     unit.set_entry(0, p.encode());
     EXPECT_EQ(unit.remap(0x0300, handle_msi(0)).fault, VtdFault::SidMismatch);
-    p.source = {0x0203, 0, VtdSvt::Bus}; // bus 2..3
+    p.source = {0x0203, 0, VtdSvt::Bus};  // bus 2..3
     unit.set_entry(0, p.encode());
     EXPECT_EQ(unit.remap(0x0300, handle_msi(0)).outcome, VtdOutcome::Posted);
 }
@@ -292,5 +292,5 @@ TEST_F(VtdRemapperTest, CountersAsList)
     EXPECT_EQ(apic::counter_value(unit.counters(), "faulted"), 1u);
 }
 
-} // namespace
-} // namespace hv::iommu
+}  // namespace
+}  // namespace hv::iommu

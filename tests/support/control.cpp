@@ -57,8 +57,8 @@ bool send_line(int fd, const std::string& text)
     return true;
 }
 
-std::string control_request(const std::string& path, const std::string& line,
-                            int connect_timeout_s, int reply_timeout_s)
+std::string control_request(const std::string& path, const std::string& line, int connect_timeout_s,
+                            int reply_timeout_s)
 {
     int fd = connect_unix(path, connect_timeout_s);
     if (fd < 0)

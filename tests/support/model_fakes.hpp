@@ -29,7 +29,7 @@ class FakeClock : public GuestClock {
     GuestTime now() const override
     {
         const uint64_t t = ns.load(std::memory_order_relaxed);
-        return GuestTime{t, t * 2}; // guest TSC at 2 GHz
+        return GuestTime{t, t * 2};  // guest TSC at 2 GHz
     }
     std::atomic<uint64_t> ns{0};
 };
@@ -148,13 +148,13 @@ class RoutingPlatform : public ApicPlatform, public IoApicSink {
         return timer_changes.size();
     }
 
-    std::vector<ApicBackend*> backends; // vCPU i is backends[i]; set before routing starts
-    IoApic* ioapic = nullptr;           // where level EOIs go, if any
-    std::mutex mu;                      // guards the records below
+    std::vector<ApicBackend*> backends;  // vCPU i is backends[i]; set before routing starts
+    IoApic* ioapic = nullptr;            // where level EOIs go, if any
+    std::mutex mu;                       // guards the records below
     std::vector<std::pair<std::size_t, Ipi>> ipis;
     std::vector<uint8_t> eois;
     std::vector<std::size_t> timer_changes;
     std::atomic<uint64_t> level_messages{0};
 };
 
-} // namespace hv::apic::test
+}  // namespace hv::apic::test

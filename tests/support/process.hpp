@@ -36,9 +36,9 @@ struct Sink {
 struct ProcessOptions {
     Sink out;
     Sink err;
-    int timeout_s = 0;              // SIGKILL after this many seconds; 0: no limit
-    std::vector<std::string> env;   // NAME=VALUE entries added to (or replacing in) the child's
-    bool stdin_null = true;         // stdin from /dev/null; false: inherited
+    int timeout_s = 0;             // SIGKILL after this many seconds; 0: no limit
+    std::vector<std::string> env;  // NAME=VALUE entries added to (or replacing in) the child's
+    bool stdin_null = true;        // stdin from /dev/null; false: inherited
 };
 
 struct ProcessResult {

@@ -93,4 +93,4 @@ struct AvicFixture {
     std::vector<uint64_t> base;
 };
 
-} // namespace hv::svm::test
+}  // namespace hv::svm::test

@@ -30,8 +30,8 @@ TEST(AvicAccess, ClassificationTable)
         EXPECT_EQ(classify_read(c.off, true), c.read) << std::hex << c.off;
         EXPECT_EQ(classify_write(c.off, false, true), c.write) << std::hex << c.off;
     }
-    EXPECT_EQ(classify_write(kEoi, true, true), T); // level-triggered EOI traps
-    EXPECT_EQ(classify_read(kLvtCmci, false), F);   // no CMCI LVT in this CPU model
+    EXPECT_EQ(classify_write(kEoi, true, true), T);  // level-triggered EOI traps
+    EXPECT_EQ(classify_read(kLvtCmci, false), F);    // no CMCI LVT in this CPU model
 }
 
 TEST(AvicAccess, LevelTriggeredEoiTrapsOnce)
@@ -45,7 +45,7 @@ TEST(AvicAccess, LevelTriggeredEoiTrapsOnce)
     vm.mark();
     vm.wr(0, kEoi, 0);
     EXPECT_EQ(vm.exits(0), 1u);
-    EXPECT_EQ(vm[0].exits(AvicExit::NoaccelTrap), 2u); // + the SVR write
+    EXPECT_EQ(vm[0].exits(AvicExit::NoaccelTrap), 2u);  // + the SVR write
     const VmcbControl c = vm[0].vmcb();
     EXPECT_EQ(c.exit_code, 0x402u);
     EXPECT_EQ(c.exit_info_1, 0x1000000B0ULL);
@@ -67,7 +67,7 @@ TEST(AvicAccess, X2avicLvtTimerWriteExitsOnce)
     vm.enable_all();
     vm.to_x2apic(0);
     vm.mark();
-    vm[0].msr_write(0x832, 0x20030); // periodic, vector 0x30
+    vm[0].msr_write(0x832, 0x20030);  // periodic, vector 0x30
     EXPECT_EQ(vm.exits(0), 1u);
     EXPECT_EQ(vm[0].exits(AvicExit::NoaccelTrap), 2u);
     EXPECT_EQ(vm[0].vmcb().exit_info_1, 0x100000320ULL);
@@ -87,7 +87,7 @@ TEST(AvicAccess, X2avicLvtTimerWriteExitsOnce)
     EXPECT_EQ(vm[0].exits(AvicExit::NoaccelFaultRead), 2u);
     // IA32_APIC_BASE stays intercepted.
     vm[0].msr_read(apic::kMsrApicBase);
-    EXPECT_EQ(vm[0].exits(AvicExit::Msr), 2u); // + the switch to x2APIC
+    EXPECT_EQ(vm[0].exits(AvicExit::Msr), 2u);  // + the switch to x2APIC
 }
 
 TEST(AvicAccess, XapicExitsPerRegister)
@@ -96,7 +96,7 @@ TEST(AvicAccess, XapicExitsPerRegister)
     vm.enable_all();
     vm.wr(0, kTpr, 0x30);
     EXPECT_EQ(vm.exits(0), 0u);
-    EXPECT_EQ(vm[0].vmcb().int_ctl & int_ctl::kVTprMask, 3u); // V_TPR = TPR[7:4]
+    EXPECT_EQ(vm[0].vmcb().int_ctl & int_ctl::kVTprMask, 3u);  // V_TPR = TPR[7:4]
     for (uint32_t off : {kId, kVersion, kTpr, kPpr, kLdr, kDfr, kSvr, kIsr, kIrr, kEsr, kIcrLow,
                          kIcrHigh, kLvtTimer, kTimerInitial, kTimerDivide}) {
         vm.rd(0, off);
@@ -110,7 +110,7 @@ TEST(AvicAccess, XapicExitsPerRegister)
     vm.wr(0, kLvtTimer, 0x30);
     vm.wr(0, kTimerInitial, 1000);
     vm.wr(0, kTimerDivide, 0xB);
-    EXPECT_EQ(vm[0].exits(AvicExit::NoaccelTrap), 4u); // + SVR
+    EXPECT_EQ(vm[0].exits(AvicExit::NoaccelTrap), 4u);  // + SVR
     vm.wr(0, kVersion, 0);
     EXPECT_EQ(vm[0].exits(AvicExit::NoaccelFaultWrite), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_1, 0x100000030ULL);
@@ -130,7 +130,7 @@ TEST(AvicAccess, HypervisorTimerDeliversThroughThePage)
     AvicFixture vm(1);
     vm.enable_all();
     vm.wr(0, kLvtTimer, 0x33);
-    vm.wr(0, kTimerDivide, 0xB); // divide by 1
+    vm.wr(0, kTimerDivide, 0xB);  // divide by 1
     vm.wr(0, kTimerInitial, 100);
     ASSERT_EQ(vm[0].timer_deadline(), 100u);
     ASSERT_TRUE(vm[0].block());
@@ -183,7 +183,7 @@ TEST(AvicAccess, SameRegistersAsEmulated)
     p.wr(kTimerDivide, 0x3);
     p.wr(kTimerInitial, 5000);
     p.wr(kIcrHigh, 0x03000000);
-    p.wr(0x3C0, 1); // reserved: ESR illegal register on both
+    p.wr(0x3C0, 1);  // reserved: ESR illegal register on both
     p.wr(kEsr, 0);
     p.deliver({0x80, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
     p.deliver({0x51, apic::DeliveryMode::Fixed, apic::Trigger::Edge, true, apic::Source::Msi});
@@ -205,5 +205,5 @@ TEST(AvicAccess, SameRegistersAsEmulated)
     EXPECT_EQ(a, e) << apic::describe_difference(a, e);
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

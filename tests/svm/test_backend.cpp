@@ -11,10 +11,10 @@ TEST(AvicBackend, BlockRefusesWhenSomethingIsPosted)
     AvicFixture vm(2);
     vm.enable_all();
     vm[0].enter_guest();
-    vm.ipi(0, 1, 0x42); // target outside the guest: cause 1, no wake needed
+    vm.ipi(0, 1, 0x42);  // target outside the guest: cause 1, no wake needed
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiNotRunning), 1u);
     EXPECT_EQ(vm.notifiers[1].wakes.load() + vm.notifiers[1].kicks.load(), 0);
-    EXPECT_FALSE(vm[1].block()); // HLT with an interrupt pending: do not sleep
+    EXPECT_FALSE(vm[1].block());  // HLT with an interrupt pending: do not sleep
 }
 
 TEST(AvicBackend, HypervisorDeliveryNotifiesByVcpuState)
@@ -46,12 +46,12 @@ TEST(AvicBackend, DisabledApicRefusesPosts)
 {
     AvicFixture vm(1);
     vm.enable_all();
-    vm[0].msr_write(apic::kMsrApicBase, kApicBase | apic::base::kBsp); // EN = 0
-    vm.vm.post_interrupt(0, 0x80);                                     // e.g. a stale IRTE
+    vm[0].msr_write(apic::kMsrApicBase, kApicBase | apic::base::kBsp);  // EN = 0
+    vm.vm.post_interrupt(0, 0x80);                                      // e.g. a stale IRTE
     EXPECT_EQ(vm[0].pending_vector(), std::nullopt);
     EXPECT_FALSE(vm.irr_in_page(0, 0x80));
     EXPECT_EQ(vm.vm.stat(0, AvicStat::Refused), 1u);
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

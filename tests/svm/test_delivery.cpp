@@ -31,15 +31,15 @@ TEST(AvicIpi, ToRunningVcpuTakesNoExit)
     vm.ipi(0, 1, 0x40);
     EXPECT_EQ(vm.all_exits(), 0u);
     EXPECT_TRUE(vm.irr_in_page(1, 0x40));
-    EXPECT_EQ(vm.notifiers[1].kicks.load(), 1); // the doorbell
+    EXPECT_EQ(vm.notifiers[1].kicks.load(), 1);  // the doorbell
     EXPECT_EQ(vm.notifiers[1].wakes.load(), 0);
     EXPECT_EQ(vm.vm.stat(1, AvicStat::Doorbells), 1u);
     EXPECT_EQ(vm.vm.stat(0, AvicStat::IpiAccelerated), 1u);
     EXPECT_EQ(vm[1].pending_vector(), 0x40);
     EXPECT_EQ(vm[1].ack().vector, 0x40);
     EXPECT_FALSE(vm.irr_in_page(1, 0x40));
-    EXPECT_EQ(vm.rd(1, apic::reg::kIsr + 0x20), 1u); // ISR word 2, from the page
-    vm.wr(1, apic::reg::kEoi, 0);                    // edge EOI: accelerated
+    EXPECT_EQ(vm.rd(1, apic::reg::kIsr + 0x20), 1u);  // ISR word 2, from the page
+    vm.wr(1, apic::reg::kEoi, 0);                     // edge EOI: accelerated
     EXPECT_EQ(vm.all_exits(), 0u);
     EXPECT_EQ(vm.rd(1, apic::reg::kIsr + 0x20), 0u);
 }
@@ -50,7 +50,7 @@ TEST(AvicIpi, ToHaltedVcpuTakesOneIncompleteIpi)
     vm.enable_all();
     vm[0].enter_guest();
     ASSERT_TRUE(vm[1].block());
-    const uint64_t target_exits = vm[1].total_exits(); // its HLT
+    const uint64_t target_exits = vm[1].total_exits();  // its HLT
     vm.ipi(0, 1, 0x41);
     EXPECT_EQ(vm.exits(0), 1u);
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiNotRunning), 1u);
@@ -58,11 +58,11 @@ TEST(AvicIpi, ToHaltedVcpuTakesOneIncompleteIpi)
     EXPECT_EQ(c.exit_code, 0x401u);
     EXPECT_EQ(c.exit_info_1, info1(1, 0x41));
     EXPECT_EQ(c.exit_info_2, (1ULL << 32) | 1);
-    EXPECT_TRUE(vm.irr_in_page(1, 0x41)); // delivered before the exit
+    EXPECT_TRUE(vm.irr_in_page(1, 0x41));  // delivered before the exit
     EXPECT_EQ(vm.notifiers[1].wakes.load(), 1);
     EXPECT_EQ(vm.notifiers[1].kicks.load(), 0);
     EXPECT_EQ(vm[1].total_exits(), target_exits);
-    EXPECT_EQ(vm.platform.ipi_count(), 0u); // nothing re-sent by software
+    EXPECT_EQ(vm.platform.ipi_count(), 0u);  // nothing re-sent by software
     vm[1].unblock();
     EXPECT_EQ(vm[1].pending_vector(), 0x41);
 }
@@ -78,7 +78,7 @@ TEST(AvicIpi, Erratum1235EveryCrossVcpuIpiExits)
     EXPECT_EQ(vm.exits(0), 1u);
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiNotRunning), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (1ULL << 32) | 1);
-    EXPECT_EQ(vm.notifiers[1].kicks.load(), 1); // the hypervisor kicks the running target
+    EXPECT_EQ(vm.notifiers[1].kicks.load(), 1);  // the hypervisor kicks the running target
     EXPECT_EQ(vm.vm.schedule(1).kicks(), 1u);
     EXPECT_EQ(vm.vm.stat(1, AvicStat::Doorbells), 0u);
     EXPECT_TRUE(vm.irr_in_page(1, 0x43));
@@ -112,7 +112,7 @@ TEST(AvicIpi, InvalidTargetPhysical)
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidTarget), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_1, info1(7, 0x47));
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (2ULL << 32) | 7);
-    EXPECT_EQ(vm.platform.ipi_count(), 1u); // the hypervisor emulates it: reaches nobody
+    EXPECT_EQ(vm.platform.ipi_count(), 1u);  // the hypervisor emulates it: reaches nobody
     EXPECT_FALSE(vm.irr_in_page(1, 0x47));
 }
 
@@ -175,7 +175,7 @@ TEST(AvicIpi, InvalidInterruptTypeIsEmulated)
     EXPECT_TRUE(vm[1].take_events().nmi);
     vm.ipi(0, 1, kLevelAssert | 0x4A);
     EXPECT_EQ(vm[1].pending_vector(), 0x4A);
-    EXPECT_EQ(vm.rd(1, apic::reg::kTmr + 0x20), 1u << 0xA); // level: TMR set by the hypervisor
+    EXPECT_EQ(vm.rd(1, apic::reg::kTmr + 0x20), 1u << 0xA);  // level: TMR set by the hypervisor
     // A reserved delivery mode sends nothing, still one exit.
     vm.mark();
     vm.ipi(0, 1, (3u << 8) | 0x4B);
@@ -210,7 +210,7 @@ TEST(AvicIpi, OneInvalidLogicalTargetFailsTheWholeIpi)
         vm[i].enter_guest();
     }
     vm.mark();
-    vm.ipi(0, 0x0E, kLogical | 0x51); // bit 3 has no vCPU
+    vm.ipi(0, 0x0E, kLogical | 0x51);  // bit 3 has no vCPU
     EXPECT_EQ(vm.exits(0), 1u);
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidTarget), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (2ULL << 32) | 3);
@@ -229,8 +229,8 @@ TEST(AvicIpi, LogicalCluster)
     for (std::size_t i = 0; i < 3; ++i) {
         vm.wr(i, apic::reg::kDfr, 0x0FFFFFFF);
     }
-    vm.wr(1, kLdr, 0x11000000); // cluster 1, bit 0 -> index 4
-    vm.wr(2, kLdr, 0x12000000); // cluster 1, bit 1 -> index 5
+    vm.wr(1, kLdr, 0x11000000);  // cluster 1, bit 0 -> index 4
+    vm.wr(2, kLdr, 0x12000000);  // cluster 1, bit 1 -> index 5
     EXPECT_EQ(vm.vm.logical_entry(4), 0x80000001u);
     EXPECT_EQ(vm.vm.logical_entry(5), 0x80000002u);
     for (std::size_t i = 0; i < 3; ++i) {
@@ -240,7 +240,7 @@ TEST(AvicIpi, LogicalCluster)
     vm.ipi(0, 0x13, kLogical | 0x52);
     EXPECT_EQ(vm.all_exits(), 0u);
     EXPECT_TRUE(vm.irr_in_page(1, 0x52) && vm.irr_in_page(2, 0x52));
-    vm.ipi(0, 0x14, kLogical | 0x53); // cluster 1 bit 2: no entry
+    vm.ipi(0, 0x14, kLogical | 0x53);  // cluster 1 bit 2: no entry
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (2ULL << 32) | 6);
 }
 
@@ -251,12 +251,12 @@ TEST(AvicIpi, BroadcastSkipsInvalidEntries)
     for (std::size_t i = 0; i < 3; ++i) {
         vm[i].enter_guest();
     }
-    vm.vm.poke_physical_entry(2, 0); // a vCPU without a valid entry (a hypervisor bug)
+    vm.vm.poke_physical_entry(2, 0);  // a vCPU without a valid entry (a hypervisor bug)
     vm.ipi(0, 0, kAllExcl | 0x54);
-    EXPECT_EQ(vm.all_exits(), 0u); // silently skipped: the documented hardware behaviour
+    EXPECT_EQ(vm.all_exits(), 0u);  // silently skipped: the documented hardware behaviour
     EXPECT_TRUE(vm.irr_in_page(1, 0x54));
     EXPECT_FALSE(vm.irr_in_page(2, 0x54));
-    vm.ipi(0, 0xFF, 0x55); // physical broadcast includes the sender
+    vm.ipi(0, 0xFF, 0x55);  // physical broadcast includes the sender
     EXPECT_EQ(vm.all_exits(), 0u);
     EXPECT_TRUE(vm.irr_in_page(0, 0x55) && vm.irr_in_page(1, 0x55));
     vm.ipi(0, 0, kAllIncl | 0x56);
@@ -275,7 +275,7 @@ TEST(AvicIpi, BroadcastToHaltedVcpusTakesOneExit)
     vm.mark();
     vm.ipi(0, 0, kAllExcl | 0x57);
     EXPECT_EQ(vm.exits(0), 1u);
-    EXPECT_EQ(vm[0].vmcb().exit_info_2, (1ULL << 32) | 1); // the first target not running
+    EXPECT_EQ(vm[0].vmcb().exit_info_2, (1ULL << 32) | 1);  // the first target not running
     for (std::size_t i = 1; i < 4; ++i) {
         EXPECT_TRUE(vm.irr_in_page(i, 0x57));
         EXPECT_EQ(vm.notifiers[i].wakes.load(), 1);
@@ -291,7 +291,7 @@ TEST(AvicIpi, SelfIpiAndSoftwareDisabledTarget)
     vm.ipi(0, 0, kSelf | 0x60);
     EXPECT_EQ(vm.all_exits(), 0u);
     EXPECT_EQ(vm.vm.stat(0, AvicStat::IpiSelf), 1u);
-    EXPECT_EQ(vm.notifiers[0].kicks.load(), 0); // the sender sees its own IRR
+    EXPECT_EQ(vm.notifiers[0].kicks.load(), 0);  // the sender sees its own IRR
     // A software-disabled target refuses the vector when it folds the page (as the emulated
     // backend refuses it at delivery): the bit does not stay.
     vm.wr(1, apic::reg::kSvr, 0xFF);
@@ -337,20 +337,19 @@ TEST(AvicIpi, X2apicWithoutX2avicIsIntercepted)
     vm[1].enter_guest();
     vm.mark();
     vm[0].msr_write(0x830, (1ULL << 32) | 0x66);
-    EXPECT_EQ(vm[0].exits(AvicExit::Msr), 2u); // + the IA32_APIC_BASE write
+    EXPECT_EQ(vm[0].exits(AvicExit::Msr), 2u);  // + the IA32_APIC_BASE write
     EXPECT_EQ(vm.exits(0), 1u);
     EXPECT_EQ(vm.platform.ipi_count(), 1u);
-    EXPECT_EQ(vm[1].pending_vector(), 0x66); // posted by the hypervisor, doorbell
+    EXPECT_EQ(vm[1].pending_vector(), 0x66);  // posted by the hypervisor, doorbell
     EXPECT_EQ(vm.notifiers[1].kicks.load(), 1);
 }
-
 
 TEST(AvicIpi, OwnPhysicalIdInErratumModeTakesNoExit)
 {
     AvicFixture vm(2, AvicOptions{false, true});
     vm.enable_all();
     vm[0].enter_guest();
-    vm.ipi(0, 0, 0x70); // physical destination = own ID: through the table, but self
+    vm.ipi(0, 0, 0x70);  // physical destination = own ID: through the table, but self
     EXPECT_EQ(vm.exits(0), 0u);
     EXPECT_EQ(vm[0].pending_vector(), 0x70);
 }
@@ -374,10 +373,10 @@ TEST(AvicIpi, X2avicLogicalClusterBeyondTheTable)
     vm.enable_all();
     vm.to_x2apic(0);
     vm.to_x2apic(1);
-    vm[0].msr_write(0x830, (0x00200001ULL << 32) | kLogical | 0x72); // cluster 0x20 -> ID 0x200
+    vm[0].msr_write(0x830, (0x00200001ULL << 32) | kLogical | 0x72);  // cluster 0x20 -> ID 0x200
     EXPECT_EQ(vm[0].exits(AvicExit::IncompleteIpiInvalidTarget), 1u);
     EXPECT_EQ(vm[0].vmcb().exit_info_2, (2ULL << 32) | (0x200 & 0x1FF));
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

@@ -24,7 +24,7 @@ struct Twin {
             cfg.bsp = i == 0;
             emu.push_back(std::make_unique<apic::EmulatedApic>(i, cfg, clock, pe, ne[i]));
             pe.backends.push_back(emu.back().get());
-            (*av)[i].enter_guest(); // running vCPUs: IPIs take the doorbell path
+            (*av)[i].enter_guest();  // running vCPUs: IPIs take the doorbell path
         }
     }
     AvicBackend& A(std::size_t i) { return (*av)[i]; }
@@ -103,7 +103,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             std::printf("step %d vcpu %zu op %u\n", step, i, op);
         }
         switch (op) {
-        case 0: { // device interrupt, edge (vectors 0x40+) or level (0x20-0x3F)
+        case 0: {  // device interrupt, edge (vectors 0x40+) or level (0x20-0x3F)
             const bool level = pick(4) == 0;
             const auto v = static_cast<uint8_t>(level ? 0x20 + pick(0x20) : 0x40 + pick(0xC0));
             const apic::Interrupt irq{v, apic::DeliveryMode::Fixed,
@@ -116,7 +116,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             break;
         }
         case 1:
-        case 2: { // the CPU takes an interrupt
+        case 2: {  // the CPU takes an interrupt
             const auto pa = t.A(i).pending_vector();
             if (std::getenv("AVIC_TRACE")) {
                 std::printf("  pending %x\n", pa.value_or(0));
@@ -137,7 +137,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
         case 4:
             wr(i, kTpr, pick(0x100) & 0xF0);
             break;
-        case 5: { // IPI: fixed to a physical ID, logical bitmap, self or broadcast
+        case 5: {  // IPI: fixed to a physical ID, logical bitmap, self or broadcast
             const uint8_t v = static_cast<uint8_t>(0x40 + pick(0xC0));
             const uint32_t kind = pick(5);
             const uint32_t dest = kind == 1 ? (1u << pick(kN)) | (1u << pick(kN)) : pick(kN);
@@ -147,7 +147,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             }
             low |= kind == 1 ? 0x800u : 0;
             low |= kind == 2 ? (1u << 18) : kind == 3 ? (3u << 18) : 0;
-            low |= kind == 4 ? (1u << 8) : 0; // lowest priority (software path)
+            low |= kind == 4 ? (1u << 8) : 0;  // lowest priority (software path)
             t.both(i, [&](apic::ApicBackend& b) {
                 if (x2) {
                     b.msr_write(0x830, (static_cast<uint64_t>(dest) << 32) | low);
@@ -158,7 +158,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             });
             break;
         }
-        case 6: { // register reads
+        case 6: {  // register reads
             const uint32_t off = pick(0x40) * 0x10;
             const auto a =
                 x2 ? t.A(i).msr_read(apic::x2apic_msr(off)) : t.A(i).mmio_read(kApicBase + off, 4);
@@ -168,7 +168,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             ASSERT_EQ(a.value, e.value) << std::hex << off << " step " << std::dec << step;
             break;
         }
-        case 7: // timers
+        case 7:  // timers
             wr(i, kLvtTimer, (pick(2) << 17) | (0x40 + pick(0xC0)) | (pick(4) == 0 ? 1u << 16 : 0));
             wr(i, kTimerDivide, pick(16) & 0xB);
             wr(i, kTimerInitial, 1 + pick(5000));
@@ -180,11 +180,11 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
             }
             break;
         }
-        case 9: // SVR enable/disable, ESR
+        case 9:  // SVR enable/disable, ESR
             wr(i, kSvr, pick(8) == 0 ? 0xFF : 0x1FF);
             wr(i, kEsr, 0);
             break;
-        case 10: // cluster/flat switch for everybody (xAPIC only)
+        case 10:  // cluster/flat switch for everybody (xAPIC only)
             if (!x2 && pick(20) == 0) {
                 cluster = !cluster;
                 for (std::size_t j = 0; j < kN; ++j) {
@@ -192,7 +192,7 @@ void run_seed(const AvicOptions& opt, uint32_t seed)
                 }
             }
             break;
-        case 11: // everybody to x2APIC once
+        case 11:  // everybody to x2APIC once
             if (!x2 && pick(400) == 0) {
                 for (std::size_t j = 0; j < kN; ++j) {
                     t.both(j, [&](apic::ApicBackend& b) {
@@ -247,5 +247,5 @@ INSTANTIATE_TEST_SUITE_P(Modes, AvicEquivalence,
                                     (p.param.erratum_1235 ? "_erratum_1235" : "");
                          });
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

@@ -41,8 +41,8 @@ TEST(AvicHostile, RandomAccessesKeepTheStateValid)
                     const uint64_t modes[] = {0, apic::base::kEnable,
                                               apic::base::kEnable | apic::base::kExtd};
                     if (rng() % 16 == 0) {
-                        a.msr_write(apic::kMsrApicBase, apic::base::kDefaultAddr |
-                                                            apic::base::kBsp | modes[rng() % 3]);
+                        a.msr_write(apic::kMsrApicBase,
+                                    apic::base::kDefaultAddr | apic::base::kBsp | modes[rng() % 3]);
                     }
                     a.msr_write(0x80F, 0x1FF);
                     a.mmio_write(kApicBase + apic::reg::kSvr, 4, 0x1FF);
@@ -54,7 +54,7 @@ TEST(AvicHostile, RandomAccessesKeepTheStateValid)
                     irq.trigger = rng() % 2 ? apic::Trigger::Level : apic::Trigger::Edge;
                     irq.source = apic::Source::Msi;
                     a.deliver(irq);
-                    vm.vm.post_interrupt(0, static_cast<uint8_t>(rng())); // IOMMU GA: any vector
+                    vm.vm.post_interrupt(0, static_cast<uint8_t>(rng()));  // IOMMU GA: any vector
                     break;
                 }
                 case 6:
@@ -87,5 +87,5 @@ TEST(AvicHostile, RandomAccessesKeepTheStateValid)
     }
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

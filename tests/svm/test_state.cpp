@@ -20,7 +20,7 @@ apic::ApicState busy_state(AvicFixture& vm)
     vm.vm.post_interrupt(1, 0x92);
     vm[1].deliver(
         {0x73, apic::DeliveryMode::Fixed, apic::Trigger::Level, true, apic::Source::IoApic});
-    EXPECT_EQ(vm[1].ack().vector, 0x92); // ISR 0x92; IRR 0x61, 0x73
+    EXPECT_EQ(vm[1].ack().vector, 0x92);  // ISR 0x92; IRR 0x61, 0x73
     vm.clock.ns = 5000;
     return vm[1].flatten();
 }
@@ -35,7 +35,7 @@ TEST(AvicState, FlattenReadsThePage)
     EXPECT_TRUE(apic::test_vector(s.isr, 0x92));
     EXPECT_EQ(s.ldr, 0x08000000u);
     EXPECT_EQ(s.timer_initial, 100000u);
-    EXPECT_EQ(s.timer_remaining, 100000u - 1250u); // TDCR 0x1: divide by 4; 5000 ns
+    EXPECT_EQ(s.timer_remaining, 100000u - 1250u);  // TDCR 0x1: divide by 4; 5000 ns
     EXPECT_EQ(apic::validate(s), std::nullopt);
 }
 
@@ -53,7 +53,7 @@ TEST(AvicState, AvicToEmulatedAndBack)
     EXPECT_EQ(emu.flatten(), s) << apic::describe_difference(emu.flatten(), s);
 
     // Later: the guest continues on emulated, then moves to a fresh avic VM.
-    emu.mmio_write(kApicBase + kEoi, 4, 0); // EOI of 0x92
+    emu.mmio_write(kApicBase + kEoi, 4, 0);  // EOI of 0x92
     vm.clock.ns = 9000;
     const apic::ApicState s2 = emu.flatten();
     AvicFixture other(2);
@@ -78,7 +78,7 @@ TEST(AvicState, RestoreMovesTheTableEntries)
     EXPECT_FALSE(vm.vm.physical_entry(1).valid);
     EXPECT_EQ(vm.vm.physical_entry(9), (PhysicalEntry{1, kBackingFrameBase + 1, false, true}));
     EXPECT_EQ(vm.vm.logical_entry(6), 0x80000009u);
-    EXPECT_EQ(vm.rd(1, kId), 9u << 24); // the page holds the restored ID
+    EXPECT_EQ(vm.rd(1, kId), 9u << 24);  // the page holds the restored ID
 }
 
 TEST(AvicState, InvalidRestoreChangesNothing)
@@ -86,7 +86,7 @@ TEST(AvicState, InvalidRestoreChangesNothing)
     AvicFixture vm(2);
     const apic::ApicState before = busy_state(vm);
     apic::ApicState bad = before;
-    bad.irr[0] = 0x4; // vector 2
+    bad.irr[0] = 0x4;  // vector 2
     bad.id = 7;
     const auto err = vm[1].restore(bad);
     ASSERT_TRUE(err.has_value());
@@ -117,8 +117,8 @@ TEST(AvicState, EmulatedToX2avic)
     EXPECT_EQ(avic->flatten(), s);
     EXPECT_TRUE(vm.physical_entry(0x105).valid);
     EXPECT_TRUE(vm.backing_page(0).test_irr(0x55));
-    EXPECT_EQ(vm.backing_page(0).load(kId), 0x105u); // x2APIC: the full ID in the page
+    EXPECT_EQ(vm.backing_page(0).load(kId), 0x105u);  // x2APIC: the full ID in the page
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

@@ -68,7 +68,7 @@ constexpr uint8_t kTimerVector = 0xE0;
 
 uint8_t vector_of(std::size_t source)
 {
-    return static_cast<uint8_t>(0x40 + 0x10 * source); // one priority class per source
+    return static_cast<uint8_t>(0x40 + 0x10 * source);  // one priority class per source
 }
 
 struct Stress {
@@ -80,7 +80,7 @@ struct Stress {
             cfg.bsp = i == 0;
             backends.push_back(vm.make_backend(i, cfg, clock, platform, notifiers[i]));
             platform.backends.push_back(backends.back().get());
-            if (opt.x2avic) { // the guest runs in x2APIC mode: MSR accesses
+            if (opt.x2avic) {  // the guest runs in x2APIC mode: MSR accesses
                 backends.back()->msr_write(apic::kMsrApicBase, kApicBase | apic::base::kEnable |
                                                                    apic::base::kExtd |
                                                                    (i == 0 ? apic::base::kBsp : 0));
@@ -150,7 +150,7 @@ struct Stress {
                     handled[s][me].fetch_add(1);
                     inflight(s, me).store(false);
                     if (s >= kDevices) {
-                        notifiers[s - kDevices].post(); // the sender may send its next one
+                        notifiers[s - kDevices].post();  // the sender may send its next one
                     }
                     eoi(b);
                 }
@@ -300,5 +300,5 @@ INSTANTIATE_TEST_SUITE_P(Modes, AvicStress,
                                     (p.param.erratum_1235 ? "_erratum_1235" : "");
                          });
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

@@ -45,14 +45,14 @@ TEST(AvicStructures, LogicalIndexFlatAndCluster)
         {0x01000000, 0xFFFFFFFF, 0},
         {0x80000000, 0xFFFFFFFF, 7},
         {0x00000000, 0xFFFFFFFF, std::nullopt},
-        {0x06000000, 0xFFFFFFFF, 1}, // several bits: the lowest (Linux uses ffs)
+        {0x06000000, 0xFFFFFFFF, 1},  // several bits: the lowest (Linux uses ffs)
         {0x01000000, 0x0FFFFFFF, 0},
         {0x12000000, 0x0FFFFFFF, 5},
         {0xE8000000, 0x0FFFFFFF, 59},
-        {0xF1000000, 0x0FFFFFFF, std::nullopt}, // cluster 0xF
-        {0x13000000, 0x0FFFFFFF, std::nullopt}, // two bits
-        {0x10000000, 0x0FFFFFFF, std::nullopt}, // no bit
-        {0x01000000, 0x5FFFFFFF, std::nullopt}, // bad model
+        {0xF1000000, 0x0FFFFFFF, std::nullopt},  // cluster 0xF
+        {0x13000000, 0x0FFFFFFF, std::nullopt},  // two bits
+        {0x10000000, 0x0FFFFFFF, std::nullopt},  // no bit
+        {0x01000000, 0x5FFFFFFF, std::nullopt},  // bad model
     };
     for (const auto& c : cases) {
         EXPECT_EQ(logical_index_of(c.ldr, c.dfr), c.index) << std::hex << c.ldr << " " << c.dfr;
@@ -65,9 +65,9 @@ TEST(AvicStructures, PostToBackingPage)
     auto page = std::make_unique<BackingPage>();
     EXPECT_EQ(reinterpret_cast<uintptr_t>(page.get()) % 4096, 0u);
     EXPECT_TRUE(post_to_backing_page(*page, 0x41));
-    EXPECT_FALSE(post_to_backing_page(*page, 0x41)); // coalesced
-    EXPECT_FALSE(post_to_backing_page(*page, 15));   // illegal vector: not posted
-    EXPECT_EQ(page->load(0x220), 0x2u);              // IRR word 2, bit 1
+    EXPECT_FALSE(post_to_backing_page(*page, 0x41));  // coalesced
+    EXPECT_FALSE(post_to_backing_page(*page, 15));    // illegal vector: not posted
+    EXPECT_EQ(page->load(0x220), 0x2u);               // IRR word 2, bit 1
     EXPECT_TRUE(page->test_irr(0x41));
     page->clear_irr(0x41);
     EXPECT_FALSE(page->test_irr(0x41));
@@ -87,7 +87,7 @@ TEST(AvicStructures, VmcbImage)
     EXPECT_EQ(x2[0].vmcb().avic_physical_id & kPhysMaxIndexMask, 0x1FFu);
     x2.to_x2apic(0);
     EXPECT_NE(x2[0].vmcb().int_ctl & int_ctl::kX2apicMode, 0u);
-    EXPECT_EQ(x2[0].vmcb().clean & kCleanAvic, 0u); // the AVIC fields changed
+    EXPECT_EQ(x2[0].vmcb().clean & kCleanAvic, 0u);  // the AVIC fields changed
     x2[0].enter_guest();
     EXPECT_EQ(x2[0].vmcb().clean & kCleanAvic, kCleanAvic);
 }
@@ -100,7 +100,7 @@ TEST(AvicStructures, InitialPhysicalTable)
     }
     EXPECT_FALSE(vm.vm.physical_entry(3).valid);
     for (uint32_t i = 0; i < logical::kEntries; ++i) {
-        EXPECT_EQ(vm.vm.logical_entry(i), 0u) << i; // LDR 0 names no logical slot
+        EXPECT_EQ(vm.vm.logical_entry(i), 0u) << i;  // LDR 0 names no logical slot
     }
 }
 
@@ -130,16 +130,16 @@ TEST(AvicStructures, Erratum1235NeverSetsIsRunning)
     vm[1].enter_guest();
     EXPECT_FALSE(vm.vm.physical_entry(1).is_running);
     EXPECT_TRUE(vm.vm.physical_entry(1).valid);
-    EXPECT_TRUE(vm.vm.in_guest(1)); // what an IOMMU IRTE's IsRun follows
+    EXPECT_TRUE(vm.vm.in_guest(1));  // what an IOMMU IRTE's IsRun follows
 }
 
 TEST(AvicStructures, LdrWriteMovesLogicalEntry)
 {
     AvicFixture vm(3);
     vm.enable_all();
-    vm.wr(1, kLdr, 0x02000000);                        // flat, bit 1
-    EXPECT_EQ(vm.exits(1), 1u);                        // AVIC_NOACCEL trap
-    EXPECT_EQ(vm[1].exits(AvicExit::NoaccelTrap), 2u); // + the SVR write of enable_all
+    vm.wr(1, kLdr, 0x02000000);                         // flat, bit 1
+    EXPECT_EQ(vm.exits(1), 1u);                         // AVIC_NOACCEL trap
+    EXPECT_EQ(vm[1].exits(AvicExit::NoaccelTrap), 2u);  // + the SVR write of enable_all
     EXPECT_EQ(vm[1].vmcb().exit_code, 0x402u);
     EXPECT_EQ(vm[1].vmcb().exit_info_1, 0x1000000D0ULL);
     EXPECT_EQ(vm.vm.logical_entry(1), 0x80000001u);
@@ -154,13 +154,13 @@ TEST(AvicStructures, DfrWriteSwitchesToClusterIndex)
 {
     AvicFixture vm(3);
     vm.enable_all();
-    vm.wr(2, kLdr, 0x21000000); // flat: bit 0 and bit 5 -> lowest, index 0
+    vm.wr(2, kLdr, 0x21000000);  // flat: bit 0 and bit 5 -> lowest, index 0
     EXPECT_EQ(vm.vm.logical_entry(0), 0x80000002u);
-    vm.wr(2, kDfr, 0x0FFFFFFF); // cluster 2, bit 0 -> index 8
+    vm.wr(2, kDfr, 0x0FFFFFFF);  // cluster 2, bit 0 -> index 8
     EXPECT_EQ(vm.exits(2), 2u);
     EXPECT_EQ(vm.vm.logical_entry(0), 0u);
     EXPECT_EQ(vm.vm.logical_entry(8), 0x80000002u);
-    vm.wr(2, kDfr, 0x5FFFFFFF); // undefined model: no entry
+    vm.wr(2, kDfr, 0x5FFFFFFF);  // undefined model: no entry
     EXPECT_EQ(vm.vm.logical_entry(8), 0u);
 }
 
@@ -186,7 +186,7 @@ TEST(AvicStructures, IdWriteMovesPhysicalEntry)
 TEST(AvicStructures, DisabledApicHasNoEntry)
 {
     AvicFixture vm(2);
-    vm[1].msr_write(apic::kMsrApicBase, kApicBase); // EN = 0
+    vm[1].msr_write(apic::kMsrApicBase, kApicBase);  // EN = 0
     EXPECT_FALSE(vm.vm.physical_entry(1).valid);
     EXPECT_EQ(vm[1].exits(AvicExit::Msr), 1u);
     vm[1].msr_write(apic::kMsrApicBase, kApicBase | apic::base::kEnable);
@@ -219,8 +219,8 @@ TEST(AvicStructures, X2avicIdsUpTo0x1FF)
     }
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test
 
 namespace hv::svm::test {
 namespace {
@@ -250,8 +250,8 @@ TEST(AvicStructures, IommuFacingHooks)
     EXPECT_FALSE(vm.vm.vcpu_at_frame(AvicVm::backing_frame(2)).has_value());
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test
 
 namespace hv::svm::test {
 namespace {
@@ -267,5 +267,5 @@ TEST(AvicStructures, SetupErrorsNameTheProblem)
     EXPECT_THROW(vm.make_backend(1, apic::LocalApicConfig{}, c, p, n), std::out_of_range);
 }
 
-} // namespace
-} // namespace hv::svm::test
+}  // namespace
+}  // namespace hv::svm::test

@@ -137,4 +137,4 @@ inline std::vector<ApicvOptions> all_option_sets()
     return out;
 }
 
-} // namespace hv::vmx::test
+}  // namespace hv::vmx::test

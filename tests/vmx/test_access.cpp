@@ -37,9 +37,9 @@ TEST(Exits, X2apicSelfIpiAndEoiTakeNoExitWithVid)
     ApicvBackend& a = vm.b(0);
     a.enter_guest();
     const Exits before = exits(a);
-    EXPECT_TRUE(a.msr_write(0x83F, 0x40).is_ok()); // SELF_IPI
+    EXPECT_TRUE(a.msr_write(0x83F, 0x40).is_ok());  // SELF_IPI
     EXPECT_EQ(take(a), 0x40);
-    EXPECT_TRUE(a.msr_write(0x80B, 0).is_ok()); // EOI
+    EXPECT_TRUE(a.msr_write(0x80B, 0).is_ok());  // EOI
     EXPECT_EQ(exits(a) - before, Exits{});
     EXPECT_EQ(stat(a, "self_ipi_virtualized"), 1u);
     EXPECT_EQ(stat(a, "eoi_virtualized"), 1u);
@@ -53,7 +53,7 @@ TEST(Exits, XapicSelfIpiThroughIcrTakesNoExitWithVid)
     enable(vm.b(0), false);
     ApicvBackend& a = vm.b(0);
     const Exits before = exits(a);
-    a.mmio_write(kBase + reg::kIcrLow, 4, (1u << 18) | 0x41); // shorthand self, fixed
+    a.mmio_write(kBase + reg::kIcrLow, 4, (1u << 18) | 0x41);  // shorthand self, fixed
     EXPECT_EQ(take(a), 0x41);
     a.mmio_write(kBase + reg::kEoi, 4, 0);
     EXPECT_EQ(exits(a) - before, Exits{});
@@ -109,7 +109,7 @@ TEST(Exits, X2apicIpiToRunningVcpu)
         const Exits s0 = exits(vm.b(0));
         vm.b(0).msr_write(0x830, (1ULL << 32) | 0x61);
         Exits want;
-        want.wrmsr = ipiv ? 0 : 1; // without IPIv the ICR MSR is intercepted
+        want.wrmsr = ipiv ? 0 : 1;  // without IPIv the ICR MSR is intercepted
         EXPECT_EQ(exits(vm.b(0)) - s0, want);
         EXPECT_EQ(vm.b(1).pending_vector(), 0x61);
         EXPECT_EQ(vm.b(0).msr_read(0x830).value, (1ULL << 32) | 0x61);
@@ -166,7 +166,7 @@ TEST(Exits, X2apicSelfIpiWithAnIllegalVectorExitsAndSetsEsr)
     const Exits before = exits(a);
     EXPECT_TRUE(a.msr_write(0x83F, 0x0E).is_ok());
     EXPECT_EQ((exits(a) - before).write, 1u);
-    EXPECT_TRUE(a.msr_write(0x83F, 0x100).is_gp()); // reserved bits: #GP without an exit
+    EXPECT_TRUE(a.msr_write(0x83F, 0x100).is_gp());  // reserved bits: #GP without an exit
     EXPECT_EQ((exits(a) - before).total(), 1u);
     a.msr_write(0x828, 0);
     EXPECT_EQ(a.msr_read(0x828).value,
@@ -221,7 +221,7 @@ TEST(Exits, IpivFallsBackToAnExitForWhatItCannotComplete)
 TEST(Exits, IpivDoesNotPostToASoftwareDisabledApic)
 {
     TestVm vm(2, opts(true));
-    enable(vm.b(0), false); // vCPU 1 keeps SVR = 0xFF: software-disabled
+    enable(vm.b(0), false);  // vCPU 1 keeps SVR = 0xFF: software-disabled
     const Exits s0 = exits(vm.b(0));
     vm.b(0).mmio_write(kBase + reg::kIcrHigh, 4, 1u << 24);
     vm.b(0).mmio_write(kBase + reg::kIcrLow, 4, 0x4000u | 0x60);
@@ -268,7 +268,7 @@ TEST(Exits, DirectedEoiExitsButIsNotBroadcast)
     TestVm vm(1, opts(false));
     enable(vm.b(0), true);
     ApicvBackend& a = vm.b(0);
-    a.msr_write(0x80F, 0x11FF); // SVR[12]: suppress EOI broadcast
+    a.msr_write(0x80F, 0x11FF);  // SVR[12]: suppress EOI broadcast
     a.deliver(fixed(0x70, apic::Trigger::Level, apic::Source::IoApic));
     EXPECT_EQ(take(a), 0x70);
     const Exits before = exits(a);
@@ -369,13 +369,13 @@ TEST(Exits, TprBelowThresholdWithoutVid)
     ApicvBackend& a = vm.b(0);
     a.mmio_write(kBase + reg::kTpr, 4, 0x80);
     a.deliver(fixed(0x50));
-    a.enter_guest(); // masked: threshold = class 5
+    a.enter_guest();  // masked: threshold = class 5
     EXPECT_EQ(a.pending_vector(), std::nullopt);
     EXPECT_EQ(a.vmcs().tpr_threshold.value, 5u);
     const Exits before = exits(a);
-    a.mmio_write(kBase + reg::kTpr, 4, 0x60); // still >= threshold: no exit
+    a.mmio_write(kBase + reg::kTpr, 4, 0x60);  // still >= threshold: no exit
     EXPECT_EQ(exits(a) - before, Exits{});
-    a.mmio_write(kBase + reg::kTpr, 4, 0x40); // below: exit 43
+    a.mmio_write(kBase + reg::kTpr, 4, 0x40);  // below: exit 43
     Exits want;
     want.tpr = 1;
     EXPECT_EQ(exits(a) - before, want);
@@ -411,5 +411,5 @@ TEST(Exits, ZeroExitPerPostedDeviceInterrupt)
     }
 }
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test

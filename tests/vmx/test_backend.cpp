@@ -30,21 +30,21 @@ TEST_P(Backend, VirtualInterruptDeliveryOrderAndNesting)
     EXPECT_EQ(a().ack().vector, 0x93);
     EXPECT_EQ(a().vmcs().gis().svi(), 0x93);
     EXPECT_EQ(a().page().vppr(), 0x90);
-    EXPECT_EQ(a().pending_vector(), std::nullopt); // 0x58 is below the in-service class
+    EXPECT_EQ(a().pending_vector(), std::nullopt);  // 0x58 is below the in-service class
     a().msr_write(0x80B, 0);
     EXPECT_EQ(a().ack().vector, 0x58);
-    EXPECT_EQ(a().pending_vector(), std::nullopt); // 0x52: same class as 0x58 in service
+    EXPECT_EQ(a().pending_vector(), std::nullopt);  // 0x52: same class as 0x58 in service
     a().msr_write(0x80B, 0);
     EXPECT_EQ(a().ack().vector, 0x52);
     a().msr_write(0x80B, 0);
-    a().msr_write(0x808, 0x40); // TPR masks 0x31
+    a().msr_write(0x808, 0x40);  // TPR masks 0x31
     EXPECT_EQ(a().pending_vector(), std::nullopt);
     const apic::AckResult s = a().ack();
     EXPECT_TRUE(s.spurious);
     EXPECT_EQ(s.vector, 0xFF);
     a().msr_write(0x808, 0x20);
     EXPECT_EQ(a().ack().vector, 0x31);
-    EXPECT_EQ(a().msr_read(0x80A).value, 0x30u); // PPR
+    EXPECT_EQ(a().msr_read(0x80A).value, 0x30u);  // PPR
 }
 
 // SDM Vol3 30.2.2 "Virtual-Interrupt Delivery" and 30.1.4 "EOI Virtualization", step by step:
@@ -57,11 +57,11 @@ TEST(VirtualInterruptDelivery, PseudoCodeTable)
     for (uint8_t v : {0x31, 0x52, 0x93}) {
         a.deliver(fixed(v));
     }
-    a.enter_guest(); // PIR -> VIRR, RVI = 0x93
+    a.enter_guest();  // PIR -> VIRR, RVI = 0x93
     struct Step {
         const char* op;
         uint8_t rvi, svi, vppr;
-        uint32_t visr_hi, virr_mid; // VISR[4] (0x80-0x9F), VIRR[2] (0x40-0x5F)
+        uint32_t visr_hi, virr_mid;  // VISR[4] (0x80-0x9F), VIRR[2] (0x40-0x5F)
     };
     const Step steps[] = {
         {"entry", 0x93, 0x00, 0x00, 0x0, 1u << 18},
@@ -99,7 +99,7 @@ TEST(VirtualInterruptDelivery, PseudoCodeTable)
 
 TEST_P(Backend, RefusesWhileSoftwareDisabled)
 {
-    a().deliver(fixed(0x40)); // SVR = 0xFF after reset
+    a().deliver(fixed(0x40));  // SVR = 0xFF after reset
     EXPECT_EQ(a().pending_vector(), std::nullopt);
     EXPECT_EQ(stat(a(), "irq_refused"), 1u);
     EXPECT_EQ(stat(a(), "posted"), 0u);
@@ -144,7 +144,7 @@ TEST_P(Backend, InitDiscardsPendingAndPostedVectors)
     const apic::ApicState s = a().flatten();
     EXPECT_EQ(s.irr, apic::VectorWords{});
     EXPECT_EQ(a().vmcs().gis().raw, 0u);
-    EXPECT_EQ(a().run_state(), apic::RunState::Running); // the BSP restarts
+    EXPECT_EQ(a().run_state(), apic::RunState::Running);  // the BSP restarts
     EXPECT_EQ(vm.b(1).run_state(), apic::RunState::WaitForSipi);
     apic::Interrupt sipi;
     sipi.mode = apic::DeliveryMode::StartUp;
@@ -167,14 +167,14 @@ TEST_P(Backend, DestInfoPprFollowsThePage)
 TEST_P(Backend, TimerFiresThroughTheHypervisor)
 {
     enable(a(), false);
-    a().mmio_write(kBase + reg::kTimerDivide, 4, 0xB); // divide by 1
+    a().mmio_write(kBase + reg::kTimerDivide, 4, 0xB);  // divide by 1
     a().mmio_write(kBase + reg::kLvtTimer, 4, 0x61);
     a().mmio_write(kBase + reg::kTimerInitial, 4, 1000);
     EXPECT_EQ(a().timer_deadline(), 1000u);
     vm.clock.ns = 400;
     const Exits before = exits(a());
     EXPECT_EQ(a().mmio_read(kBase + reg::kTimerCurrent, 4).value, 600u);
-    EXPECT_EQ((exits(a()) - before).access, 1u); // TMCCT is never virtualized
+    EXPECT_EQ((exits(a()) - before).access, 1u);  // TMCCT is never virtualized
     a().enter_guest();
     vm.clock.ns = 1000;
     a().timer_fired();
@@ -193,7 +193,7 @@ TEST_P(Backend, X2apicSwitchKeepsTheIcrInOneRegister)
     a().msr_write(apic::kMsrApicBase, b | apic::base::kExtd);
     EXPECT_EQ(a().msr_read(0x830).value, 0x0100000000004033ULL);
     EXPECT_EQ(a().msr_read(0x802).value, 0u);
-    EXPECT_EQ(a().msr_read(0x80D).value, 1u); // derived LDR
+    EXPECT_EQ(a().msr_read(0x80D).value, 1u);  // derived LDR
     EXPECT_EQ(a().mmio_read(kBase + reg::kId, 4).status, apic::AccessStatus::NotMine);
 }
 
@@ -219,7 +219,7 @@ TEST_P(Backend, LevelTriggeredVectorTakesTheSlowPathAndSetsTmr)
     enable(a(), true);
     a().deliver(fixed(0x70, apic::Trigger::Level, apic::Source::IoApic));
     EXPECT_EQ(a().msr_read(0x818 + (0x70 >> 5)).value, 1u << (0x70 & 31));
-    a().deliver(fixed(0x70)); // the same vector edge-triggered clears TMR again
+    a().deliver(fixed(0x70));  // the same vector edge-triggered clears TMR again
     EXPECT_EQ(a().msr_read(0x818 + (0x70 >> 5)).value, 0u);
     EXPECT_FALSE(a().vmcs().eoi_exit_bit(0x70));
     EXPECT_EQ(stat(a(), "irq_ioapic"), 1u);
@@ -238,5 +238,5 @@ std::string name(const ::testing::TestParamInfo<ApicvOptions>& i)
 
 INSTANTIATE_TEST_SUITE_P(AllOptions, Backend, ::testing::ValuesIn(all_option_sets()), name);
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test

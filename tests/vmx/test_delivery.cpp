@@ -14,15 +14,15 @@ namespace {
 TEST(Post, RuleTable)
 {
     struct Case {
-        bool sn, on, pir; // before
+        bool sn, on, pir;  // before
         bool notify, coalesced, on_after;
     };
     const Case cases[] = {
-        {false, false, false, true, false, true}, // the one post that notifies
-        {false, false, true, true, true, true},   // PIR already set, ON clear: still notifies
-        {false, true, false, false, false, true}, // ON set: covered by the earlier notification
+        {false, false, false, true, false, true},  // the one post that notifies
+        {false, false, true, true, true, true},    // PIR already set, ON clear: still notifies
+        {false, true, false, false, false, true},  // ON set: covered by the earlier notification
         {false, true, true, false, true, true},
-        {true, false, false, false, false, false}, // SN: PIR only
+        {true, false, false, false, false, false},  // SN: PIR only
         {true, true, false, false, false, true},
     };
     for (const Case& c : cases) {
@@ -38,7 +38,7 @@ TEST(Post, RuleTable)
         EXPECT_EQ(r.notify, c.notify);
         EXPECT_EQ(r.coalesced, c.coalesced);
         EXPECT_EQ(d.on(), c.on_after);
-        EXPECT_EQ(r.suppressed, c.sn); // SN is looked at first
+        EXPECT_EQ(r.suppressed, c.sn);  // SN is looked at first
         EXPECT_EQ(d.pir[0].load(), 1ULL << 0x30);
         if (r.notify) {
             EXPECT_EQ(r.nv, 0xF2);
@@ -107,7 +107,7 @@ TEST_F(PostStates, InGuestNotifies)
     EXPECT_EQ(n().kick_count(), 1u);
     EXPECT_EQ(n().wake_count(), 0u);
     EXPECT_EQ(stat(a(), "notifications"), 1u);
-    EXPECT_EQ((exits(a()) - before).total(), 0u); // processed without a VM exit
+    EXPECT_EQ((exits(a()) - before).total(), 0u);  // processed without a VM exit
     // A second post while ON is set sends nothing.
     a().deliver(fixed(0x51));
     EXPECT_EQ(n().kick_count(), 1u);
@@ -118,13 +118,13 @@ TEST_F(PostStates, InGuestNotifies)
 TEST_F(PostStates, OutsideIsSuppressedAndPickedUpAtEntry)
 {
     a().enter_guest();
-    a().leave_guest(); // SN = 1 (preempted / in the VMM)
+    a().leave_guest();  // SN = 1 (preempted / in the VMM)
     EXPECT_TRUE(vm.vm.pid(0).sn());
     a().deliver(fixed(0x50));
     EXPECT_EQ(n().kick_count(), 0u);
     EXPECT_FALSE(vm.vm.pid(0).on());
     EXPECT_EQ(stat(a(), "notify_suppressed"), 1u);
-    a().enter_guest(); // SN = 0, PIR not empty -> ON set again, synced before injection
+    a().enter_guest();  // SN = 0, PIR not empty -> ON set again, synced before injection
     EXPECT_FALSE(vm.vm.pid(0).sn());
     EXPECT_EQ(a().pending_vector(), 0x50);
 }
@@ -172,9 +172,9 @@ TEST_F(PostStates, HaltingBeforeThePirWrite)
 TEST_F(PostStates, OnAlreadySetWhenBlocking)
 {
     a().enter_guest();
-    a().deliver(fixed(0x50)); // ON set, kick pending, not yet processed
+    a().deliver(fixed(0x50));  // ON set, kick pending, not yet processed
     a().leave_guest();
-    EXPECT_FALSE(a().block()); // the vector is pending: do not sleep
+    EXPECT_FALSE(a().block());  // the vector is pending: do not sleep
     EXPECT_EQ(a().pending_vector(), 0x50);
 }
 
@@ -188,7 +188,7 @@ TEST_F(PostStates, SnSetSuppressesDeviceNotification)
     EXPECT_FALSE(r.notify);
     EXPECT_EQ(n().kick_count() + n().wake_count(), 0u);
     EXPECT_EQ(stat(a(), "posted"), 1u);
-    EXPECT_EQ(a().flatten().irr[0x60 >> 5] >> (0x60 & 31) & 1u, 1u); // merged into IRR
+    EXPECT_EQ(a().flatten().irr[0x60 >> 5] >> (0x60 & 31) & 1u, 1u);  // merged into IRR
 }
 
 TEST_F(PostStates, NdstNamesThePinnedHostCpu)
@@ -201,7 +201,7 @@ TEST_F(PostStates, NdstNamesThePinnedHostCpu)
     EXPECT_EQ(pid::ndst_of(vm.vm.pid(0).load_control()), 0x25u);
     const PostResult r = vm.vm.post_to(0, 0x44);
     EXPECT_EQ(r.ndst, 0x25u);
-    EXPECT_EQ(n().wake_count(), 1u); // the wake-up handler of CPU 0x25 found it
+    EXPECT_EQ(n().wake_count(), 1u);  // the wake-up handler of CPU 0x25 found it
 }
 
 TEST_F(PostStates, MaskedVectorDoesNotPreventSleep)
@@ -215,5 +215,5 @@ TEST_F(PostStates, MaskedVectorDoesNotPreventSleep)
     EXPECT_EQ(a().pending_vector(), 0x50);
 }
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "apicv_fakes.hpp"
-#include "test_helpers.hpp" // PrintTo(ApicState)
+#include "test_helpers.hpp"  // PrintTo(ApicState)
 
 namespace hv::vmx::test {
 namespace {
@@ -116,7 +116,7 @@ TEST(Parity, RandomGuestMatchesEmulated)
 uint64_t sane_x2apic_value(uint32_t msr, std::mt19937& rng)
 {
     const uint64_t v = rng();
-    const bool raw = v % 8 == 0; // sometimes reserved bits: #GP on both
+    const bool raw = v % 8 == 0;  // sometimes reserved bits: #GP on both
     switch (msr) {
     case 0x808:
         return raw ? v : (v & 0xF0u);
@@ -201,5 +201,5 @@ TEST(Parity, RandomX2apicGuestMatchesEmulated)
     }
 }
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test

@@ -50,7 +50,7 @@ TEST(Hostile, RandomAccessesKeepTheStateValid)
             case 5:
                 a.deliver(fixed(static_cast<uint8_t>(rng()),
                                 rng() % 2 ? apic::Trigger::Level : apic::Trigger::Edge));
-                vm.vm.post_to(0, static_cast<uint8_t>(rng())); // VT-d: any vector
+                vm.vm.post_to(0, static_cast<uint8_t>(rng()));  // VT-d: any vector
                 break;
             case 6:
                 a.enter_guest();
@@ -81,5 +81,5 @@ TEST(Hostile, RandomAccessesKeepTheStateValid)
     }
 }
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "apicv_fakes.hpp"
-#include "test_helpers.hpp" // PrintTo(ApicState)
+#include "test_helpers.hpp"  // PrintTo(ApicState)
 
 namespace hv::vmx::test {
 namespace {
@@ -14,11 +14,11 @@ TEST(State, PirMergedIntoIrrEvenWhenOnIsClear)
 {
     TestVm vm(1, ApicvOptions{});
     enable(vm.b(0), true);
-    vm.b(0).deliver(fixed(0x45)); // outside: SN set, ON stays clear
+    vm.b(0).deliver(fixed(0x45));  // outside: SN set, ON stays clear
     ASSERT_FALSE(vm.vm.pid(0).on());
     const apic::ApicState s = vm.b(0).flatten();
     EXPECT_TRUE(apic::test_vector(s.irr, 0x45));
-    EXPECT_FALSE(vm.vm.pid(0).pir_empty()); // flatten observes, it does not consume
+    EXPECT_FALSE(vm.vm.pid(0).pir_empty());  // flatten observes, it does not consume
 }
 
 TEST(State, RestoreDerivesRviSviAndHostFields)
@@ -47,7 +47,7 @@ TEST(State, InvalidRestoreChangesNothing)
     const apic::ApicState before = vm.b(0).flatten();
     const VirtualApicPage page_before = vm.b(0).page();
     apic::ApicState bad = before;
-    bad.irr[0] = 0x20; // vector 5
+    bad.irr[0] = 0x20;  // vector 5
     bad.tpr = 0x33;
     const auto err = vm.b(0).restore(bad);
     ASSERT_TRUE(err.has_value());
@@ -70,7 +70,7 @@ TEST(State, CrossBackendRoundTripMidWorkload)
                 a.deliver(fixed(0x62, apic::Trigger::Level));
                 a.deliver(fixed(0x93));
                 a.enter_guest();
-                EXPECT_EQ(a.ack().vector, 0x93); // in service across the snapshot
+                EXPECT_EQ(a.ack().vector, 0x93);  // in service across the snapshot
                 a.leave_guest();
                 a.deliver(fixed(0xA4));
             };
@@ -107,5 +107,5 @@ TEST(State, CrossBackendRoundTripMidWorkload)
     }
 }
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test

@@ -61,15 +61,15 @@ void run_vcpu(TestVm& vm, std::size_t i, VcpuSide& side, std::array<Counts, kVcp
                 posted[to][kIpiVector].fetch_add(1, std::memory_order_relaxed);
                 a.msr_write(0x830, (static_cast<uint64_t>(to) << 32) | kIpiVector);
             }
-            a.msr_write(0x80B, 0); // EOI
+            a.msr_write(0x80B, 0);  // EOI
         }
         if (rng() % 2 == 0) {
-            n.wait(std::chrono::milliseconds(1)); // guest keeps running until a notification
+            n.wait(std::chrono::milliseconds(1));  // guest keeps running until a notification
             a.leave_guest();
             continue;
         }
         a.leave_guest();
-        if (a.block()) { // HLT
+        if (a.block()) {  // HLT
             side.halts.fetch_add(1, std::memory_order_relaxed);
             bool woken = n.wait(std::chrono::milliseconds(1500));
             if (!woken && !stop.load(std::memory_order_acquire)) {
@@ -113,7 +113,7 @@ void stress(const ApicvOptions& opts)
             std::mt19937 rng(static_cast<unsigned>(100 + t));
             for (int k = 0; k < kPostsPerThread; ++k) {
                 const std::size_t to = rng() % kVcpus;
-                const auto v = static_cast<uint8_t>(0x20 + rng() % 0xC0); // 0x20..0xDF
+                const auto v = static_cast<uint8_t>(0x20 + rng() % 0xC0);  // 0x20..0xDF
                 posted[to][v].fetch_add(1, std::memory_order_relaxed);
                 vm.apics[to]->deliver(fixed(v));
                 if (k % 32 == 31) {
@@ -195,5 +195,5 @@ TEST(Stress, WithoutPostedInterrupts)
     stress(o);
 }
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test

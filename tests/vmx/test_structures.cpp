@@ -12,11 +12,11 @@ namespace {
 TEST(VmcsImage, EncodingsAndWidths)
 {
     // SDM Vol3 Appendix B: bits 14:13 = width.
-    EXPECT_EQ(vmcs_width_code(field::kPostedInterruptNotificationVector), 0u); // 16-bit
+    EXPECT_EQ(vmcs_width_code(field::kPostedInterruptNotificationVector), 0u);  // 16-bit
     EXPECT_EQ(vmcs_width_code(field::kGuestInterruptStatus), 0u);
-    EXPECT_EQ(vmcs_width_code(field::kPidPointerTableAddress), 1u); // 64-bit
-    EXPECT_EQ(vmcs_width_code(field::kTprThreshold), 2u);           // 32-bit
-    EXPECT_EQ(field::kEoiExitBitmap1 - field::kEoiExitBitmap0, 2u); // high halves at +1
+    EXPECT_EQ(vmcs_width_code(field::kPidPointerTableAddress), 1u);  // 64-bit
+    EXPECT_EQ(vmcs_width_code(field::kTprThreshold), 2u);            // 32-bit
+    EXPECT_EQ(field::kEoiExitBitmap1 - field::kEoiExitBitmap0, 2u);  // high halves at +1
     VmcsImage v;
     v.guest_interrupt_status.value = 0xABCD;
     v.eoi_exit(2) = 0x55;
@@ -41,7 +41,7 @@ TEST(VmcsImage, ControlBits)
     EXPECT_EQ(tertiary::kIpiVirtualization, 0x10u);
     VmcsImage v;
     v.secondary_controls.value = secondary::kVirtualInterruptDelivery;
-    EXPECT_FALSE(v.secondary(secondary::kVirtualInterruptDelivery)); // not activated
+    EXPECT_FALSE(v.secondary(secondary::kVirtualInterruptDelivery));  // not activated
     v.primary_controls.value = primary::kActivateSecondaryControls;
     EXPECT_TRUE(v.secondary(secondary::kVirtualInterruptDelivery));
 }
@@ -55,13 +55,13 @@ TEST(PostedInterruptDescriptor, Layout)
     EXPECT_EQ(d.load_control(), (0x1200ULL << 32) | (0xF2ULL << 16) | 0x2u);
     EXPECT_TRUE(d.sn());
     EXPECT_FALSE(d.on());
-    EXPECT_EQ(pid::ndst_for(5, false), 0x500u); // xAPIC: ID in bits 15:8
+    EXPECT_EQ(pid::ndst_for(5, false), 0x500u);  // xAPIC: ID in bits 15:8
     EXPECT_EQ(pid::ndst_for(5, true), 5u);
     // PIR bit v is bit (v % 64) of word v / 64.
     post(d, 0x41);
     EXPECT_EQ(d.pir[1].load(), 1ULL << 1);
     const apic::VectorWords w = d.peek_pir();
-    EXPECT_EQ(w[2], 0x2u); // APIC word 2 = vectors 64..95
+    EXPECT_EQ(w[2], 0x2u);  // APIC word 2 = vectors 64..95
 }
 
 TEST(PidPointerTable, EntriesAreAddressOrValid)
@@ -73,7 +73,7 @@ TEST(PidPointerTable, EntriesAreAddressOrValid)
     t.set(3, &d);
     EXPECT_EQ(t.entry(3), reinterpret_cast<uintptr_t>(&d) | 1u);
     EXPECT_EQ(t.lookup(3), &d);
-    EXPECT_EQ(t.lookup(8), nullptr); // beyond the last index
+    EXPECT_EQ(t.lookup(8), nullptr);  // beyond the last index
     t.clear(3);
     EXPECT_EQ(t.lookup(3), nullptr);
 }
@@ -126,7 +126,7 @@ TEST(ApicvVm, RefusesCombinationsNoCpuOffers)
     EXPECT_THROW(ApicvVm(1, o), std::invalid_argument);
     o = {};
     o.posted_interrupts = false;
-    EXPECT_THROW(ApicvVm(1, o), std::invalid_argument); // IPIv without PI
+    EXPECT_THROW(ApicvVm(1, o), std::invalid_argument);  // IPIv without PI
     o.ipiv = false;
     EXPECT_NO_THROW(ApicvVm(1, o));
     EXPECT_EQ(all_option_sets().size(), 8u);
@@ -151,5 +151,5 @@ TEST(ApicvVm, ControlsFollowModeAndOptions)
     }
 }
 
-} // namespace
-} // namespace hv::vmx::test
+}  // namespace
+}  // namespace hv::vmx::test
