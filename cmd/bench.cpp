@@ -236,8 +236,8 @@ int cmd_bench(int argc, char** argv)
         backends = runnable;
     } else {
         for (const auto& spec : split_backends(backends_opt)) {
-            hv::parse_apic_spec(spec);  // throws with the reason for a bad spec
-            auto c = hv::host::choose_backend(profile, spec.substr(0, spec.find(',')));
+            // Throws with the reason for a bad spec.
+            auto c = hv::host::choose_backend(profile, hv::host::parse_apic_spec(spec).kind);
             if (c.refused)
                 hv::fail("--backend {}: this host cannot run it ({})", spec, c.reason);
             backends.push_back(spec);

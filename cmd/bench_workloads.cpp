@@ -95,7 +95,7 @@ std::vector<std::string> runnable_backends(const host::HostProfile& p,
 {
     std::vector<std::string> out;
     for (const auto& spec : all_backend_specs()) {
-        auto c = host::choose_backend(p, spec.substr(0, spec.find(',')));
+        auto c = host::choose_backend(p, host::parse_apic_spec(spec).kind);
         if (c.refused) {
             if (refused)
                 refused->push_back(spec + ": " + c.reason);

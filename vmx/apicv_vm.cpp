@@ -133,6 +133,15 @@ PostResult ApicvVm::post(PostedInterruptDescriptor& d, uint8_t vector)
     return r;
 }
 
+void ApicvVm::set_ioapic_eoi_vectors(const apic::VectorWords& level_vectors)
+{
+    for (std::size_t i = 0; i < n_; ++i) {
+        if (ApicvBackend* b = backends_[i].load(std::memory_order_acquire)) {
+            b->set_ioapic_eoi_vectors(level_vectors);
+        }
+    }
+}
+
 void ApicvVm::notify(std::size_t index, const PostResult& r)
 {
     if (!r.notify || index >= n_) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "apic/backend.hpp"
+#include "apic/vector_bits.hpp"
 #include "vmx/posted_interrupt.hpp"
 
 namespace hv::vmx {
@@ -72,6 +73,10 @@ class ApicvVm {
     void notify(std::size_t index, const PostResult& r);
     // post() without the notification (the caller sends it later, e.g. outside a lock).
     PostResult post_counted(PostedInterruptDescriptor& d, uint8_t vector);
+
+    // The vectors of the level-triggered IOAPIC routes, for every vCPU's EOI-exit bitmap
+    // (ApicvBackend::set_ioapic_eoi_vectors).
+    void set_ioapic_eoi_vectors(const apic::VectorWords& level_vectors);
 
     // The host APIC ID of the CPU vCPU `index` is pinned to (--pin): NDST names it. Without it,
     // NDST is the CPU the vCPU thread runs on at enter_guest()/block() (sched_getcpu()).

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "core/base/error.hpp"
 #include "core/host/profile.hpp"
 
 namespace hv::host {
@@ -50,7 +51,8 @@ void add_userspace_notes(const HostProfile& p, BackendChoice& c)
 BackendChoice pick_kernel(const HostProfile& p)
 {
     BackendChoice c;
-    c.backend = "kernel";
+    c.kind = ApicKind::Kernel;
+    c.backend = backend_name(c.kind);
     c.reason = p.kvm.kernel_uses_apic_hw()
                    ? fmt::format("kernel: {}", p.kvm.kernel_apic_summary())
                    : fmt::format("kernel: in-kernel LAPIC ({})", p.kvm.kernel_apic_summary());
@@ -69,7 +71,8 @@ BackendChoice pick_kernel(const HostProfile& p)
 BackendChoice pick_apicv(const HostProfile& p, std::string_view why)
 {
     BackendChoice c;
-    c.backend = "apicv";
+    c.kind = ApicKind::Apicv;
+    c.backend = backend_name(c.kind);
     const VmxFeatures& v = p.cpu.vmx;
     std::string host;
     if (v.apicv())
@@ -86,7 +89,8 @@ BackendChoice pick_apicv(const HostProfile& p, std::string_view why)
 BackendChoice pick_avic(const HostProfile& p, std::string_view why)
 {
     BackendChoice c;
-    c.backend = "avic";
+    c.kind = ApicKind::Avic;
+    c.backend = backend_name(c.kind);
     const SvmFeatures& s = p.cpu.svm;
     const std::string host = s.avic
                                  ? fmt::format("host CPU has AVIC{}", s.x2avic ? " and x2AVIC" : "")
@@ -107,7 +111,8 @@ BackendChoice pick_avic(const HostProfile& p, std::string_view why)
 BackendChoice pick_emulated(const HostProfile& p, std::string_view why)
 {
     BackendChoice c;
-    c.backend = "emulated";
+    c.kind = ApicKind::Emulated;
+    c.backend = backend_name(c.kind);
     c.reason = fmt::format("emulated: architectural LAPIC with every access trapped, {}", why);
     add_userspace_notes(p, c);
     return c;
@@ -115,18 +120,68 @@ BackendChoice pick_emulated(const HostProfile& p, std::string_view why)
 
 }  // namespace
 
+std::optional<ApicKind> backend_kind(std::string_view name)
+{
+    auto it = std::find(kBackendNames.begin(), kBackendNames.end(), name);
+    if (it == kBackendNames.end())
+        return std::nullopt;
+    return static_cast<ApicKind>(it - kBackendNames.begin());
+}
+
 bool is_backend_name(std::string_view name)
 {
-    return std::find(kBackendNames.begin(), kBackendNames.end(), name) != kBackendNames.end();
+    return backend_kind(name).has_value();
+}
+
+ApicSpec parse_apic_spec(std::string_view text)
+{
+    ApicSpec spec;
+    std::size_t comma = text.find(',');
+    const std::string_view name = text.substr(0, comma);
+    if (name != kAutoBackend) {
+        spec.kind = backend_kind(name);
+        if (!spec.kind)
+            fail("--apic {}: unknown APIC backend (available: {})", text, names_list());
+    }
+    const bool avic = spec.kind == ApicKind::Avic, apicv = spec.kind == ApicKind::Apicv;
+    while (comma != std::string_view::npos) {
+        std::size_t next = text.find(',', comma + 1);
+        std::string_view opt =
+            text.substr(comma + 1, next == std::string_view::npos ? next : next - comma - 1);
+        if (avic && opt == "x2avic")
+            spec.x2avic = true;
+        else if (avic && opt == "erratum1235")
+            spec.erratum_1235 = true;
+        else if (apicv && opt == "noipiv")
+            spec.ipiv = false;
+        else if (apicv && opt == "nopi")
+            spec.posted = false;
+        else if (apicv && opt == "novid")
+            spec.vid = false;
+        else if (apicv && opt == "nox2apic")
+            spec.x2apic_virt = false;
+        else
+            fail("--apic {}: unknown option '{}' for {} (avic: x2avic, erratum1235; apicv: "
+                 "noipiv, nopi, novid, nox2apic)",
+                 text, opt, name);
+        comma = next;
+    }
+    return spec;
 }
 
 BackendChoice choose_backend(const HostProfile& p, std::string_view requested)
 {
-    const bool is_auto = requested.empty() || requested == kAutoBackend;
-    if (!is_auto && !is_backend_name(requested))
-        return refuse(fmt::format("unknown APIC backend '{}' (expected one of: {})", requested,
-                                  names_list()));
-    const std::string_view label = is_auto ? kAutoBackend : requested;
+    if (requested.empty() || requested == kAutoBackend)
+        return choose_backend(p, std::optional<ApicKind>{});
+    if (auto kind = backend_kind(requested))
+        return choose_backend(p, kind);
+    return refuse(
+        fmt::format("unknown APIC backend '{}' (expected one of: {})", requested, names_list()));
+}
+
+BackendChoice choose_backend(const HostProfile& p, std::optional<ApicKind> requested)
+{
+    const std::string_view label = requested ? backend_name(*requested) : kAutoBackend;
     if (!p.kvm.present)
         return refuse(fmt::format("{}: hvaccel runs guests on KVM and /dev/kvm is unavailable "
                                   "({})",
@@ -134,25 +189,34 @@ BackendChoice choose_backend(const HostProfile& p, std::string_view requested)
 
     BackendChoice c;
     const bool split = p.kvm.cap("SPLIT_IRQCHIP") != 0;
-    if (requested == "kernel") {
+    if (!requested) {
+        if (split)
+            c = pick_kernel(p);
+        else if (p.cpu.vmx.vmx)
+            c = pick_apicv(p, "KVM lacks split irqchip and the host has VMX");
+        else if (p.cpu.svm.svm)
+            c = pick_avic(p, "KVM lacks split irqchip and the host has SVM");
+        else
+            c = pick_emulated(p, "KVM lacks split irqchip and the host has neither VMX nor SVM");
+        add_host_notes(p, c);
+        return c;
+    }
+    switch (*requested) {
+    case ApicKind::Kernel:
         if (!split)
             return refuse("kernel: KVM lacks KVM_CAP_SPLIT_IRQCHIP (in-kernel LAPIC with a "
                           "userspace IOAPIC)");
         c = pick_kernel(p);
-    } else if (requested == "apicv") {
+        break;
+    case ApicKind::Apicv:
         c = pick_apicv(p, "requested");
-    } else if (requested == "avic") {
+        break;
+    case ApicKind::Avic:
         c = pick_avic(p, "requested");
-    } else if (requested == "emulated") {
+        break;
+    case ApicKind::Emulated:
         c = pick_emulated(p, "requested");
-    } else if (split) {
-        c = pick_kernel(p);
-    } else if (p.cpu.vmx.vmx) {
-        c = pick_apicv(p, "KVM lacks split irqchip and the host has VMX");
-    } else if (p.cpu.svm.svm) {
-        c = pick_avic(p, "KVM lacks split irqchip and the host has SVM");
-    } else {
-        c = pick_emulated(p, "KVM lacks split irqchip and the host has neither VMX nor SVM");
+        break;
     }
     add_host_notes(p, c);
     return c;

@@ -27,12 +27,14 @@ constexpr unsigned kIntTabLen = 3;  // 8 entries, the device's MSI-X table size
 
 class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
   public:
-    explicit AmdGaPath(const RemappingContext& ctx)
-        : ctx_(ctx), unit_(config(), *this), host_(ctx.interrupts), targets_(ctx.entries)
+    AmdGaPath(const RemappingContext& ctx, svm::AvicVm& avic)
+        : ctx_(ctx), avic_(avic), unit_(config(), *this), host_(ctx.interrupts),
+          targets_(ctx.entries)
     {
+        check_entries(ctx);
         if (ctx.entries > (1u << kIntTabLen))
             throw std::invalid_argument("too many MSI-X entries for the interrupt table");
-        ctx.avic->on_running_change([this](std::size_t vcpu, bool running, uint32_t host) {
+        avic_.on_running_change([this](std::size_t vcpu, bool running, uint32_t host) {
             vcpu_moved(vcpu, running, host);
         });
     }
@@ -102,8 +104,8 @@ class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
             iommu::AmdGaVapicIrte v;
             v.remap_en = true;
             v.ga_log_intr = true;
-            v.is_run = ctx_.avic->in_guest(*target);
-            v.dest = ctx_.avic->host_apic_id(*target);
+            v.is_run = avic_.in_guest(*target);
+            v.dest = avic_.host_apic_id(*target);
             v.ga_tag = static_cast<uint32_t>(*target);
             v.vector = msg->vector;
             v.ga_root_ptr = svm::AvicVm::backing_frame(*target);
@@ -130,28 +132,29 @@ class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
     // GaSink.
     svm::BackingPage* page_at(uint64_t frame) override
     {
-        auto v = ctx_.avic->vcpu_at_frame(frame);
-        return v ? &ctx_.avic->backing_page(*v) : nullptr;
+        auto v = avic_.vcpu_at_frame(frame);
+        return v ? &avic_.backing_page(*v) : nullptr;
     }
     void doorbell(uint32_t dest) override
     {
         // The doorbell reaches a host CPU; whichever vCPU is loaded there re-evaluates its IRR.
-        for (std::size_t v = 0; v < ctx_.avic->vcpus(); ++v)
-            if (ctx_.avic->host_apic_id(v) == dest && ctx_.avic->in_guest(v))
-                ctx_.avic->doorbell(v);
+        for (std::size_t v = 0; v < avic_.vcpus(); ++v)
+            if (avic_.host_apic_id(v) == dest && avic_.in_guest(v))
+                avic_.doorbell(v);
     }
     // The GA log interrupt's handler (Linux amd_iommu_int_thread -> avic_ga_log_notifier).
     void ga_log_interrupt() override
     {
         for (const auto& e : unit_.drain_ga_log()) {
-            if (e.ga_tag < ctx_.avic->vcpus()) {
+            if (e.ga_tag < avic_.vcpus()) {
                 ga_wakeups_.fetch_add(1, std::memory_order_relaxed);
-                ctx_.avic->wake(e.ga_tag);
+                avic_.wake(e.ga_tag);
             }
         }
     }
 
     RemappingContext ctx_;
+    svm::AvicVm& avic_;
     iommu::AmdRemapper unit_;
     HostVectors host_;
     std::mutex mu_;  // guards targets_, device_id_ and IRTE programming
@@ -162,9 +165,10 @@ class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
 
 }  // namespace
 
-std::unique_ptr<InterruptRemapping> make_amd_ga_remapping(const RemappingContext& ctx)
+std::unique_ptr<InterruptRemapping> make_amd_ga_remapping(const RemappingContext& ctx,
+                                                          svm::AvicVm& avic)
 {
-    return std::make_unique<AmdGaPath>(ctx);
+    return std::make_unique<AmdGaPath>(ctx, avic);
 }
 
 }  // namespace hv

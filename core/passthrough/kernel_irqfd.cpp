@@ -26,6 +26,7 @@ class KernelIrqfd final : public InterruptRemapping {
   public:
     explicit KernelIrqfd(const RemappingContext& ctx) : ctx_(ctx)
     {
+        check_entries(ctx);
         for (unsigned e = 0; e < ctx.entries; ++e) {
             Fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
             if (!fd.valid())

@@ -1,6 +1,6 @@
-// The implementations behind make_interrupt_remapping() (core/passthrough.hpp), one per path,
-// and what the VT-d and AMD paths share: reading the guest's message, choosing whether it can be
-// posted, and the host vectors of remapped entries.
+// The interrupt-remapping paths (remapping.hpp), one factory per path, each called by the APIC
+// backend object that owns it (core/backend/), and what the VT-d and AMD paths share: reading the
+// guest's message, choosing whether it can be posted, and the host vectors of remapped entries.
 #pragma once
 
 #include <array>
@@ -15,12 +15,30 @@
 
 namespace hv {
 
+namespace svm {
+class AvicVm;
+}
+namespace vmx {
+class ApicvVm;
+}
+
 // Device MSI-X entries use the GSIs after the IOAPIC's pins (kernel irqchip routes).
 inline constexpr unsigned kFirstDeviceGsi = apic::ioapic::kPins;
 
+// Each factory throws std::invalid_argument when the device has more entries than the path holds.
+// kernel: a KVM GSI route and an irqfd per entry.
 std::unique_ptr<InterruptRemapping> make_kernel_irqfd(const RemappingContext& ctx);
-std::unique_ptr<InterruptRemapping> make_vtd_remapping(const RemappingContext& ctx);
-std::unique_ptr<InterruptRemapping> make_amd_ga_remapping(const RemappingContext& ctx);
+// emulated (and apicv without posted interrupts): VT-d remapped IRTEs to host vectors.
+std::unique_ptr<InterruptRemapping> make_vtd_remapped(const RemappingContext& ctx);
+// apicv: VT-d posted IRTEs naming `apicv`'s descriptors where a message can be posted.
+std::unique_ptr<InterruptRemapping> make_vtd_posted(const RemappingContext& ctx,
+                                                    vmx::ApicvVm& apicv);
+// avic: AMD GA IRTEs naming `avic`'s backing pages, following its vCPUs' IsRunning.
+std::unique_ptr<InterruptRemapping> make_amd_ga_remapping(const RemappingContext& ctx,
+                                                          svm::AvicVm& avic);
+
+// Refuses a device with more entries than the host vectors of remapped entries cover.
+void check_entries(const RemappingContext& ctx);
 
 // The guest's MSI-X entry as an interrupt message; none when it is not an MSI at all (the entry
 // then gets a not-present IRTE and the device's requests fault).

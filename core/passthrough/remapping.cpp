@@ -6,15 +6,10 @@
 
 namespace hv {
 
-std::unique_ptr<InterruptRemapping> make_interrupt_remapping(const RemappingContext& ctx)
+void check_entries(const RemappingContext& ctx)
 {
     if (ctx.entries > HostVectors::kMaxEntries)
         throw std::invalid_argument("too many MSI-X entries for the host vectors");
-    if (ctx.kernel_irqchip)
-        return make_kernel_irqfd(ctx);
-    if (ctx.avic)
-        return make_amd_ga_remapping(ctx);
-    return make_vtd_remapping(ctx);  // apicv (posted where it can) and emulated (remapped)
 }
 
 std::optional<apic::IoApicMessage> guest_message(const dev::MsixEntry& e)

@@ -1,7 +1,7 @@
 // The hypervisor half of interrupt passthrough: what a VMM does when the guest programs a
 // passed-through device's MSI-X entry (Linux: VFIO's MSI-X handling plus the IRQ-bypass hooks
 // vmx_pi_update_irte / avic_pi_update_irte). The guest writes a compatibility-format MSI (it sees
-// no IOMMU); hvaccel picks what carries it on the VM's APIC backend:
+// no IOMMU); the VM's APIC backend picks what carries it:
 //
 //   apicv    VT-d posted IRTE whose PDA is the target vCPU's posted-interrupt descriptor: the
 //            remapping unit posts (PIR, ON) and notifies NDST with NV (notification vector while
@@ -35,13 +35,6 @@ class Interrupts;
 namespace kvm {
 class Vm;
 }
-namespace svm {
-class AvicVm;
-}
-namespace vmx {
-class ApicvVm;
-}
-
 class InterruptRemapping {
   public:
     virtual ~InterruptRemapping() = default;
@@ -55,15 +48,13 @@ class InterruptRemapping {
     virtual apic::CounterList counters() const = 0;
 };
 
+// What every path needs: the VM's interrupt fabric and KVM VM, and the device's entry count. The
+// path itself is chosen by the VM's APIC backend object (core/backend/vm_apic.hpp), which hands
+// its own vendor model to the path that needs one (paths.hpp).
 struct RemappingContext {
     Interrupts& interrupts;
     const kvm::Vm& kvm;
-    vmx::ApicvVm* apicv = nullptr;  // set for the apicv backend
-    svm::AvicVm* avic = nullptr;    // set for the avic backend
-    bool kernel_irqchip = false;
     unsigned entries = 0;  // MSI-X entries of the device (IRTEs / GSIs reserved)
 };
-
-std::unique_ptr<InterruptRemapping> make_interrupt_remapping(const RemappingContext& ctx);
 
 }  // namespace hv

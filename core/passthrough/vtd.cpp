@@ -28,10 +28,12 @@ namespace {
 
 class VtdPath final : public InterruptRemapping, private iommu::PostingSink {
   public:
-    explicit VtdPath(const RemappingContext& ctx)
-        : ctx_(ctx), posting_(ctx.apicv && ctx.apicv->options().posted_interrupts),
+    // `apicv`: the descriptors to post to; none for the remapped-only path.
+    VtdPath(const RemappingContext& ctx, vmx::ApicvVm* apicv)
+        : ctx_(ctx), apicv_(apicv), posting_(apicv && apicv->options().posted_interrupts),
           unit_(config(posting_), *this), host_(ctx.interrupts)
     {
+        check_entries(ctx);
         if (ctx.entries > unit_.size())
             throw std::invalid_argument("too many MSI-X entries for the remapping table");
     }
@@ -93,7 +95,7 @@ class VtdPath final : public InterruptRemapping, private iommu::PostingSink {
                 iommu::VtdPostedIrte p;
                 p.present = true;
                 p.vector = msg->vector;
-                p.pda = vmx::ApicvVm::address_of(ctx_.apicv->pid(*target));
+                p.pda = vmx::ApicvVm::address_of(apicv_->pid(*target));
                 p.source = src;
                 host_.set(entry, std::nullopt);
                 return p.encode();
@@ -109,17 +111,15 @@ class VtdPath final : public InterruptRemapping, private iommu::PostingSink {
     }
 
     // PostingSink: the unit resolves a PDA to one of this VM's descriptors and sends NV to NDST.
-    vmx::PostedInterruptDescriptor* pid_at(uint64_t pda) override
-    {
-        return ctx_.apicv->pid_at(pda);
-    }
+    vmx::PostedInterruptDescriptor* pid_at(uint64_t pda) override { return apicv_->pid_at(pda); }
     void notify(vmx::PostedInterruptDescriptor& pid, const vmx::PostResult& r) override
     {
-        if (auto i = ctx_.apicv->index_of(&pid))
-            ctx_.apicv->notify(*i, r);
+        if (auto i = apicv_->index_of(&pid))
+            apicv_->notify(*i, r);
     }
 
     RemappingContext ctx_;
+    vmx::ApicvVm* apicv_;  // set only when posting_ may be
     bool posting_;
     iommu::VtdRemapper unit_;
     HostVectors host_;
@@ -128,9 +128,15 @@ class VtdPath final : public InterruptRemapping, private iommu::PostingSink {
 
 }  // namespace
 
-std::unique_ptr<InterruptRemapping> make_vtd_remapping(const RemappingContext& ctx)
+std::unique_ptr<InterruptRemapping> make_vtd_remapped(const RemappingContext& ctx)
 {
-    return std::make_unique<VtdPath>(ctx);
+    return std::make_unique<VtdPath>(ctx, nullptr);
+}
+
+std::unique_ptr<InterruptRemapping> make_vtd_posted(const RemappingContext& ctx,
+                                                    vmx::ApicvVm& apicv)
+{
+    return std::make_unique<VtdPath>(ctx, &apicv);
 }
 
 }  // namespace hv

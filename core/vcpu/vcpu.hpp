@@ -57,7 +57,8 @@ class VcpuThread final : public apic::VcpuNotifier {
     // The host CPU the thread was pinned to (-1: not pinned or not started).
     int pinned_cpu() const { return pinned_cpu_.load(); }
 
-    // The vCPU's local APIC; set once before start().
+    // The vCPU's local APIC (whichever backend: KVM's LAPIC has one too); set once before
+    // start(), never null after.
     void set_apic(apic::ApicBackend* backend) { apic_ = backend; }
     apic::ApicBackend* apic() const { return apic_; }
 
@@ -85,6 +86,8 @@ class VcpuThread final : public apic::VcpuNotifier {
     void wait_paused();
 
   private:
+    static constexpr std::uint64_t kRflagsIf = 1u << 9;
+
     enum Request : std::uint32_t {
         kReqStop = 1u << 0,
         kReqPause = 1u << 1,
@@ -103,9 +106,6 @@ class VcpuThread final : public apic::VcpuNotifier {
     void poll_apic();
     void check_liveness();
     void inject_interrupts();
-    void enter_real_mode_at(std::uint16_t cs_selector, std::uint64_t cs_base, std::uint64_t rip);
-    void enter_real_mode(std::uint8_t vector);
-    void enter_reset_state();
     void handle_exit();
     void handle_io();
     void handle_mmio();

@@ -15,7 +15,7 @@ struct VmConfig {
     std::uint64_t memory_mib = 128;
     std::string cmdline;
     std::string serial = "stdio";      // "stdio", "none" or a file path
-    std::string apic = "auto";         // NAME[,OPTION...], see ApicSpec
+    std::string apic = "auto";         // NAME[,OPTION...], see host::ApicSpec
     std::vector<std::string> modules;  // "PATH[ args]" each
     bool stats = false;
     std::string pin = "none";  // vCPU thread placement: none, auto or a CPU list
@@ -23,20 +23,6 @@ struct VmConfig {
     bool irqdev = false;       // the passthrough-style MSI-X device (core/devices/irq_device)
     std::string kvm_path = "/dev/kvm";
 };
-
-// `--apic NAME[,OPTION...]`: the backend and the options of a hardware model, e.g.
-// "avic,x2avic", "avic,erratum1235", "apicv,noipiv,nopi". Parsed and checked by
-// parse_apic_spec().
-struct ApicSpec {
-    std::string name = "auto";
-    bool x2avic = false;        // avic: x2AVIC
-    bool erratum_1235 = false;  // avic: IsRunning never set (forced; auto-applied on affected CPUs)
-    bool ipiv = true;           // apicv: IPI virtualization ("noipiv" turns it off)
-    bool posted = true;         // apicv: posted-interrupt processing ("nopi")
-    bool vid = true;            // apicv: virtual-interrupt delivery ("novid": TPR shadow only)
-    bool x2apic_virt = true;    // apicv: virtualize x2APIC mode ("nox2apic")
-};
-ApicSpec parse_apic_spec(const std::string& text);
 
 // Process exit statuses beyond the guest's own (debug-exit gives odd values (v << 1) | 1).
 inline constexpr int kExitUsage = 2;       // bad option, bad image, host cannot run the VM

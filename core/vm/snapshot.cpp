@@ -73,7 +73,7 @@ void Vm::write_snapshot(const std::string& path)
     s.machine.vcpus = cfg_.vcpus;
     s.machine.memory_mib = cfg_.memory_mib;
     s.machine.image = cfg_.image;
-    s.machine.apic_backend = apic_backend_;
+    s.machine.apic_backend = std::string(apic_->name());
     s.machine.tsc_khz = vcpus_[0]->kvm().tsc_khz();
     auto guest = guest_cpuid(supported_cpuid_, 0, cfg_.vcpus, CpuidApicFeatures{});
     for (const auto& w : kFeatureWords)
@@ -208,7 +208,7 @@ void Vm::restore_devices(const snapshot::VmState& s)
             fail("snapshot: section 'apic/{}': {}", i, *err);
         // A userspace APIC's vCPU sleeps in hvaccel when halted or waiting for SIPI; with
         // KVM's LAPIC, KVM holds it (KernelApic::restore set the MP state).
-        if (!apic_in_kernel())
+        if (!apic_->lapic_in_kvm())
             vcpus_[i]->set_initial_state(a.run_state == apic::RunState::Halted ? VcpuState::Halted
                                          : a.run_state == apic::RunState::WaitForSipi
                                              ? VcpuState::WaitForSipi

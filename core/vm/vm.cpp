@@ -5,17 +5,12 @@
 
 #include <cstdio>
 
-#include "apic/emulated.hpp"
 #include "core/base/clock.hpp"
 #include "core/base/error.hpp"
+#include "core/boot/cpu_state.hpp"
 #include "core/devices/acpi_tables.hpp"
 #include "core/host/backend.hpp"
-#include "core/host/profile.hpp"
-#include "core/interrupts/kernel_apic.hpp"
 #include "core/vcpu/guest_cpuid.hpp"
-#include "svm/avic_vm.hpp"
-#include "vmx/apicv_backend.hpp"
-#include "vmx/apicv_vm.hpp"
 
 namespace hv {
 
@@ -43,7 +38,7 @@ const VmConfig& validated(const VmConfig& cfg, bool restoring)
              kMaxMemory >> 20);
     if (cfg.vcpus == 0 || cfg.vcpus > kMaxVcpus)
         fail("--vcpus {} out of range (1 to {})", cfg.vcpus, kMaxVcpus);
-    parse_apic_spec(cfg.apic);
+    host::parse_apic_spec(cfg.apic);
     if (cfg.image.empty() && !restoring)
         fail("no image given");
     host::parse_pin(cfg.pin);  // syntax only; the CPUs are checked against the topology later
@@ -86,7 +81,7 @@ Vm::Vm(const VmConfig& cfg, const RestoreSource* restore)
       mem_(cfg.memory_mib << 20)
 {
     restored_ = restore != nullptr;
-    choose_apic_backend();
+    apic_ = choose_vm_apic(cfg_.apic, cfg_.vcpus);
     auto max_vcpus = static_cast<unsigned>(sys_.check_extension(KVM_CAP_MAX_VCPUS));
     if (max_vcpus && cfg_.vcpus > max_vcpus)
         fail("--vcpus {}: this KVM allows at most {}", cfg_.vcpus, max_vcpus);
@@ -116,75 +111,6 @@ Vm::~Vm()
         uart_->flush();
 }
 
-ApicSpec parse_apic_spec(const std::string& text)
-{
-    ApicSpec spec;
-    std::size_t comma = text.find(',');
-    spec.name = text.substr(0, comma);
-    if (spec.name != host::kAutoBackend && !host::is_backend_name(spec.name))
-        fail("--apic {}: unknown APIC backend (available: auto, kernel, emulated, apicv, avic)",
-             text);
-    while (comma != std::string::npos) {
-        std::size_t next = text.find(',', comma + 1);
-        std::string opt =
-            text.substr(comma + 1, next == std::string::npos ? next : next - comma - 1);
-        bool avic = spec.name == "avic", apicv = spec.name == "apicv";
-        if (avic && opt == "x2avic")
-            spec.x2avic = true;
-        else if (avic && opt == "erratum1235")
-            spec.erratum_1235 = true;
-        else if (apicv && opt == "noipiv")
-            spec.ipiv = false;
-        else if (apicv && opt == "nopi")
-            spec.posted = false;
-        else if (apicv && opt == "novid")
-            spec.vid = false;
-        else if (apicv && opt == "nox2apic")
-            spec.x2apic_virt = false;
-        else
-            fail("--apic {}: unknown option '{}' for {} (avic: x2avic, erratum1235; apicv: "
-                 "noipiv, nopi, novid, nox2apic)",
-                 text, opt, spec.name);
-        comma = next;
-    }
-    return spec;
-}
-
-// The host profile decides (core/host/backend.hpp): `auto` takes KVM's own LAPIC where KVM
-// offers the split irqchip — on hosts with APICv or AVIC that is the hardware path — and the
-// errata of the host's CPU apply to the models (AMD 1235: IsRunning never set).
-void Vm::choose_apic_backend()
-{
-    apic_spec_ = parse_apic_spec(cfg_.apic);
-    host::HostProfile profile = host::probe_host();
-    // The errata of this host, each reported once as a warning with its workaround (the
-    // early-Ryzen idle lockups suggest --pm-qos; AMD 1235 switches avic to its erratum mode).
-    for (const auto& m : profile.errata)
-        std::fprintf(stderr, "hvaccel: warning: host erratum %.*s (%.*s): %.*s\n",
-                     static_cast<int>(m.erratum->id.size()), m.erratum->id.data(),
-                     static_cast<int>(m.erratum->title.size()), m.erratum->title.data(),
-                     static_cast<int>(m.erratum->workaround.size()), m.erratum->workaround.data());
-    host::BackendChoice choice = host::choose_backend(profile, apic_spec_.name);
-    if (choice.refused)
-        fail("--apic {}: {}", cfg_.apic, choice.reason);
-    for (const auto& e : choice.errata_applied)
-        if (e == "AMD-1235" && choice.backend == "avic") {
-            apic_spec_.erratum_1235 = true;
-            choice.reason += " (erratum 1235 mode: IsRunning never set)";
-        }
-    apic_backend_ = choice.backend;
-    apic_reason_ = choice.reason;
-    if (apic_spec_.x2avic)
-        apic_reason_ += ", x2AVIC";
-    if (apic_backend_ == "apicv")
-        apic_reason_ +=
-            fmt::format(", IPIv {}, posted interrupts {}, VID {}, x2APIC virtualization {}",
-                        apic_spec_.ipiv ? "on" : "off", apic_spec_.posted ? "on" : "off",
-                        apic_spec_.vid ? "on" : "off", apic_spec_.x2apic_virt ? "on" : "off");
-    if (apic_spec_.erratum_1235 && choice.errata_applied.empty())
-        apic_reason_ += ", erratum 1235 mode";
-}
-
 void Vm::check_capabilities()
 {
     for (const auto& cap : kRequired)
@@ -204,29 +130,7 @@ void Vm::setup_memory()
     vm_.enable_cap(KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_UNKNOWN |
                                                    KVM_MSR_EXIT_REASON_INVAL |
                                                    KVM_MSR_EXIT_REASON_FILTER);
-    if (apic_in_kernel()) {
-        // The LAPICs in KVM, the IOAPIC here (24 pins routed as MSIs); 32-bit x2APIC IDs in
-        // KVM_GET_LAPIC and MSIs. Both before any vCPU exists.
-        vm_.enable_cap(KVM_CAP_SPLIT_IRQCHIP, 24);
-        vm_.enable_cap(KVM_CAP_X2APIC_API,
-                       KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);
-        return;
-    }
-    // IA32_APIC_BASE and IA32_TSC_DEADLINE are KVM's own MSRs: filter them (an empty bitmap
-    // denies, i.e. exits) so that the userspace APIC owns them. The x2APIC range is listed too,
-    // for kernels that still filter it.
-    static const std::uint8_t kDenyAll[0x100 / 8] = {};
-    kvm_msr_filter f{};
-    f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
-    const std::uint32_t ranges[][2] = {
-        {apic::kMsrApicBase, 1}, {apic::kMsrTscDeadline, 1}, {apic::kX2apicMsrFirst, 0x100}};
-    for (std::size_t i = 0; i < std::size(ranges); ++i) {
-        f.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
-        f.ranges[i].base = ranges[i][0];
-        f.ranges[i].nmsrs = ranges[i][1];
-        f.ranges[i].bitmap = const_cast<std::uint8_t*>(kDenyAll);
-    }
-    vm_.set_msr_filter(f);
+    apic_->prepare(vm_);
 }
 
 void Vm::setup_devices()
@@ -260,7 +164,7 @@ void Vm::setup_vcpus()
         auto v = std::make_unique<VcpuThread>(*this, i);
         v->kvm().set_cpuid(guest_cpuid(supported, i, cfg_.vcpus, apic));
         if (i == 0 && !restore_)
-            set_boot_state(v->kvm());
+            set_multiboot_state(v->kvm(), boot_);
         vcpus_.push_back(std::move(v));
     }
     if (restore_) {
@@ -297,64 +201,27 @@ void Vm::setup_interrupts()
     std::uint64_t tsc_hz = std::uint64_t{v0.tsc_khz()} * 1000;
     interrupts_ = std::make_unique<Interrupts>(guest_tsc - host_tsc, tsc_hz);
     apic::ApicCaps caps = apic_caps();
-    if (apic_in_kernel()) {
-        for (unsigned i = 0; i < cfg_.vcpus; ++i) {
-            interrupts_->add(std::make_unique<KernelApic>(vm_, vcpus_[i]->kvm(), caps));
-            vcpus_[i]->set_apic(&interrupts_->backend(i));
-        }
-        interrupts_->use_kernel_irqchip(vm_);
-    }
-    if (apic_backend_ == "apicv") {
-        vmx::ApicvOptions opts;
-        opts.ipiv = apic_spec_.ipiv;
-        opts.posted_interrupts = apic_spec_.posted;
-        opts.virtual_interrupt_delivery = apic_spec_.vid;
-        opts.x2apic_virtualization = apic_spec_.x2apic_virt;
-        try {
-            apicv_ = std::make_unique<vmx::ApicvVm>(cfg_.vcpus, opts);
-        } catch (const std::invalid_argument& e) {
-            fail("--apic {}: {}", cfg_.apic, e.what());
-        }
-    }
-    if (apic_backend_ == "avic") {
-        svm::AvicOptions opts;
-        opts.x2avic = apic_spec_.x2avic;
-        opts.erratum_1235 = apic_spec_.erratum_1235;
-        avic_ = std::make_unique<svm::AvicVm>(cfg_.vcpus, opts);
-    }
-    for (unsigned i = 0; i < cfg_.vcpus && !apic_in_kernel(); ++i) {
-        apic::LocalApicConfig lc;
-        lc.id = i;
-        lc.bsp = i == 0;
-        lc.caps = caps;
-        lc.tsc_hz = tsc_hz;
+    for (unsigned i = 0; i < cfg_.vcpus; ++i) {
+        VcpuApicSetup s{.index = i,
+                        .config = {},
+                        .interrupts = *interrupts_,
+                        .vm = vm_,
+                        .vcpu = vcpus_[i]->kvm(),
+                        .notifier = *vcpus_[i],
+                        .host_apic_id = {}};
+        s.config.id = i;
+        s.config.bsp = i == 0;
+        s.config.caps = caps;
+        s.config.tsc_hz = tsc_hz;
         // A periodic timer fires at most every 100 us on the host, as KVM's min_timer_period_us
         // keeps a guest from turning the host timer into a storm.
-        lc.min_period_ns = 100'000;
-        // The notification / doorbell targets the host CPU the vCPU thread is pinned to (--pin).
-        const host::PinEntry* pin = pin_entry(i);
-        if (apicv_) {
-            if (pin && pin->host_apic_id)
-                apicv_->set_host_apic_id(i, *pin->host_apic_id);
-            interrupts_->add(apicv_->make_backend(i, lc, *interrupts_, *interrupts_, *vcpus_[i]));
-        } else if (avic_) {
-            if (pin && pin->host_apic_id)
-                avic_->set_host_apic_id(i, *pin->host_apic_id);
-            interrupts_->add(avic_->make_backend(i, lc, *interrupts_, *interrupts_, *vcpus_[i]));
-        } else {
-            interrupts_->add(std::make_unique<apic::EmulatedApic>(i, lc, *interrupts_, *interrupts_,
-                                                                  *vcpus_[i]));
-        }
+        s.config.min_period_ns = 100'000;
+        if (const host::PinEntry* pin = pin_entry(i))
+            s.host_apic_id = pin->host_apic_id;
+        interrupts_->add(apic_->make_vcpu_apic(s));
         vcpus_[i]->set_apic(&interrupts_->backend(i));
     }
-    if (apicv_) {
-        // APICv's EOI-exit bitmap must name the vectors of level-triggered IOAPIC routes.
-        interrupts_->on_ioapic_change([this](const apic::VectorWords& level_vectors) {
-            for (unsigned i = 0; i < cfg_.vcpus; ++i)
-                static_cast<vmx::ApicvBackend&>(interrupts_->backend(i))
-                    .set_ioapic_eoi_vectors(level_vectors);
-        });
-    }
+    apic_->attach(*interrupts_, vm_);
     mmio_.attach(apic::ioapic::kDefaultBase, apic::ioapic::kMmioSize, &interrupts_->ioapic_mmio(),
                  "IOAPIC");
     irq_testdev_ = std::make_unique<dev::IrqTestDev>(
@@ -367,17 +234,12 @@ void Vm::setup_interrupts()
 }
 
 // The passthrough-style device in slot 1 (requester ID 00:01.0) and the remapping path that
-// carries its MSIs on this VM's backend (core/passthrough.hpp).
+// carries its MSIs on this VM's backend (core/passthrough/remapping.hpp).
 void Vm::setup_passthrough()
 {
     constexpr unsigned kSlot = 1;
     constexpr std::uint16_t kSourceId = kSlot << 3;  // bus 0, device 1, function 0
-    RemappingContext ctx{*interrupts_, vm_};
-    ctx.apicv = apicv_.get();
-    ctx.avic = avic_.get();
-    ctx.kernel_irqchip = apic_in_kernel();
-    ctx.entries = dev::irqdev::kEntries;
-    remapping_ = make_interrupt_remapping(ctx);
+    remapping_ = apic_->make_remapping({*interrupts_, vm_, dev::irqdev::kEntries});
     InterruptRemapping& r = *remapping_;
     irq_device_ = std::make_unique<dev::IrqDevice>(
         mem_, interrupts_->tsc_offset(),
@@ -388,225 +250,9 @@ void Vm::setup_passthrough()
     pci_.add(kSlot, irq_device_.get());
 }
 
-// Multiboot 0.6.96 3.2 "Machine state": 32-bit protected mode, flat 4 GiB segments, paging off,
-// interrupts off, EAX = 0x2BADB002, EBX = physical address of the information structure.
-void Vm::set_boot_state(kvm::Vcpu& v)
-{
-    kvm_sregs s = v.get_sregs();
-    kvm_segment code{};
-    code.base = 0;
-    code.limit = 0xffffffff;
-    code.selector = 0x10;  // QEMU's multiboot option ROM uses these selectors
-    code.type = 0xb;       // execute/read, accessed
-    code.present = 1;
-    code.s = 1;
-    code.db = 1;
-    code.g = 1;
-    kvm_segment data = code;
-    data.selector = 0x18;
-    data.type = 0x3;  // read/write, accessed
-    s.cs = code;
-    s.ds = s.es = s.fs = s.gs = s.ss = data;
-    s.cr0 = 0x11;  // PE | ET
-    s.cr4 = 0;
-    s.efer = 0;
-    v.set_sregs(s);
-    kvm_regs r{};
-    r.rip = boot_.entry;
-    r.rax = kMultibootBootMagic;
-    r.rbx = boot_.info_addr;
-    r.rflags = 0x2;
-    v.set_regs(r);
-}
-
 const host::PinEntry* Vm::pin_entry(unsigned i) const
 {
     return i < pin_plan_.entries.size() ? &pin_plan_.entries[i] : nullptr;
-}
-
-int Vm::run()
-{
-    // Keep the host out of deep C-states while vCPUs may idle (the early-Ryzen lockup
-    // mitigation, and latency runs); released when run() returns.
-    std::optional<host::PmQosHold> pm_qos;
-    if (cfg_.pm_qos)
-        pm_qos.emplace();
-    interrupts_->start();
-    for (auto& v : vcpus_)
-        v->start();
-    running_ns_ = monotonic_ns();
-    {
-        // With KVM's LAPIC, halts happen inside KVM: ask the vCPUs every second whether they
-        // are stuck, so that a guest halted for good ends instead of hanging.
-        std::unique_lock lk(stop_mu_);
-        while (!stop_cv_.wait_for(lk, std::chrono::seconds(1), [this] { return stopping(); })) {
-            if (!apic_in_kernel())
-                continue;
-            lk.unlock();
-            for (auto& v : vcpus_)
-                v->request_liveness_check();
-            lk.lock();
-        }
-    }
-    for (auto& v : vcpus_)
-        v->request_stop();
-    for (auto& v : vcpus_)
-        v->join();
-    interrupts_->stop();
-    uart_->flush();
-    if (!exit_message_.empty())
-        std::fprintf(stderr, "hvaccel: %s\n", exit_message_.c_str());
-    if (cfg_.stats)
-        std::fputs(stats_report().c_str(), stderr);
-    return exit_status_;
-}
-
-void Vm::request_stop(int status, const std::string& message)
-{
-    {
-        std::lock_guard lk(stop_mu_);
-        if (stopping())
-            return;
-        exit_status_ = status;
-        exit_message_ = message;
-        stopping_.store(true, std::memory_order_release);
-    }
-    stop_cv_.notify_all();
-    for (auto& v : vcpus_)
-        v->request_stop();
-}
-
-void Vm::pause()
-{
-    std::lock_guard lk(control_mu_);
-    if (!paused_.exchange(true))
-        pause_vcpus();
-}
-
-void Vm::resume()
-{
-    std::lock_guard lk(control_mu_);
-    if (paused_.exchange(false))
-        resume_vcpus();
-}
-
-void Vm::pause_vcpus()
-{
-    if (irq_device_)
-        irq_device_->quiesce();  // a device stops raising while the guest is stopped
-    for (auto& v : vcpus_)
-        v->request_pause();
-    for (auto& v : vcpus_)
-        v->wait_paused();
-}
-
-void Vm::resume_vcpus()
-{
-    for (auto& v : vcpus_)
-        v->request_resume();
-    if (irq_device_)
-        irq_device_->resume();
-}
-
-// Userspace MSRs: the local APIC's; anything else takes #GP as an unimplemented MSR does.
-bool Vm::msr_read(unsigned vcpu, std::uint32_t msr, std::uint64_t& value)
-{
-    auto r = interrupts_->backend(vcpu).msr_read(msr);
-    value = r.value;
-    return r.is_ok();
-}
-
-bool Vm::msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value)
-{
-    return interrupts_->backend(vcpu).msr_write(msr, value).is_ok();
-}
-
-void Vm::note_parked(unsigned vcpu)
-{
-    {
-        std::lock_guard lk(stop_mu_);
-        dead_halt_.at(vcpu) = true;
-    }
-    check_all_stuck();
-}
-
-void Vm::note_dead_halt(unsigned vcpu, std::uint64_t rip)
-{
-    {
-        std::lock_guard lk(stop_mu_);
-        dead_halt_.at(vcpu) = true;
-        last_dead_halt_ = {vcpu, rip};
-    }
-    check_all_stuck();
-}
-
-void Vm::check_all_stuck()
-{
-    bool all_dead = true;
-    std::pair<unsigned, std::uint64_t> where;
-    {
-        std::lock_guard lk(stop_mu_);
-        where = last_dead_halt_;
-        for (unsigned i = 0; i < dead_halt_.size(); ++i) {
-            if (dead_halt_[i])
-                continue;
-            if (vcpus_[i]->state() != VcpuState::WaitForSipi)
-                all_dead = false;
-        }
-    }
-    if (all_dead)
-        request_stop(kExitGuestCrash,
-                     fmt::format("guest halted with interrupts disabled on every vCPU "
-                                 "(vCPU {} at RIP {:#x})",
-                                 where.first, where.second));
-}
-
-void Vm::note_alive(unsigned vcpu)
-{
-    std::lock_guard lk(stop_mu_);
-    dead_halt_.at(vcpu) = false;
-}
-
-std::string Vm::stats_report() const
-{
-    std::string out =
-        fmt::format("hvaccel statistics\n  APIC backend {} ({})\n", apic_backend_, apic_reason_);
-    if (running_ns_)
-        out += fmt::format("  vCPUs running {:.3f} ms after the VM was begun ({})\n",
-                           static_cast<double>(running_ns_ - created_ns_) / 1e6,
-                           restored_ ? "restored" : "booted");
-    for (const auto& v : vcpus_) {
-        const auto& s = v->stats();
-        out += fmt::format("  vCPU {}: kicks {} wakes {} msr-faults {}\n", v->id(), s.kicks.load(),
-                           s.wakes.load(), s.msr_faults.load());
-        for (std::size_t r = 0; r < s.exits.size(); ++r) {
-            auto n = s.exits[r].load();
-            if (!n)
-                continue;
-            const char* name = kvm_exit_name(static_cast<std::uint32_t>(r));
-            out += fmt::format("    exit {:<14} {}\n", name ? name : fmt::format("#{}", r), n);
-        }
-        // The APIC backend's own counters: architectural exits by reason, deliveries by source.
-        auto& b = interrupts_->backend(v->id());
-        for (const auto& list : {b.exit_counters(), b.stats()})
-            for (const auto& c : list)
-                if (c.value)
-                    out += fmt::format("    apic {:<14} {}\n", c.name, c.value);
-    }
-    out += "  " + pci_.stats() + "\n";
-    if (irq_device_)
-        out += "  " + irq_device_->stats() + "\n";
-    if (remapping_) {
-        out += fmt::format("  interrupt remapping: {}\n", remapping_->path());
-        for (const auto& c : remapping_->counters())
-            out += fmt::format("    iommu {:<16} {}\n", c.name, c.value);
-    }
-    out += fmt::format("  guest RAM resident: {} KiB of {} MiB\n", mem_.resident_bytes() >> 10,
-                       mem_.size() >> 20);
-    out += fmt::format("  unclaimed: port reads {} writes {}, MMIO reads {} writes {}\n",
-                       pio_.unclaimed_reads(), pio_.unclaimed_writes(), mmio_.unclaimed_reads(),
-                       mmio_.unclaimed_writes());
-    return out;
 }
 
 }  // namespace hv

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backend/vm_apic.hpp"
 #include "core/base/fd.hpp"
 #include "core/boot/loader.hpp"
 #include "core/bus/bus.hpp"
@@ -33,13 +34,6 @@
 #include "core/snapshot/state.hpp"
 #include "core/vcpu/vcpu.hpp"
 #include "core/vm/config.hpp"
-
-namespace hv::svm {
-class AvicVm;
-}
-namespace hv::vmx {
-class ApicvVm;
-}
 
 namespace hv {
 
@@ -97,8 +91,7 @@ class Vm {
     Bus& mmio() { return mmio_; }
     VcpuThread& vcpu(unsigned i) { return *vcpus_.at(i); }
     Interrupts& interrupts() { return *interrupts_; }
-    const std::string& apic_backend() const { return apic_backend_; }
-    bool apic_in_kernel() const { return apic_backend_ == "kernel"; }
+    const VmApic& apic() const { return *apic_; }
     unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
     const BootInfo& boot_info() const { return boot_; }
     dev::Uart16550& uart() { return *uart_; }
@@ -112,11 +105,9 @@ class Vm {
 
   private:
     void check_capabilities();
-    void choose_apic_backend();
     void setup_memory();
     void setup_devices();
     void setup_vcpus();
-    void set_boot_state(kvm::Vcpu& v);
     void setup_interrupts();
     void setup_passthrough();
     apic::ApicCaps apic_caps() const;
@@ -153,12 +144,8 @@ class Vm {
     BootInfo boot_{};
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
     host::PinPlan pin_plan_;
-    std::string apic_backend_;
-    std::string apic_reason_;  // why the backend was chosen (host/backend.hpp)
     std::vector<kvm_cpuid_entry2> supported_cpuid_;
-    ApicSpec apic_spec_;
-    std::unique_ptr<svm::AvicVm> avic_;       // the AVIC tables; outlives the backends below
-    std::unique_ptr<vmx::ApicvVm> apicv_;     // the PIDs and PID-pointer table, likewise
+    std::unique_ptr<VmApic> apic_;            // its tables outlive the per-vCPU APICs below
     std::unique_ptr<Interrupts> interrupts_;  // after vcpus_: destroyed first, threads joined
     dev::PciHost pci_;
     std::unique_ptr<InterruptRemapping> remapping_;  // before the device that sends through it

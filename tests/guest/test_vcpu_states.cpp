@@ -130,7 +130,7 @@ TEST(VcpuStates, KernelApicVcpusPauseOutOfKvm)
     auto cfg = config("idle", 2);
     cfg.apic = "kernel";
     hv::Vm vm(cfg);
-    ASSERT_TRUE(vm.apic_in_kernel());
+    ASSERT_TRUE(vm.apic().lapic_in_kvm());
     int status = -1;
     std::thread t([&] { status = vm.run(); });
     // Both vCPUs sit inside KVM_RUN (BSP halted, AP waiting for SIPI in KVM): kicks get them out.
