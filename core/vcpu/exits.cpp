@@ -6,7 +6,6 @@
 
 #include "core/base/error.hpp"
 #include "core/vcpu/vcpu.hpp"
-#include "core/vm/vm.hpp"
 
 namespace hv {
 
@@ -49,7 +48,7 @@ void VcpuThread::crash(const std::string& what)
         rip = vcpu_.get_regs().rip;
     } catch (const Error&) {
     }
-    vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: {} at RIP {:#x}", id_, what, rip));
+    host_.guest_crashed(fmt::format("vCPU {}: {} at RIP {:#x}", id_, what, rip));
 }
 
 void VcpuThread::handle_exit()
@@ -76,7 +75,7 @@ void VcpuThread::handle_exit()
         break;
     case KVM_EXIT_IOAPIC_EOI:
         // Split irqchip: the guest EOIed a level-triggered IOAPIC vector in KVM's LAPIC.
-        vm_.interrupts().eoi_to_ioapic(run->eoi.vector);
+        host_.eoi_to_ioapic(run->eoi.vector);
         break;
     case KVM_EXIT_SHUTDOWN:
         crash("triple fault (shutdown)");
@@ -89,8 +88,8 @@ void VcpuThread::handle_exit()
                           run->fail_entry.hardware_entry_failure_reason));
         break;
     case KVM_EXIT_SYSTEM_EVENT:
-        vm_.request_stop(0, fmt::format("vCPU {}: guest system event {} (power off or reset)", id_,
-                                        run->system_event.type));
+        host_.guest_powered_off(fmt::format("vCPU {}: guest system event {} (power off or reset)",
+                                            id_, run->system_event.type));
         break;
     default:
         crash(fmt::format("unhandled KVM exit reason {}", run->exit_reason));
@@ -107,9 +106,9 @@ void VcpuThread::handle_io()
         std::uint64_t v = 0;
         if (io.direction == KVM_EXIT_IO_OUT) {
             std::memcpy(&v, data, io.size);
-            vm_.pio().write(io.port, io.size, v);
+            host_.pio().write(io.port, io.size, v);
         } else {
-            vm_.pio().read(io.port, io.size, v);
+            host_.pio().read(io.port, io.size, v);
             std::memcpy(data, &v, io.size);
         }
     }
@@ -126,7 +125,7 @@ void VcpuThread::handle_mmio()
         if (apic_->mmio_write(m.phys_addr, m.len, static_cast<std::uint32_t>(v)).status !=
             apic::AccessStatus::NotMine)
             return;
-        vm_.mmio().write(m.phys_addr, m.len, v);
+        host_.mmio().write(m.phys_addr, m.len, v);
     } else {
         auto r = apic_->mmio_read(m.phys_addr, m.len);
         if (r.status != apic::AccessStatus::NotMine) {
@@ -134,7 +133,7 @@ void VcpuThread::handle_mmio()
             std::memcpy(m.data, &v, m.len);
             return;
         }
-        vm_.mmio().read(m.phys_addr, m.len, v);
+        host_.mmio().read(m.phys_addr, m.len, v);
         std::memcpy(m.data, &v, m.len);
     }
 }
@@ -143,7 +142,7 @@ void VcpuThread::handle_rdmsr()
 {
     auto& m = vcpu_.run_struct()->msr;
     std::uint64_t v = 0;
-    if (vm_.msr_read(id_, m.index, v)) {
+    if (host_.msr_read(id_, m.index, v)) {
         m.data = v;
         m.error = 0;
     } else {
@@ -155,7 +154,7 @@ void VcpuThread::handle_rdmsr()
 void VcpuThread::handle_wrmsr()
 {
     auto& m = vcpu_.run_struct()->msr;
-    if (vm_.msr_write(id_, m.index, m.data)) {
+    if (host_.msr_write(id_, m.index, m.data)) {
         m.error = 0;
     } else {
         m.error = 1;
@@ -176,7 +175,7 @@ void VcpuThread::handle_hlt()
     }
     apic_->set_run_state(apic::RunState::Halted);
     if (!(r.rflags & kRflagsIf))
-        vm_.note_dead_halt(id_, r.rip - 1);
+        host_.note_dead_halt(id_, r.rip - 1);
 }
 
 }  // namespace hv

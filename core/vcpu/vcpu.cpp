@@ -8,7 +8,6 @@
 #include "core/base/fault_inject.hpp"
 #include "core/boot/cpu_state.hpp"
 #include "core/host/placement.hpp"
-#include "core/vm/vm.hpp"
 
 namespace hv {
 
@@ -51,12 +50,13 @@ const char* to_string(VcpuState s)
     return "?";
 }
 
-VcpuThread::VcpuThread(Vm& vm, unsigned id)
-    : vm_(vm), id_(id), vcpu_(vm.system(), vm.kvm(), id),
+VcpuThread::VcpuThread(VcpuHost& host, const kvm::System& sys, const kvm::Vm& vm, unsigned id,
+                       bool lapic_in_kvm, const host::PinEntry* pin)
+    : host_(host), id_(id), lapic_in_kvm_(lapic_in_kvm), pin_(pin), vcpu_(sys, vm, id),
       // Application processors start in wait-for-SIPI (SDM Vol3 9.4 "Multiple-Processor
       // Initialization"); the BSP runs from the boot state.
       // With KVM's LAPIC, KVM itself holds APs in wait-for-SIPI inside KVM_RUN.
-      state_(id == 0 || vm.apic().lapic_in_kvm() ? VcpuState::Running : VcpuState::WaitForSipi)
+      state_(id == 0 || lapic_in_kvm ? VcpuState::Running : VcpuState::WaitForSipi)
 {
 }
 
@@ -162,16 +162,16 @@ void VcpuThread::thread_main()
     sigaddset(&set, kKickSignal);
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     try {
-        if (const host::PinEntry* pin = vm_.pin_entry(id_)) {
-            host::pin_current_thread(*pin);
-            pinned_cpu_.store(static_cast<int>(pin->host_cpu));
+        if (pin_) {
+            host::pin_current_thread(*pin_);
+            pinned_cpu_.store(static_cast<int>(pin_->host_cpu));
         }
         loop();
     } catch (const std::exception& e) {
         // A vCPU thread that fails ends the VM: every other vCPU is stopped, run() returns.
-        vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: {}", id_, e.what()));
+        host_.guest_crashed(fmt::format("vCPU {}: {}", id_, e.what()));
     } catch (...) {
-        vm_.request_stop(kExitGuestCrash, fmt::format("vCPU {}: unknown exception", id_));
+        host_.guest_crashed(fmt::format("vCPU {}: unknown exception", id_));
     }
     {
         std::lock_guard lk(mu_);
@@ -199,7 +199,7 @@ void VcpuThread::poll_apic()
         set_sipi_state(vcpu_, *ev.sipi);
         state_.store(VcpuState::Running);
         apic_->unblock();
-        vm_.note_alive(id_);
+        host_.note_alive(id_);
     }
     if (ev.nmi && state_.load() != VcpuState::WaitForSipi) {
         vcpu_.nmi();
@@ -207,14 +207,14 @@ void VcpuThread::poll_apic()
             state_.store(VcpuState::Running);
             apic_->set_run_state(apic::RunState::Running);
             apic_->unblock();
-            vm_.note_alive(id_);
+            host_.note_alive(id_);
         }
     }
     if (state_.load() == VcpuState::Halted && apic_->pending_vector()) {
         state_.store(VcpuState::Running);
         apic_->set_run_state(apic::RunState::Running);
         apic_->unblock();
-        vm_.note_alive(id_);
+        host_.note_alive(id_);
     }
 }
 
@@ -255,11 +255,11 @@ bool VcpuThread::take_requests()
     if ((r & kReqSipi) && state_.load() == VcpuState::WaitForSipi) {
         set_sipi_state(vcpu_, sipi_vector_.load());
         state_.store(VcpuState::Running);
-        vm_.note_alive(id_);
+        host_.note_alive(id_);
     }
     if (state_.load() != VcpuState::Paused)
         poll_apic();
-    if ((r & kReqLiveness) && vm_.apic().lapic_in_kvm() && state_.load() == VcpuState::Running)
+    if ((r & kReqLiveness) && lapic_in_kvm_ && state_.load() == VcpuState::Running)
         check_liveness();
     if (r & kReqPause) {
         std::lock_guard lk(mu_);
@@ -338,13 +338,13 @@ void VcpuThread::check_liveness()
     if (mp == KVM_MP_STATE_HALTED) {
         kvm_regs r = vcpu_.get_regs();
         if (!(r.rflags & kRflagsIf))
-            vm_.note_dead_halt(id_, r.rip - 1);
+            host_.note_dead_halt(id_, r.rip - 1);
         else
-            vm_.note_alive(id_);
+            host_.note_alive(id_);
     } else if (mp == KVM_MP_STATE_UNINITIALIZED || mp == KVM_MP_STATE_INIT_RECEIVED) {
-        vm_.note_parked(id_);
+        host_.note_parked(id_);
     } else {
-        vm_.note_alive(id_);
+        host_.note_alive(id_);
     }
 }
 

@@ -19,11 +19,35 @@
 #include <thread>
 
 #include "apic/backend.hpp"
+#include "core/bus/bus.hpp"
+#include "core/host/placement.hpp"
 #include "core/kvm/kvm.hpp"
 
 namespace hv {
 
-class Vm;
+// What a vCPU needs from the VM it belongs to (the VM implements it): the buses its exits
+// reach, the MSR dispatch, the IOAPIC's EOI, and the VM-wide liveness and stop. Thread-safe:
+// every vCPU thread calls it.
+class VcpuHost {
+  public:
+    virtual Bus& pio() = 0;
+    virtual Bus& mmio() = 0;
+    // MSRs KVM leaves to userspace: true when handled (false: the guest takes #GP).
+    virtual bool msr_read(unsigned vcpu, std::uint32_t msr, std::uint64_t& value) = 0;
+    virtual bool msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value) = 0;
+    // Split irqchip: the guest EOIed level-triggered `vector` in KVM's LAPIC.
+    virtual void eoi_to_ioapic(std::uint8_t vector) = 0;
+    // Liveness: halted with interrupts disabled, waiting for SIPI inside KVM, or running again.
+    virtual void note_dead_halt(unsigned vcpu, std::uint64_t rip) = 0;
+    virtual void note_parked(unsigned vcpu) = 0;
+    virtual void note_alive(unsigned vcpu) = 0;
+    // The guest ended the VM: it crashed (`what` says how), or powered off.
+    virtual void guest_crashed(const std::string& what) = 0;
+    virtual void guest_powered_off(const std::string& what) = 0;
+
+  protected:
+    ~VcpuHost() = default;
+};
 
 enum class VcpuState : std::uint8_t { Running, Halted, WaitForSipi, Paused, Stopped };
 const char* to_string(VcpuState s);
@@ -41,7 +65,10 @@ struct VcpuStats {
 // request, which signals the thread out of KVM_RUN or wakes it from its userspace sleep.
 class VcpuThread final : public apic::VcpuNotifier {
   public:
-    VcpuThread(Vm& vm, unsigned id);
+    // `lapic_in_kvm`: KVM's LAPIC holds the APs in wait-for-SIPI and halts happen inside KVM
+    // (the VM's APIC backend says). `pin`: where to pin the thread (none: not pinned).
+    VcpuThread(VcpuHost& host, const kvm::System& sys, const kvm::Vm& vm, unsigned id,
+               bool lapic_in_kvm, const host::PinEntry* pin);
     ~VcpuThread() override;
     VcpuThread(const VcpuThread&) = delete;
     VcpuThread& operator=(const VcpuThread&) = delete;
@@ -114,8 +141,10 @@ class VcpuThread final : public apic::VcpuNotifier {
     void handle_hlt();
     void crash(const std::string& what);
 
-    Vm& vm_;
+    VcpuHost& host_;
     unsigned id_;
+    bool lapic_in_kvm_;
+    const host::PinEntry* pin_;
     kvm::Vcpu vcpu_;
     apic::ApicBackend* apic_ = nullptr;
     std::thread thread_;

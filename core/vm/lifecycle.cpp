@@ -107,6 +107,11 @@ bool Vm::msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value)
     return interrupts_->backend(vcpu).msr_write(msr, value).is_ok();
 }
 
+void Vm::eoi_to_ioapic(std::uint8_t vector)
+{
+    interrupts_->eoi_to_ioapic(vector);
+}
+
 void Vm::note_parked(unsigned vcpu)
 {
     {

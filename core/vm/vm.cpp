@@ -161,7 +161,8 @@ void Vm::setup_vcpus()
     CpuidApicFeatures apic;
     dead_halt_.assign(cfg_.vcpus, false);
     for (unsigned i = 0; i < cfg_.vcpus; ++i) {
-        auto v = std::make_unique<VcpuThread>(*this, i);
+        auto v =
+            std::make_unique<VcpuThread>(*this, sys_, vm_, i, apic_->lapic_in_kvm(), pin_entry(i));
         v->kvm().set_cpuid(guest_cpuid(supported, i, cfg_.vcpus, apic));
         if (i == 0 && !restore_)
             set_multiboot_state(v->kvm(), boot_);

@@ -5,7 +5,6 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,7 +45,7 @@ struct RestoreSource {
     bool allow_tsc_mismatch = false;
 };
 
-class Vm {
+class Vm final : public VcpuHost {
   public:
     explicit Vm(const VmConfig& cfg, const RestoreSource* restore = nullptr);
     ~Vm();
@@ -70,25 +69,25 @@ class Vm {
     // Thread-safe against the vCPUs; throws hv::Error on failure (the VM keeps running).
     void snapshot(const std::string& path);
 
-    // MSR dispatch for exits the KVM side does not handle: return true when handled.
-    using MsrRead = std::function<bool(unsigned vcpu, std::uint32_t msr, std::uint64_t& value)>;
-    using MsrWrite = std::function<bool(unsigned vcpu, std::uint32_t msr, std::uint64_t value)>;
-    bool msr_read(unsigned vcpu, std::uint32_t msr, std::uint64_t& value);
-    bool msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value);
-
-    // Called by a vCPU that halts with interrupts disabled; ends the VM when every vCPU is
-    // stuck that way or waiting for SIPI (nothing can ever wake them).
-    void note_dead_halt(unsigned vcpu, std::uint64_t rip);
-    void note_alive(unsigned vcpu);
+    // VcpuHost. MSRs: the local APIC's; anything else is not handled (#GP).
+    bool msr_read(unsigned vcpu, std::uint32_t msr, std::uint64_t& value) override;
+    bool msr_write(unsigned vcpu, std::uint32_t msr, std::uint64_t value) override;
+    void eoi_to_ioapic(std::uint8_t vector) override;
+    // A vCPU that halts with interrupts disabled; the VM ends when every vCPU is stuck that way
+    // or waiting for SIPI (nothing can ever wake them).
+    void note_dead_halt(unsigned vcpu, std::uint64_t rip) override;
+    void note_alive(unsigned vcpu) override;
     // A vCPU that waits for SIPI inside KVM (kernel backend): stuck unless another vCPU acts.
-    void note_parked(unsigned vcpu);
+    void note_parked(unsigned vcpu) override;
+    void guest_crashed(const std::string& what) override { request_stop(kExitGuestCrash, what); }
+    void guest_powered_off(const std::string& what) override { request_stop(0, what); }
 
     const VmConfig& config() const { return cfg_; }
     const kvm::System& system() const { return sys_; }
     const kvm::Vm& kvm() const { return vm_; }
     GuestMemory& memory() { return mem_; }
-    Bus& pio() { return pio_; }
-    Bus& mmio() { return mmio_; }
+    Bus& pio() override { return pio_; }
+    Bus& mmio() override { return mmio_; }
     VcpuThread& vcpu(unsigned i) { return *vcpus_.at(i); }
     Interrupts& interrupts() { return *interrupts_; }
     const VmApic& apic() const { return *apic_; }
