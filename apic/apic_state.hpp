@@ -1,7 +1,7 @@
-// ApicState: the flattened, host-neutral register set of one local APIC (DESIGN.md "ApicState").
+// ApicState: the flattened, host-neutral register set of one local APIC (docs/snapshot.md).
 //
 // Every backend flattens into this and restores from it, so a snapshot taken on one host
-// acceleration restores on another. Plain fields only: a later issue serialises it to JSON.
+// acceleration restores on another. Plain fields only; core/snapshot/ writes it as JSON.
 //
 // Representation rules (the "normal form" every backend must produce):
 // - `id` is the 32-bit x2APIC ID. In xAPIC mode the ID register reads (id & 0xFF) << 24.

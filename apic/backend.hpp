@@ -1,6 +1,7 @@
-// ApicBackend: one vCPU's local APIC as the guest sees it, whatever backs it (DESIGN.md "The
-// backend interface"). Implemented by `emulated` (apic/emulated.hpp), `kernel` (core/), `apicv`
-// (vmx/) and `avic` (svm/). The backend is chosen once at VM creation.
+// ApicBackend: one vCPU's local APIC as the guest sees it, whatever backs it (docs/apic.md).
+// Implemented by `emulated` (apic/emulated.hpp), `kernel` (core/interrupts/kernel_apic.hpp),
+// `apicv` (vmx/) and `avic` (svm/). The backend is chosen once at VM creation
+// (core/backend/vm_apic.hpp).
 //
 // Threads:
 //   vCPU thread   — register access, injection point, scheduling hooks, flatten/restore;

@@ -22,7 +22,7 @@ apic::ApicState ApicvBackend::flatten()
         std::lock_guard lock(mu_);
         poll_timer_locked(changed);
         s = apic_.flatten(clock_.now());
-        // DESIGN.md: PIR merged into IRR even when ON is clear; RVI/SVI are not saved.
+        // docs/snapshot.md: PIR merged into IRR even when ON is clear; RVI/SVI are not saved.
         const apic::VectorWords pir = pid_.peek_pir();
         const apic::VectorWords virr = page_->vectors(vapic::kVirr);
         for (std::size_t i = 0; i < 8; ++i) {

@@ -14,7 +14,7 @@ namespace hv::host {
 
 struct HostProfile;
 
-// The four APIC backends (DESIGN.md "How guests execute"): KVM's own LAPIC, and the models of
+// The four APIC backends (docs/apic.md): KVM's own LAPIC, and the models of
 // Intel APICv, AMD AVIC and a fully trapped architectural LAPIC.
 enum class ApicKind : unsigned char { Kernel, Apicv, Avic, Emulated };
 

@@ -39,7 +39,7 @@ std::uint64_t get_u64(const std::uint8_t* p)
     return v;
 }
 
-// One write(2), or the fault HV_FAULT_INJECT asks for (core/fault_inject.hpp): short writes of
+// One write(2), or the fault HV_FAULT_INJECT asks for (core/base/fault_inject.hpp): short writes of
 // at most 4 KiB, or EIO once `done` bytes reached 64 KiB.
 ssize_t write_once(int fd, const std::uint8_t* p, std::uint64_t len, std::uint64_t done)
 {

@@ -1,4 +1,4 @@
-// The snapshot container (DESIGN.md "Snapshot format"):
+// The snapshot container (docs/snapshot.md "The file"):
 //
 //   0   magic "HVACSNAP"
 //   8   u32 format major version   (a reader refuses a newer major)

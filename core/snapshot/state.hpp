@@ -1,4 +1,4 @@
-// What a snapshot holds, as C++ values, and their JSON form (DESIGN.md "Snapshot format").
+// What a snapshot holds, as C++ values, and their JSON form (docs/snapshot.md).
 //
 // The document: {"hvaccel": {...}, "sections": {NAME: {"version": V, "min_version": M,
 // "optional": bool, "data": {...}}}}. A reader refuses a section whose min_version is newer

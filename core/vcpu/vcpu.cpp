@@ -285,7 +285,7 @@ void VcpuThread::sleep_while(VcpuState s, std::optional<std::chrono::millisecond
 void VcpuThread::loop()
 {
     kvm_run* run = vcpu_.run_struct();
-    // Test-only (core/fault_inject.hpp): HV_FAULT_INJECT=vcpu_throw=N fails vCPU N here.
+    // Test-only (core/base/fault_inject.hpp): HV_FAULT_INJECT=vcpu_throw=N fails vCPU N here.
     const bool injected_failure = fault_value("vcpu_throw") == std::to_string(id_);
     for (;;) {
         if (!take_requests())

@@ -1,6 +1,6 @@
 // Property test: whatever a guest writes, in whatever order, the model never faults the host and
-// its flattened state always validates and restores to an identical model. (The issue's "guest
-// that stresses every register with random writes", at the model level; run it under ASan/UBSan.)
+// its flattened state always validates and restores to an identical model: a guest that stresses
+// every register with random writes, at the model level (worth a run in an ASan build).
 #include <gtest/gtest.h>
 
 #include <random>

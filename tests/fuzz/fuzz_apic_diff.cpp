@@ -5,7 +5,7 @@
 // migrations — is applied to nine one-vCPU VMs:
 //   emulated (apic/emulated.hpp)                         the reference;
 //   apicv default, noipiv, nopi, novid, nox2apic         (vmx/apicv_vm.hpp ApicvOptions, as
-//                                                         core/vm.cpp maps --apic apicv,...);
+//                                                         core/backend/ maps --apic apicv,...);
 //   avic plain, x2avic, erratum_1235                     (svm/avic_vm.hpp AvicOptions).
 // After every operation every backend must show what `emulated` shows: the same access status
 // and read value, the same pending vector and acknowledged vector, the same events, block()
@@ -426,7 +426,7 @@ void op_events(Rig& rig)
                      uint64_t{got.nmi} | uint64_t{got.smi} << 1 | uint64_t{got.init} << 2 |
                          uint64_t{got.sipi.value_or(0)} << 8 | uint64_t{got.extint} << 3);
     }
-    // What core does with them (core/vcpu.cpp): INIT parks the vCPU, SIPI starts it.
+    // What core does with them (core/vcpu/vcpu.cpp): INIT parks the vCPU, SIPI starts it.
     if (want.init || want.sipi) {
         const RunState r = want.sipi ? RunState::Running : RunState::WaitForSipi;
         for (auto& t : rig.twins)

@@ -1,5 +1,5 @@
 // fuzz_devices: sequences of guest port I/O and MMIO against the platform devices (core/devices/)
-// on the port and MMIO buses (core/bus.hpp), wired as core/vm.cpp wires them: 16550 UART at
+// on the port and MMIO buses (core/bus/bus.hpp), wired as core/vm/vm.cpp wires them: 16550 UART at
 // 0x3f8, debug-exit at 0xf4, fw_cfg at 0x510, the two 8259 PICs, the PM timer at 0x608, the
 // pc-testdev IRQ lines at 0x2000 driving an IOAPIC whose registers are on the MMIO bus at
 // 0xfec00000 — plus "probe" devices the input attaches at ranges of its choosing.

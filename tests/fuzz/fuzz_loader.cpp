@@ -1,4 +1,4 @@
-// fuzz_loader: the multiboot v1 loader (core/loader.hpp) on arbitrary images.
+// fuzz_loader: the multiboot v1 loader (core/boot/loader.hpp) on arbitrary images.
 //
 // Input: byte 0 = options (bit 0-1 number of boot modules, bit 2 guest RAM 2 or 6 MiB, bits 3-7
 // command-line length / 4), byte 1 = module size in 64-byte units, then the image.

@@ -1,4 +1,4 @@
-// Interrupt passthrough end to end (issue #6, docs/passthrough.md): the guest finds the irq device
+// Interrupt passthrough end to end (docs/passthrough.md): the guest finds the irq device
 // by scanning PCI, programs MSI-X and takes bursts raised by the device's host thread, on every
 // backend, each with its own remapping path; exact architectural exit counts for posted device
 // interrupts; a hostile guest; and the same latency guest under QEMU with its edu device.

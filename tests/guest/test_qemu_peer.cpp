@@ -1,5 +1,5 @@
 // The same guest images boot under QEMU (`-kernel`, isa-debug-exit) with the same checks and
-// the same exit status: the guest platform contract of DESIGN.md.
+// the same exit status: the guest platform contract of docs/guest-runtime.md.
 #include <gtest/gtest.h>
 
 #include <sstream>
