@@ -122,23 +122,23 @@ void allow_control(scmp_filter_ctx ctx)
         allow(ctx, name);
 }
 
-// core/snapshot/file.cpp: a temporary file created next to the target, written, synced, renamed
-// over it (or unlinked on failure), then the directory opened and synced. openat is allowed with
-// exactly those two flag sets, so no file can be opened for reading and nothing executed.
-// The trade-off: the path itself cannot be checked by a filter; any file the process's user
-// may write can be created or replaced (docs/reliability.md).
+// core/snapshot/file.cpp: a temporary file with a random name (getrandom) created next to the
+// target, written, synced, renamed over it (or unlinked on failure), then the directory opened
+// and synced. openat is allowed with exactly those two flag sets, so no file can be opened for
+// reading and nothing executed. The trade-off: the path itself cannot be checked by a filter; any
+// file the process's user may write can be created or replaced (docs/reliability.md).
 void allow_snapshots(scmp_filter_ctx ctx)
 {
     constexpr scmp_datum_t kFlags = 0xffffffffu;
     allow(ctx, "openat",
-          {arg(2, SCMP_CMP_MASKED_EQ, kFlags, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC)});
+          {arg(2, SCMP_CMP_MASKED_EQ, kFlags, static_cast<scmp_datum_t>(snapshot::kTmpFlags))});
     allow(ctx, "openat", {arg(2, SCMP_CMP_MASKED_EQ, kFlags, O_RDONLY | O_DIRECTORY | O_CLOEXEC)});
     // The writer's look at /proc/swaps (fopen "r": flags exactly O_RDONLY) fails instead: it then
     // assumes the host swaps and compares every guest page (slower, same snapshot).
     check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr("openat"), 1,
                            arg(2, SCMP_CMP_MASKED_EQ, kFlags, O_RDONLY)),
           "openat O_RDONLY");
-    for (const char* name : {"fsync", "fdatasync", "rename", "unlink"})
+    for (const char* name : {"getrandom", "fsync", "fdatasync", "rename", "unlink"})
         allow(ctx, name);
 }
 

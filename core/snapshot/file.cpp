@@ -10,6 +10,7 @@
 #include "core/base/error.hpp"
 #include "core/base/fault_inject.hpp"
 #include "core/base/fd.hpp"
+#include "core/base/random.hpp"
 #include "core/snapshot/crc32.hpp"
 
 namespace hv::snapshot {
@@ -107,8 +108,11 @@ void Writer::commit(const std::string& path, const nlohmann::json& doc) const
 
     // Every failure below removes the temporary file and leaves the target as it was; the
     // error names the target, the step and the OS error in one line.
-    std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    // The temporary file has an unpredictable name and is created, never opened: nothing planted
+    // beside the target (a symlink, a FIFO, another user's file) is followed, reused or waited
+    // on. Mode 0600: the file holds the guest's memory.
+    const std::string tmp = fmt::format("{}.tmp.{:016x}", path, random_u64());
+    Fd fd(::open(tmp.c_str(), kTmpFlags, 0600));
     if (!fd.valid())
         throw_errno(fmt::format("snapshot {}: cannot create {}", path, tmp));
     auto fail_step = [&](const char* step, int err) {

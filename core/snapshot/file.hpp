@@ -12,9 +12,12 @@
 //   ... the blob area: binary data (guest memory, XSAVE areas) that sections reference by
 //       offset and length relative to the start of the blob area
 //
-// Writing goes to a temporary file in the same directory, is synced, then renamed over the
-// target, so a crash never leaves a half-written file at the target path.
+// Writing goes to a temporary file in the same directory (an unpredictable name, created with
+// O_EXCL and O_NOFOLLOW, mode 0600), is synced, then renamed over the target, so a crash never
+// leaves a half-written file at the target path.
 #pragma once
+
+#include <fcntl.h>
 
 #include <cstdint>
 #include <span>
@@ -29,6 +32,8 @@ inline constexpr char kMagic[8] = {'H', 'V', 'A', 'C', 'S', 'N', 'A', 'P'};
 inline constexpr std::uint32_t kFormatMajor = 1;
 inline constexpr std::uint32_t kFormatMinor = 0;
 inline constexpr std::size_t kHeaderSize = 48;
+// How the temporary file is opened (the --sandbox filter allows exactly these flags).
+inline constexpr int kTmpFlags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
 
 // Collects blobs by reference (they must stay valid until commit()), then writes the file.
 class Writer {

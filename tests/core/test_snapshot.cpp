@@ -1,6 +1,8 @@
 // The snapshot container and its sections: a file written and read back is equal; every kind
 // of damage is refused with a one-line reason naming what is wrong, without a crash.
+#include <glob.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -212,6 +214,56 @@ TEST(SnapshotFile, WriterReplacesAtomicallyAndReportsErrors)
                     {{"hvaccel", {{"format", "1.0"}}}, {"sections", nlohmann::json::object()}});
     Reader r(path);
     EXPECT_TRUE(r.doc().contains("sections"));
-    EXPECT_NE(access((std::string(path) + ".tmp." + std::to_string(getpid())).c_str(), F_OK), 0);
+    glob_t g{};
+    EXPECT_EQ(glob((std::string(path) + ".tmp.*").c_str(), 0, nullptr, &g), GLOB_NOMATCH)
+        << "a temporary file was left behind";
+    globfree(&g);
     unlink(path);
+}
+
+// Another local user plants things beside a snapshot's target in a shared directory: a symlink
+// at the temporary name the writer once used (FILE.tmp.PID), pointing at a file of the victim's,
+// and a FIFO at the same name. The writer follows, reuses and waits on none of them; the
+// snapshot is readable by its owner only.
+TEST(SnapshotFile, WriterIgnoresFilesPlantedBesideTheTarget)
+{
+    char dir[] = "/tmp/hvaccel-snapplant-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string target = std::string(dir) + "/vm.snap";
+    const std::string victim = std::string(dir) + "/victim";
+    const std::string planted = target + ".tmp." + std::to_string(getpid());
+    {
+        std::ofstream(victim) << "precious";
+    }
+    ASSERT_EQ(symlink(victim.c_str(), planted.c_str()), 0);
+    const nlohmann::json doc = {{"hvaccel", {{"format", "1.0"}}},
+                                {"sections", nlohmann::json::object()}};
+    Writer().commit(target, doc);
+    std::string text;
+    std::getline(std::ifstream(victim), text);
+    EXPECT_EQ(text, "precious");
+    struct stat st {};
+    ASSERT_EQ(lstat(target.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+    // A FIFO planted at the old name is never opened (opening it would block for a reader).
+    unlink(planted.c_str());
+    ASSERT_EQ(mkfifo(planted.c_str(), 0666), 0);
+    Writer().commit(target, doc);
+    EXPECT_TRUE(Reader(target).doc().contains("sections"));
+
+    // The target itself a symlink to the victim: the rename replaces the link, not the victim.
+    unlink(target.c_str());
+    ASSERT_EQ(symlink(victim.c_str(), target.c_str()), 0);
+    Writer().commit(target, doc);
+    text.clear();
+    std::getline(std::ifstream(victim), text);
+    EXPECT_EQ(text, "precious");
+    ASSERT_EQ(lstat(target.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+
+    for (const auto& f : {target, victim, planted})
+        unlink(f.c_str());
+    EXPECT_EQ(rmdir(dir), 0) << "the writer left a file behind";
 }
