@@ -21,7 +21,7 @@ AccessResult LocalApic::msr_read(uint32_t msr, GuestTime now)
     } else if (msr >= kX2apicMsrFirst && msr <= kX2apicMsrLast) {
         r = mode() == ApicMode::X2Apic ? x2apic_read(mmio_offset_of(msr), now) : AccessResult::gp();
     }
-    counters_.gp += r.is_gp() ? 1 : 0;
+    counters_.gp += r.is_gp() ? 1U : 0U;
     return r;
 }
 
@@ -42,7 +42,7 @@ AccessResult LocalApic::msr_write(uint32_t msr, uint64_t value, GuestTime now)
         r = mode() == ApicMode::X2Apic ? x2apic_write(mmio_offset_of(msr), value, now)
                                        : AccessResult::gp();
     }
-    counters_.gp += r.is_gp() ? 1 : 0;
+    counters_.gp += r.is_gp() ? 1U : 0U;
     return r;
 }
 

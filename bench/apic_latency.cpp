@@ -75,7 +75,8 @@ void row(const char* who, const char* what, std::vector<double> v, double hz,
     std::sort(v.begin(), v.end());
     auto us = [&](double c) { return c / hz * 1e6; };
     auto pct = [&](double p) {
-        return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
+        return v[std::min(v.size() - 1,
+                          static_cast<std::size_t>(p * static_cast<double>(v.size())))];
     };
     std::printf("| %-22s | %-13s | %5zu | %7.1f | %7.1f | %7.1f | %7.1f | %s |\n", who, what,
                 v.size(), us(v.front()), us(pct(0.5)), us(pct(0.99)), us(v.back()), exits.c_str());

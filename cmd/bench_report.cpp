@@ -60,10 +60,12 @@ void print_targets(std::FILE* f, const Report& r)
                     worst_path = p.path;
                 }
             }
-            std::fprintf(
-                f, "| %s | %s | %s | %s | %s |\n", s.c_str(), k ? us(k).c_str() : "-",
-                q ? us(q).c_str() : "-", k && q ? fmt::format("{:.2f}", k / q).c_str() : "-",
-                k && worst ? fmt::format("{:.2f} ({})", worst / k, worst_path).c_str() : "-");
+            std::fprintf(f, "| %s | %s | %s | %s | %s |\n", s.c_str(), k != 0 ? us(k).c_str() : "-",
+                         q != 0 ? us(q).c_str() : "-",
+                         k != 0 && q != 0 ? fmt::format("{:.2f}", k / q).c_str() : "-",
+                         k != 0 && worst != 0
+                             ? fmt::format("{:.2f} ({})", worst / k, worst_path).c_str()
+                             : "-");
         }
     }
 }

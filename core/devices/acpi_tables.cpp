@@ -11,7 +11,6 @@ namespace {
 
 constexpr char kOemId[7] = "HVACCL";
 constexpr char kOemTableId[9] = "HVACCEL ";
-constexpr std::size_t kHeaderLen = 36;
 
 class Table {
   public:

@@ -98,7 +98,7 @@ void iommu_text(std::string& o, const IommuInfo& io)
     if (io.ivrs) {
         unsigned ga = 0;
         for (const auto& h : io.ivrs->ivhds)
-            ga += h.ga_support() ? 1 : 0;
+            ga += h.ga_support() ? 1U : 0U;
         o += fmt::format("  ACPI IVRS: {} IVHD block(s), {} with GA support\n",
                          io.ivrs->ivhds.size(), ga);
     }

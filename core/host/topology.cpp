@@ -75,9 +75,10 @@ Topology collect(hwloc_topology_t t, std::string source)
 {
     Topology out;
     out.source = std::move(source);
-    out.packages = std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PACKAGE));
-    out.cores = std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE));
-    out.pus = std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU));
+    out.packages =
+        static_cast<unsigned>(std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PACKAGE)));
+    out.cores = static_cast<unsigned>(std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE)));
+    out.pus = static_cast<unsigned>(std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU)));
 
     std::vector<hwloc_obj_t> nodes;
     for (hwloc_obj_t n = nullptr; (n = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_NUMANODE, n));) {

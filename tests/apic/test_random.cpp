@@ -129,7 +129,7 @@ TEST(RandomStress, StateStaysValidAndRoundTrips)
         Stress s(seed);
         for (int i = 0; i < 4000; ++i) {
             s.step();
-            x2apic_steps += s.apic().mode() == ApicMode::X2Apic ? 1 : 0;
+            x2apic_steps += s.apic().mode() == ApicMode::X2Apic ? 1U : 0U;
             const ApicState st = s.apic().flatten(at(s.now(), s.now()));
             const auto err = validate(st);
             ASSERT_EQ(err, std::nullopt) << "seed " << seed << " step " << i << ": " << *err;

@@ -257,8 +257,8 @@ uint32_t mmio_offset(hv::fuzz::Input& in)
 {
     const uint16_t raw = static_cast<uint16_t>(in.take(2));
     if (raw & 0x8000)
-        return raw & 0xFFF;    // any byte of the page
-    return (raw & 0x3F) << 4;  // a register
+        return raw & 0xFFF;     // any byte of the page
+    return (raw & 0x3Fu) << 4;  // a register
 }
 
 unsigned access_size(uint8_t b)

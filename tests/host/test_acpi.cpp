@@ -116,8 +116,9 @@ std::string fix_checksum(std::string t)
     if (t.size() < 36)
         return t;
     unsigned sum = 0;
-    const std::size_t n = std::min<std::size_t>(
-        t.size(), static_cast<unsigned char>(t[4]) | (static_cast<unsigned char>(t[5]) << 8));
+    const auto length = static_cast<std::size_t>(static_cast<unsigned char>(t[4]) |
+                                                 (static_cast<unsigned char>(t[5]) << 8));
+    const std::size_t n = std::min(t.size(), length);
     for (std::size_t i = 0; i < n; ++i)
         if (i != 9)
             sum += static_cast<unsigned char>(t[i]);

@@ -16,7 +16,7 @@
 namespace hv::iommu {
 namespace {
 
-constexpr int kPosters = 2;
+constexpr std::size_t kPosters = 2;
 constexpr int kRaises = 50000;
 constexpr uint64_t kMinFlips = 2000;  // posters keep raising until software has flipped this often
 
@@ -27,7 +27,7 @@ TEST(IommuConcurrency, VtdNoLostInterruptWhileEntriesFlip)
     auto& pid = sink.pid(0);
     vmx::update_control(pid, {.nv = 0xF2, .ndst = 1, .sn = false});
     std::vector<VtdIrte> remapped(kPosters), posted(kPosters);
-    for (int t = 0; t < kPosters; ++t) {
+    for (std::size_t t = 0; t < kPosters; ++t) {
         const auto v = static_cast<uint8_t>(0x40 + t);
         VtdRemappedIrte r;
         r.present = true;
@@ -45,7 +45,7 @@ TEST(IommuConcurrency, VtdNoLostInterruptWhileEntriesFlip)
     std::atomic<uint64_t> raises{0}, flips{0};
     std::atomic<uint64_t> delivered{0}, newly_posted{0}, other{0};
     std::vector<std::thread> threads;
-    for (int t = 0; t < kPosters; ++t) {
+    for (std::size_t t = 0; t < kPosters; ++t) {
         threads.emplace_back([&, t] {
             const MsiMessage m = RemappableMsi{static_cast<uint16_t>(t), false, 0}.encode();
             for (int i = 0; i < kRaises || flips.load() < kMinFlips; ++i) {
@@ -65,7 +65,7 @@ TEST(IommuConcurrency, VtdNoLostInterruptWhileEntriesFlip)
     // Software: flip each entry posted <-> remapped with CAS, and SN on and off.
     threads.emplace_back([&] {
         for (unsigned i = 0; running.load() > 0; ++i) {
-            const int t = static_cast<int>(i % kPosters);
+            const std::size_t t = i % kPosters;
             VtdIrte cur = unit.entry(t);
             const VtdIrte next = is_posted(cur) ? remapped[t] : posted[t];
             unit.compare_exchange(t, cur, next);
@@ -104,7 +104,7 @@ TEST(IommuConcurrency, AmdNoLostInterruptWhileEntriesFlip)
     AmdRemapper unit{test::amd_config(true, true, 64), sink};
     unit.set_table(3, 2);
     std::vector<AmdGaIrte> remap(kPosters), guest(kPosters);
-    for (int t = 0; t < kPosters; ++t) {
+    for (std::size_t t = 0; t < kPosters; ++t) {
         const auto v = static_cast<uint8_t>(0x50 + t);
         AmdGaRemapIrte r;
         r.remap_en = true;
@@ -125,7 +125,7 @@ TEST(IommuConcurrency, AmdNoLostInterruptWhileEntriesFlip)
     std::atomic<uint64_t> delivered{0}, newly_posted{0}, doorbells{0}, logged{0}, dropped{0};
     std::atomic<uint64_t> quiet{0};  // GuestPosted with neither doorbell nor GA log: none here
     std::vector<std::thread> threads;
-    for (int t = 0; t < kPosters; ++t) {
+    for (std::size_t t = 0; t < kPosters; ++t) {
         threads.emplace_back([&, t] {
             const MsiMessage m{0xFEE0'0000ULL, static_cast<uint32_t>(t)};
             for (int i = 0; i < kRaises || flips.load() < kMinFlips; ++i) {
@@ -147,7 +147,7 @@ TEST(IommuConcurrency, AmdNoLostInterruptWhileEntriesFlip)
     // Software: vCPU load/put (IsRun) and guest mode <-> remap, both by CAS.
     threads.emplace_back([&] {
         for (unsigned i = 0; running.load() > 0; ++i) {
-            const int t = static_cast<int>(i % kPosters);
+            const std::size_t t = i % kPosters;
             if ((i & 7u) == 0) {
                 AmdGaIrte cur = *unit.entry(3, t);
                 const AmdGaIrte next = is_guest_mode(cur) ? remap[t] : guest[t];
@@ -161,7 +161,7 @@ TEST(IommuConcurrency, AmdNoLostInterruptWhileEntriesFlip)
     // The CPU takes IRR bits; the hypervisor drains the GA log.
     std::atomic<uint64_t> taken{0}, drained{0};
     auto take = [&] {
-        for (int t = 0; t < kPosters; ++t) {
+        for (std::size_t t = 0; t < kPosters; ++t) {
             const auto v = static_cast<uint8_t>(0x50 + t);
             const uint32_t bit = 1u << (v & 31u);
             if ((sink.page(0).irr_word(v).fetch_and(~bit) & bit) != 0) {

@@ -146,7 +146,7 @@ struct Stress {
                     timer_irqs.fetch_add(1);
                     eoi(b);
                 } else if (!a.spurious) {
-                    const std::size_t s = (a.vector - 0x40) / 0x10;
+                    const auto s = static_cast<std::size_t>((a.vector - 0x40) / 0x10);
                     handled[s][me].fetch_add(1);
                     inflight(s, me).store(false);
                     if (s >= kDevices) {

@@ -2,6 +2,8 @@
 // acceptance, events, timer, mode changes.
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+
 #include "apicv_fakes.hpp"
 
 namespace hv::vmx::test {
@@ -19,7 +21,7 @@ class Backend : public ::testing::TestWithParam<ApicvOptions> {
 TEST_P(Backend, VirtualInterruptDeliveryOrderAndNesting)
 {
     enable(a(), true);
-    for (uint8_t v : {0x31, 0x52, 0x58, 0x93}) {
+    for (uint8_t v : std::initializer_list<uint8_t>{0x31, 0x52, 0x58, 0x93}) {
         a().deliver(fixed(v));
     }
     a().enter_guest();
@@ -54,7 +56,7 @@ TEST(VirtualInterruptDelivery, PseudoCodeTable)
     TestVm vm(1, ApicvOptions{});
     ApicvBackend& a = vm.b(0);
     enable(a, true);
-    for (uint8_t v : {0x31, 0x52, 0x93}) {
+    for (uint8_t v : std::initializer_list<uint8_t>{0x31, 0x52, 0x93}) {
         a.deliver(fixed(v));
     }
     a.enter_guest();  // PIR -> VIRR, RVI = 0x93

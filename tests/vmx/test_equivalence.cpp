@@ -51,7 +51,7 @@ TEST(Parity, RandomGuestMatchesEmulated)
         enable(*p.acc, false);
         uint32_t last_what = 0, last_off = 0, last_v = 0;
         for (int step = 0; step < 4000; ++step) {
-            const uint32_t what = rng() % 10;
+            const auto what = static_cast<uint32_t>(rng() % 10);
             p.clock.ns.fetch_add(rng() % 300);
             last_what = what;
             if (what < 4) {
@@ -158,7 +158,7 @@ TEST(Parity, RandomX2apicGuestMatchesEmulated)
         enable(*p.emu, true);
         enable(*p.acc, true);
         for (int step = 0; step < 4000; ++step) {
-            const uint32_t what = rng() % 10;
+            const auto what = static_cast<uint32_t>(rng() % 10);
             p.clock.ns.fetch_add(rng() % 300);
             if (what < 4) {
                 const uint32_t msr = msrs[rng() % std::size(msrs)];
