@@ -5,10 +5,11 @@
 // notification and wake-up vectors, AVIC doorbell and IsRunning) stay in vmx/ and svm/ and are
 // built on these.
 //
-// Kick or wake (docs/apic.md "How core drives a userspace backend"): a delivery that makes something pending kicks
-// a vCPU in the guest and wakes one blocked in HLT; a vCPU outside both checks pending_vector()
-// before its next entry. Which of the two happened is counted ("kicks", "wakes"): it is the
-// difference the hardware makes (posted-interrupt notification or doorbell versus wake-up).
+// Kick or wake (docs/apic.md "How core drives a userspace backend"): a delivery that makes
+// something pending kicks a vCPU in the guest and wakes one blocked in HLT; a vCPU outside both
+// checks pending_vector() before its next entry. Which of the two happened is counted ("kicks",
+// "wakes"): it is the difference the hardware makes (posted-interrupt notification or doorbell
+// versus wake-up).
 #pragma once
 
 #include <array>

@@ -1,5 +1,5 @@
-/* The guest platform contract (docs/guest-runtime.md): multiboot info as QEMU fills it, fw_cfg, the ACPI
- * tables (RSDP, RSDT/XSDT, FADT with the PM timer, MADT), the PM timer, the 8259 mask, and
+/* The guest platform contract (docs/guest-runtime.md): multiboot info as QEMU fills it, fw_cfg, the
+ * ACPI tables (RSDP, RSDT/XSDT, FADT with the PM timer, MADT), the PM timer, the 8259 mask, and
  * unclaimed ports reading as all-ones. Prints the command line and the first module so the
  * host-side test can compare them with what it passed. */
 #include "rt.h"
