@@ -206,10 +206,11 @@ void Vcpu::set_sregs(const kvm_sregs& s) const
 
 void Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const
 {
-    std::vector<std::uint8_t> buf(uapi::kEntriesOffset + entries.size_bytes());
-    uapi::CpuidHeader h{static_cast<std::uint32_t>(entries.size()), 0};
+    const uapi::CpuidHeader h{static_cast<std::uint32_t>(entries.size()), 0};
+    std::vector<std::uint8_t> buf(uapi::kEntriesOffset);
     std::memcpy(buf.data(), &h, sizeof h);
-    std::memcpy(buf.data() + uapi::kEntriesOffset, entries.data(), entries.size_bytes());
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(entries.data());
+    buf.insert(buf.end(), bytes, bytes + entries.size_bytes());
     ioctl_checked(uapi::kSetCpuid2, buf.data(), "KVM_SET_CPUID2");
 }
 
