@@ -69,6 +69,16 @@ class EmulatedVmApic final : public UserspaceVmApic {
     }
 };
 
+// A vCPU's APIC from a hardware model's VM-wide tables (vmx::ApicvVm, svm::AvicVm): the
+// notification or doorbell targets the host CPU the vCPU thread is pinned to (--pin).
+template <typename TablesVm>
+std::unique_ptr<apic::ApicBackend> make_hardware_model_apic(TablesVm& vm, const VcpuApicSetup& s)
+{
+    if (s.host_apic_id)
+        vm.set_host_apic_id(s.index, *s.host_apic_id);
+    return vm.make_backend(s.index, s.config, s.interrupts, s.interrupts, s.notifier);
+}
+
 // The model of Intel APICv: the posted-interrupt descriptors and PID-pointer table live in
 // vmx::ApicvVm; device MSIs are posted through VT-d where they name one vCPU.
 class ApicvVmApic final : public UserspaceVmApic {
@@ -82,10 +92,7 @@ class ApicvVmApic final : public UserspaceVmApic {
 
     std::unique_ptr<apic::ApicBackend> make_vcpu_apic(const VcpuApicSetup& s) override
     {
-        // The notification targets the host CPU the vCPU thread is pinned to (--pin).
-        if (s.host_apic_id)
-            vm_.set_host_apic_id(s.index, *s.host_apic_id);
-        return vm_.make_backend(s.index, s.config, s.interrupts, s.interrupts, s.notifier);
+        return make_hardware_model_apic(vm_, s);
     }
 
     void attach(Interrupts& irqs, const kvm::Vm&) override
@@ -117,10 +124,7 @@ class AvicVmApic final : public UserspaceVmApic {
 
     std::unique_ptr<apic::ApicBackend> make_vcpu_apic(const VcpuApicSetup& s) override
     {
-        // The doorbell targets the host CPU the vCPU thread is pinned to (--pin).
-        if (s.host_apic_id)
-            vm_.set_host_apic_id(s.index, *s.host_apic_id);
-        return vm_.make_backend(s.index, s.config, s.interrupts, s.interrupts, s.notifier);
+        return make_hardware_model_apic(vm_, s);
     }
 
     std::unique_ptr<InterruptRemapping> make_remapping(const RemappingContext& ctx) override
