@@ -40,21 +40,37 @@ int cmd_restore(int argc, char** argv)
 
 namespace {
 
+// Shortened for a terminal line.
+std::string brief(const nlohmann::json& v)
+{
+    std::string text = v.dump();
+    if (text.size() > 100)
+        text = text.substr(0, 97) + "...";
+    return text;
+}
+
+// The document has passed snapshot::from_json: the required sections are well formed; an
+// optional section unknown to this hvaccel is only known to be an object.
 void print_inspect(const hv::snapshot::Reader& r)
 {
     const auto& doc = r.doc();
     std::printf("snapshot %s: format %s\n", r.name().c_str(),
-                doc.at("hvaccel").at("format").get<std::string>().c_str());
-    for (const auto& [name, sec] : doc.at("sections").items()) {
-        std::printf("[%s] version %s%s\n", name.c_str(), sec.at("version").dump().c_str(),
-                    sec.value("optional", false) ? " (optional)" : "");
-        const auto& data = sec.at("data");
-        for (const auto& [k, v] : data.items()) {
-            std::string text = v.dump();
-            if (text.size() > 100)
-                text = text.substr(0, 97) + "...";
-            std::printf("  %s = %s\n", k.c_str(), text.c_str());
+                doc["hvaccel"]["format"].get_ref<const std::string&>().c_str());
+    for (const auto& [name, sec] : doc["sections"].items()) {
+        auto version = sec.find("version");
+        auto optional = sec.find("optional");
+        std::printf("[%s] version %s%s\n", name.c_str(),
+                    version != sec.end() ? brief(*version).c_str() : "?",
+                    optional != sec.end() && *optional == true ? " (optional)" : "");
+        auto data = sec.find("data");
+        if (data == sec.end())
+            continue;
+        if (!data->is_object()) {
+            std::printf("  %s\n", brief(*data).c_str());
+            continue;
         }
+        for (const auto& [k, v] : data->items())
+            std::printf("  %s = %s\n", k.c_str(), brief(v).c_str());
     }
 }
 
@@ -84,7 +100,9 @@ int cmd_snapshot(int argc, char** argv)
         if (pos.size() != 2)
             hv::fail("snapshot diff needs two FILEs");
         hv::snapshot::Reader a(pos[0]), b(pos[1]);
-        auto d = hv::snapshot::diff(a.doc().at("sections"), b.doc().at("sections"));
+        hv::snapshot::from_json(a);  // both validated: the sections below are well formed
+        hv::snapshot::from_json(b);
+        auto d = hv::snapshot::diff(a.doc()["sections"], b.doc()["sections"]);
         for (const auto& line : d)
             std::printf("%s\n", line.c_str());
         std::printf("%zu difference(s)\n", d.size());

@@ -10,6 +10,7 @@
 
 #include "core/base/error.hpp"
 #include "core/base/fd.hpp"
+#include "core/base/file.hpp"
 #include "core/bus/memory.hpp"
 
 namespace hv {
@@ -250,9 +251,9 @@ BootInfo load_multiboot(const GuestMemory& mem, std::span<const std::uint8_t> im
         fail("entry point {:#x} is outside the loaded image [{:#x}, {:#x})", plan.entry,
              plan.lowest, plan.highest);
     for (const auto& s : plan.segments) {
-        auto dst = mem.span(s.gpa, s.mem_size);
-        std::memcpy(dst.data(), image.data() + s.file_offset, s.file_size);
-        std::memset(dst.data() + s.file_size, 0, s.mem_size - s.file_size);
+        mem.write_checked(s.gpa, image.data() + s.file_offset, s.file_size);
+        // The bss: a 1 GiB one must not cost 1 GiB of host memory up front.
+        mem.zero(s.gpa + s.file_size, s.mem_size - s.file_size);
     }
 
     // Modules go page-aligned after the image, then the info structure.
@@ -310,25 +311,19 @@ BootInfo load_multiboot(const GuestMemory& mem, std::span<const std::uint8_t> im
 
 std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t limit)
 {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid())
-        throw_errno(fmt::format("cannot open {}", path));
-    struct stat st {};
-    if (::fstat(fd.get(), &st) < 0)
-        throw_errno(fmt::format("cannot stat {}", path));
-    if (!S_ISREG(st.st_mode))
-        fail("{} is not a regular file", path);
-    auto size = static_cast<std::uint64_t>(st.st_size);
-    if (size > limit)
-        fail("{} is {} bytes, larger than guest memory ({} bytes)", path, size, limit);
-    std::vector<std::uint8_t> data(size);
+    RegularFile f = open_regular_file(path, path);
+    if (f.size > limit)
+        fail("{}: {} bytes, larger than guest memory ({} bytes)", path, f.size, limit);
+    std::vector<std::uint8_t> data(f.size);
     std::size_t done = 0;
-    while (done < size) {
-        ssize_t n = ::read(fd.get(), data.data() + done, size - done);
+    while (done < data.size()) {
+        ssize_t n = ::read(f.fd.get(), data.data() + done, data.size() - done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0)
-            throw_errno(fmt::format("cannot read {}", path));
+        if (n < 0) {
+            const int err = errno;
+            throw_errno(fmt::format("{}: cannot read", path), err);
+        }
         if (n == 0)
             break;
         done += static_cast<std::size_t>(n);

@@ -146,6 +146,26 @@ std::span<std::uint8_t> GuestMemory::span(std::uint64_t gpa, std::uint64_t len) 
     return {p, static_cast<std::size_t>(len)};
 }
 
+void GuestMemory::zero(std::uint64_t gpa, std::uint64_t len) const
+{
+    if (len == 0)
+        return;
+    auto s = span(gpa, len);
+    // Whole pages are handed back to the kernel: a private anonymous page read after
+    // MADV_DONTNEED is zero, and costs no host memory until the guest writes it. Only the
+    // partial pages at either end are written.
+    const auto first = reinterpret_cast<std::uintptr_t>(s.data());
+    const auto end = first + s.size();
+    const std::uintptr_t lo = (first + 4095) & ~std::uintptr_t{4095};
+    const std::uintptr_t hi = end & ~std::uintptr_t{4095};
+    if (lo >= hi || ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) != 0) {
+        std::memset(s.data(), 0, s.size());
+        return;
+    }
+    std::memset(s.data(), 0, lo - first);
+    std::memset(reinterpret_cast<void*>(hi), 0, end - hi);
+}
+
 void GuestMemory::write_checked(std::uint64_t gpa, const void* src, std::size_t len) const
 {
     auto s = span(gpa, len);

@@ -43,6 +43,8 @@ class GuestMemory {
     // Setup-path variants that throw hv::Error naming the range.
     std::span<std::uint8_t> span(std::uint64_t gpa, std::uint64_t len) const;
     void write_checked(std::uint64_t gpa, const void* src, std::size_t len) const;
+    // Makes [gpa, gpa+len) read as zero without backing its whole pages with host memory.
+    void zero(std::uint64_t gpa, std::uint64_t len) const;
 
     template <typename T> bool read_obj(std::uint64_t gpa, T& out) const
     {

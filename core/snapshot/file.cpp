@@ -10,6 +10,8 @@
 #include "core/base/error.hpp"
 #include "core/base/fault_inject.hpp"
 #include "core/base/fd.hpp"
+#include "core/base/file.hpp"
+#include "core/base/json.hpp"
 #include "core/base/random.hpp"
 #include "core/snapshot/crc32.hpp"
 
@@ -145,21 +147,32 @@ void Writer::commit(const std::string& path, const nlohmann::json& doc) const
 
 Reader::Reader(const std::string& path) : name_(path)
 {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid())
-        throw_errno(fmt::format("snapshot {}: cannot open", path));
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-        fail("snapshot {}: not a regular file", path);
-    size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ > 0) {
-        map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
-        if (map_ == MAP_FAILED) {
-            map_ = nullptr;
-            throw_errno(fmt::format("snapshot {}: mmap", path));
+    RegularFile f = open_regular_file(path, "snapshot " + path);
+    size_ = static_cast<std::size_t>(f.size);
+    // The header is read and checked on its own first: a file that is not a snapshot, or whose
+    // sizes disagree with its length, is refused before the rest of it is read.
+    std::uint8_t head[kHeaderSize] = {};
+    std::size_t got = 0;
+    while (size_ >= kHeaderSize && got < kHeaderSize) {
+        ssize_t n = ::pread(f.fd.get(), head + got, kHeaderSize - got, static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            const int err = n < 0 ? errno : EIO;
+            throw_errno(fmt::format("snapshot {}: read", path), err);
         }
-        data_ = static_cast<const std::uint8_t*>(map_);
+        got += static_cast<std::size_t>(n);
     }
+    check_header(head);
+    // Mapped, not read: guest memory is copied once, from the page cache, when it is restored.
+    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
+    if (map_ == MAP_FAILED) {
+        map_ = nullptr;
+        const int err = errno;
+        throw_errno(fmt::format("snapshot {}: mmap", path), err);
+    }
+    ::madvise(map_, size_, MADV_SEQUENTIAL);
+    data_ = static_cast<const std::uint8_t*>(map_);
     parse();
 }
 
@@ -188,10 +201,9 @@ void Reader::parse()
     }
 }
 
-void Reader::parse_checked()
+void Reader::check_header(const std::uint8_t* bytes)
 {
     const auto size = size_;
-    const std::uint8_t* bytes = data_;
     if (size < kHeaderSize)
         fail("snapshot {}: truncated header ({} bytes)", name_, size);
     if (std::memcmp(bytes, kMagic, sizeof kMagic) != 0)
@@ -201,23 +213,33 @@ void Reader::parse_checked()
     if (major != kFormatMajor)
         fail("snapshot {}: format version {}.{} is not readable by this hvaccel (reads {}.x)",
              name_, major, minor_, kFormatMajor);
-    std::uint64_t json_len = get_u64(&bytes[24]);
+    if (std::uint32_t reserved = get_u32(&bytes[20]); reserved != 0)
+        fail("snapshot {}: reserved header field is {:#x}, not 0", name_, reserved);
+    json_len_ = get_u64(&bytes[24]);
     blob_off_ = get_u64(&bytes[32]);
     blob_len_ = get_u64(&bytes[40]);
-    if (json_len > size - kHeaderSize || blob_off_ < kHeaderSize + json_len || blob_off_ > size ||
+    if (json_len_ > size - kHeaderSize || blob_off_ < kHeaderSize + json_len_ || blob_off_ > size ||
         blob_len_ != size - blob_off_)
         fail("snapshot {}: truncated or inconsistent sizes (file {} bytes, JSON {}, blobs {} at "
              "{})",
-             name_, size, json_len, blob_len_, blob_off_);
+             name_, size, json_len_, blob_len_, blob_off_);
+}
+
+void Reader::parse_checked()
+{
+    const std::uint8_t* bytes = data_;
+    check_header(bytes);
     std::uint32_t want = get_u32(&bytes[16]);
-    std::uint32_t got = crc32(&bytes[24], size - 24);
+    std::uint32_t got = crc32(&bytes[24], size_ - 24);
     if (want != got)
         fail("snapshot {}: CRC mismatch (stored {:#010x}, computed {:#010x}): the file is corrupt",
              name_, want, got);
-    const std::uint8_t* first = bytes + kHeaderSize;
-    doc_ = nlohmann::json::parse(first, first + json_len, nullptr, false);
+    std::string why;
+    doc_ = parse_json(
+        {reinterpret_cast<const char*>(bytes + kHeaderSize), static_cast<std::size_t>(json_len_)},
+        why);
     if (doc_.is_discarded())
-        fail("snapshot {}: the JSON document is not valid JSON", name_);
+        fail("snapshot {}: the JSON document is refused: {}", name_, why);
     if (!doc_.is_object())
         fail("snapshot {}: the JSON document is not an object", name_);
 }

@@ -53,7 +53,8 @@ class Writer {
     std::uint64_t blob_len_ = 0;
 };
 
-// Reads and checks a whole file: magic, version window, sizes, CRC, JSON syntax. Throws
+// Reads and checks a whole file: magic, version window, sizes (the header before anything
+// else is read), CRC, JSON syntax within kJsonMaxDepth (core/base/json.hpp). Throws
 // hv::Error with a one-line reason ("snapshot FILE: ...").
 class Reader {
   public:
@@ -75,6 +76,8 @@ class Reader {
   private:
     void parse();
     void parse_checked();
+    // Magic, version, reserved field and the three sizes against the file's length.
+    void check_header(const std::uint8_t* bytes);
 
     std::string name_;
     std::vector<std::uint8_t> bytes_;  // the test constructor's bytes
@@ -83,7 +86,7 @@ class Reader {
     std::size_t size_ = 0;
     nlohmann::json doc_;
     std::uint32_t minor_ = 0;
-    std::uint64_t blob_off_ = 0, blob_len_ = 0;
+    std::uint64_t json_len_ = 0, blob_off_ = 0, blob_len_ = 0;
 };
 
 }  // namespace hv::snapshot

@@ -6,7 +6,9 @@
 // inlined here (a known false positive of -Wnull-dereference with that library).
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 
+#include <algorithm>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include "core/base/error.hpp"
@@ -18,6 +20,29 @@ namespace hv::snapshot {
 using nlohmann::json;
 
 namespace {
+
+// Exactly what the writer produces: "0x" and 1 to 16 hex digits. No sign, no blanks, no octal
+// or decimal strings ("010" is not 8 or 10 here; it is refused).
+std::optional<std::uint64_t> parse_hex(const std::string& s)
+{
+    if (s.size() < 3 || s.size() > 18 || s[0] != '0' || s[1] != 'x')
+        return std::nullopt;
+    std::uint64_t x = 0;
+    for (std::size_t i = 2; i < s.size(); ++i) {
+        const char c = s[i];
+        unsigned d = 0;
+        if (c >= '0' && c <= '9')
+            d = static_cast<unsigned>(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = static_cast<unsigned>(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = static_cast<unsigned>(c - 'A' + 10);
+        else
+            return std::nullopt;
+        x = x << 4 | d;
+    }
+    return x;
+}
 
 // Reads fields of one JSON object with the context needed for a one-line error.
 class In {
@@ -65,16 +90,9 @@ class In {
             return v.get<std::uint64_t>();
         if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
             return static_cast<std::uint64_t>(v.get<std::int64_t>());
-        if (v.is_string()) {
-            const auto& s = v.get_ref<const std::string&>();
-            std::size_t used = 0;
-            try {
-                std::uint64_t x = std::stoull(s, &used, 0);
-                if (used == s.size() && !s.empty() && s[0] != '-')
-                    return x;
-            } catch (const std::exception&) {
-            }
-        }
+        if (v.is_string())
+            if (auto x = parse_hex(v.get_ref<const std::string&>()))
+                return *x;
         bad(f, "expected an unsigned integer (a number or a \"0x...\" string)");
     }
     std::string str(const std::string& f) const
@@ -266,6 +284,7 @@ struct SectionTable {
 VmState from_json(const Reader& r)
 {
     const json& doc = r.doc();
+    In(doc, "document", r.name()).sub("hvaccel").str("format");
     auto it = doc.find("sections");
     if (it == doc.end() || !it->is_object())
         fail("snapshot {}: no 'sections' object", r.name());
@@ -294,6 +313,10 @@ VmState from_json(const Reader& r)
         caps.directed_eoi = (v.apic.version >> 24) & 1;
         if (auto err = apic::validate(v.apic, caps))
             a.bad("", *err);
+        // vCPU 0 is the bootstrap processor: INIT restarts it at the reset vector (SDM Vol3
+        // 9.1.1), so it never waits for a SIPI. A machine whose every vCPU waited would never run.
+        if (i == 0 && v.apic.run_state == apic::RunState::WaitForSipi)
+            a.bad("run_state", "vCPU 0 is the bootstrap processor and never waits for a SIPI");
         s.vcpus.push_back(std::move(v));
     }
 
@@ -344,6 +367,15 @@ VmState from_json(const Reader& r)
         r.blob(mr.blob, mr.len, run.where());
         s.memory.push_back(mr);
     }
+    // Each run has bytes of its own in the file: restored memory is never more than the file
+    // holds (runs sharing one blob range would let a small file fill all of guest RAM).
+    std::vector<MemoryRun> by_blob = s.memory;
+    std::sort(by_blob.begin(), by_blob.end(),
+              [](const MemoryRun& a, const MemoryRun& b) { return a.blob < b.blob; });
+    for (std::size_t i = 1; i < by_blob.size(); ++i)
+        if (by_blob[i].blob < by_blob[i - 1].blob + by_blob[i - 1].len)
+            mem.bad("runs", fmt::format("the blobs of the runs at {:#x} and {:#x} overlap",
+                                        by_blob[i - 1].gpa, by_blob[i].gpa));
     t.check_unknown();
     return s;
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/error.hpp"
+#include "core/base/json.hpp"
 #include "core/vm/vm.hpp"
 
 namespace hv {
@@ -59,8 +60,11 @@ ControlServer::~ControlServer()
 std::string ControlServer::handle(const std::string& line)
 {
     auto error = [](const std::string& why) { return json{{"ok", false}, {"error", why}}.dump(); };
-    json req = json::parse(line, nullptr, false);
-    if (req.is_discarded() || !req.is_object())
+    std::string why;
+    json req = parse_json(line, why);
+    if (req.is_discarded())
+        return error("request is not a JSON object (" + why + ")");
+    if (!req.is_object())
         return error("request is not a JSON object");
     auto cmd_it = req.find("cmd");
     if (cmd_it == req.end() || !cmd_it->is_string())

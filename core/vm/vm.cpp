@@ -7,6 +7,7 @@
 
 #include "core/base/clock.hpp"
 #include "core/base/error.hpp"
+#include "core/base/file.hpp"
 #include "core/boot/cpu_state.hpp"
 #include "core/devices/acpi_tables.hpp"
 #include "core/host/backend.hpp"
@@ -55,7 +56,7 @@ std::vector<BootModule> read_modules(const VmConfig& cfg, std::uint64_t limit)
     return mods;
 }
 
-// Where COM1 output goes: "stdio", "none" or a file (truncated).
+// Where COM1 output goes: "stdio", "none" or a file of this user's (core/base/file.hpp).
 Fd open_serial(const std::string& spec)
 {
     int fd = -1;
@@ -64,9 +65,11 @@ Fd open_serial(const std::string& spec)
     else if (spec == "none")
         fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     else
-        fd = ::open(spec.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        throw_errno(fmt::format("--serial {}", spec));
+        return open_output_file(spec, "--serial " + spec);
+    if (fd < 0) {
+        const int err = errno;
+        throw_errno(fmt::format("--serial {}", spec), err);
+    }
     return Fd(fd);
 }
 

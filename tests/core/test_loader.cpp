@@ -267,11 +267,30 @@ TEST(Loader, PlacementIsCheckedAgainstGuestMemory)
     EXPECT_NO_THROW(hv::load_multiboot(large, above_ram, "k", "", {}));
 }
 
+TEST(Loader, BssIsZeroWithoutCostingHostMemory)
+{
+    // A 256 MiB bss over guest memory that holds stale bytes: the bss reads as zero, the byte
+    // after it is untouched, and the load did not back the bss with host memory.
+    hv::GuestMemory mem(512ull << 20);
+    std::memset(mem.ptr(0x100000, 0x3000), 0xee, 0x3000);
+    const std::uint64_t bss_end = 0x100000 + (std::uint64_t{256} << 20) + 0x123;
+    std::memset(mem.ptr(bss_end - 0x10, 0x20), 0xee, 0x20);
+    const std::uint64_t before = mem.resident_bytes();
+    auto img = aout(0x100000, 0x1800, static_cast<std::uint32_t>(bss_end));
+    hv::load_multiboot(mem, img, "k", "", {});
+    EXPECT_EQ(mem.ptr(0x100000 + 0x17ff, 1)[0], 0x90);
+    for (std::uint64_t gpa : {std::uint64_t{0x101800}, std::uint64_t{0x101fff},
+                              std::uint64_t{0x102000}, std::uint64_t{0x102fff}, bss_end - 1})
+        EXPECT_EQ(mem.ptr(gpa, 1)[0], 0x00) << std::hex << gpa;
+    EXPECT_EQ(mem.ptr(bss_end, 1)[0], 0xee);
+    EXPECT_LT(mem.resident_bytes(), before + (16ull << 20));
+}
+
 TEST(Loader, ReadFileReportsMissingAndOversizedFiles)
 {
     EXPECT_NE(message_of([] {
                   hv::read_file("/nonexistent/image", 1 << 20);
-              }).find("cannot open /nonexistent/image"),
+              }).find("/nonexistent/image: cannot open"),
               std::string::npos);
     EXPECT_NE(message_of([] { hv::read_file("/proc/self", 1 << 20); }).find("not a regular file"),
               std::string::npos);

@@ -72,6 +72,27 @@ std::string refusal(std::vector<std::uint8_t> bytes)
     return "";
 }
 
+// The file `bytes` with its JSON document replaced by `text` (any bytes), the blob area kept, the
+// sizes and the CRC made right: only the document's own checks can refuse it.
+std::vector<std::uint8_t> with_document(const std::vector<std::uint8_t>& bytes,
+                                        const std::string& text)
+{
+    std::uint64_t blob_off = 0;
+    std::memcpy(&blob_off, &bytes[32], 8);
+    const std::uint64_t new_off = (kHeaderSize + text.size() + 4095) & ~std::uint64_t{4095};
+    std::vector<std::uint8_t> out(bytes.begin(), bytes.begin() + kHeaderSize);
+    out.resize(new_off, 0);
+    std::memcpy(&out[kHeaderSize], text.data(), text.size());
+    out.insert(out.end(), bytes.begin() + static_cast<std::ptrdiff_t>(blob_off), bytes.end());
+    const std::uint64_t json_len = text.size(), blob_len = bytes.size() - blob_off;
+    std::memcpy(&out[24], &json_len, 8);
+    std::memcpy(&out[32], &new_off, 8);
+    std::memcpy(&out[40], &blob_len, 8);
+    std::uint32_t crc = crc32(&out[24], out.size() - 24);
+    std::memcpy(&out[16], &crc, 4);
+    return out;
+}
+
 }  // namespace
 
 TEST(Crc32, MatchesTheIeeeCheckValue)
@@ -191,6 +212,86 @@ TEST(SnapshotFile, BadDocumentsNameTheSectionAndField)
                   d["sections"]["vcpu/0"]["data"]["xsave"]["blob"] = 1 << 30;
               }).find("outside the blob area"),
               std::string::npos);
+}
+
+TEST(SnapshotFile, ReservedHeaderFieldMustBeZero)
+{
+    auto bytes = write_bytes(sample_state());
+    EXPECT_EQ(refusal(bytes), "");
+    bytes[21] = 1;
+    std::uint32_t crc = crc32(&bytes[24], bytes.size() - 24);  // the field is outside the CRC
+    std::memcpy(&bytes[16], &crc, 4);
+    EXPECT_NE(refusal(bytes).find("reserved header field is 0x100, not 0"), std::string::npos)
+        << refusal(bytes);
+}
+
+TEST(SnapshotFile, CraftedDocumentsAreRefusedInOneLine)
+{
+    VmState s = sample_state();
+    const auto bytes = write_bytes(s);
+    const Reader good(bytes, "t.snap");
+    const std::string text = good.doc().dump();
+    ASSERT_EQ(refusal(with_document(bytes, text)), "");
+
+    // Nesting far deeper than any section has, in an optional section no reader looks into.
+    nlohmann::json doc = good.doc();
+    doc["sections"]["extra"] = {
+        {"version", 1}, {"min_version", 1}, {"optional", true}, {"data", nlohmann::json::object()}};
+    std::string deep = doc.dump();
+    const std::string hole = R"("data":{})";
+    deep.replace(deep.find(hole), hole.size(),
+                 "\"data\":{\"x\":" + std::string(200000, '[') + std::string(200000, ']') + "}");
+    EXPECT_NE(refusal(with_document(bytes, deep)).find("nested deeper than 32 levels"),
+              std::string::npos);
+
+    // Bytes after a NUL: the JSON library alone would stop reading at the NUL.
+    EXPECT_NE(
+        refusal(with_document(bytes, text + std::string("\0{\"junk\":1}", 12))).find("NUL byte"),
+        std::string::npos);
+
+    // Numbers as strings: only the "0x..." form the writer produces.
+    for (const char* bad : {"010", " 0x2", "-1", "0x", "0x1 ", "0X2", "0x10000000000000000", "2"}) {
+        nlohmann::json d = good.doc();
+        d["sections"]["vcpu/0"]["data"]["regs"]["rflags"] = bad;
+        EXPECT_NE(refusal(with_document(bytes, d.dump()))
+                      .find("field 'rflags': expected an "
+                            "unsigned integer"),
+                  std::string::npos)
+            << bad;
+    }
+
+    // A missing key is named in hvaccel's words, not the JSON library's.
+    nlohmann::json no_format = good.doc();
+    no_format["hvaccel"].erase("format");
+    const std::string why = refusal(with_document(bytes, no_format.dump()));
+    EXPECT_NE(why.find("field 'format': missing"), std::string::npos) << why;
+    EXPECT_EQ(why.find("json.exception"), std::string::npos) << why;
+}
+
+TEST(SnapshotFile, MemoryRunsCannotShareTheirBytes)
+{
+    // Two runs of guest memory backed by the same bytes of the file: a small file could then
+    // fill all of guest RAM.
+    VmState s = sample_state();
+    s.memory = {{0x1000, 0x1000, 0}, {0x4000, 0x1000, 0}};
+    Writer w;
+    static std::vector<std::uint8_t> page(0x1000, 0xab);
+    w.add_blob(page.data(), page.size());
+    std::uint64_t xs = w.add_blob(s.vcpus[0].xsave.data(), s.vcpus[0].xsave.size());
+    nlohmann::json doc = to_json(s, {xs});
+    auto bytes = write_bytes(sample_state());
+    EXPECT_NE(refusal(with_document(bytes, doc.dump())).find("overlap"), std::string::npos)
+        << refusal(with_document(bytes, doc.dump()));
+    doc["sections"]["memory"]["data"]["runs"][1]["blob"] = 0x1000;
+    EXPECT_EQ(refusal(with_document(bytes, doc.dump())), "");
+}
+
+TEST(SnapshotFile, TheBootstrapProcessorNeverWaitsForASipi)
+{
+    VmState s = sample_state();
+    s.vcpus[0].apic.run_state = hv::apic::RunState::WaitForSipi;
+    EXPECT_NE(refusal(write_bytes(s)).find("vCPU 0 is the bootstrap processor"), std::string::npos)
+        << refusal(write_bytes(s));
 }
 
 TEST(SnapshotFile, JsonSyntaxErrorIsRefused)

@@ -116,6 +116,42 @@ def snapshot_hand_seeds():
     put("snapshot", "bad_magic", b"\x00" + b"NOTASNAP" + bytes(40))
     put("snapshot", "empty_doc", b"\x02" + b"{}")
     put("snapshot", "no_sections", b"\x02" + b'{"hvaccel":{"format":"1.0"},"sections":{}}')
+    idle = os.path.join(CORPUS, "snapshot", "idle_json")
+    if os.path.exists(idle):
+        with open(idle, "rb") as f:
+            crafted_snapshot_seeds(json.loads(f.read()[1:]))
+
+
+def crafted_snapshot_seeds(doc):
+    """Documents an attacker made: each must be refused in one line, without a crash."""
+    def edited(edit):
+        d = json.loads(json.dumps(doc))
+        edit(d["sections"])
+        return b"\x02" + json.dumps(d, separators=(",", ":")).encode()
+
+    def deep_optional(secs):
+        secs["extra"] = {"version": 1, "min_version": 1, "optional": True, "data": {}}
+    text = edited(deep_optional)
+    text = text.replace(b'"data":{}', b'"data":{"x":' + b"[" * 5000 + b"]" * 5000 + b"}")
+    put("snapshot", "crafted_deep_optional_section", text)
+    put("snapshot", "crafted_bytes_after_nul", edited(lambda s: None) + b'\x00{"junk":1}')
+
+    def octal(secs):
+        secs["vcpu/0"]["data"]["regs"]["rflags"] = "010"
+    put("snapshot", "crafted_octal_string", edited(octal))
+
+    def shared_blob(secs):
+        run = secs["memory"]["data"]["runs"][0]
+        twin = dict(run, gpa=hex(int(run["gpa"], 16) + 0x2000))
+        secs["memory"]["data"]["runs"].append(twin)
+    put("snapshot", "crafted_runs_sharing_a_blob", edited(shared_blob))
+
+    def bsp_waits(secs):
+        secs["apic/0"]["data"]["run_state"] = "wait-for-sipi"
+    put("snapshot", "crafted_bsp_waits_for_sipi", edited(bsp_waits))
+    file = bytearray(b"HVACSNAP" + struct.pack("<IIIIQQQ", 1, 0, 0, 1, 2, 4096, 0))
+    file += b"{}" + bytes(4096 - len(file) - 2)
+    put("snapshot", "crafted_reserved_field", b"\x01" + bytes(file))
 
 
 # --- devices: operations as fuzz_devices.cpp step() decodes them -----------------------------
