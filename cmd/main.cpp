@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -49,6 +50,8 @@ run options:
   --pm-qos              hold a zero-latency PM QoS request (/dev/cpu_dma_latency) while running
   --irqdev              add the passthrough-style MSI-X test device (PCI 00:01.0, docs/passthrough.md)
   --control PATH        a Unix socket taking JSON lines: pause, resume, snapshot, stats, quit
+                        (mode 0600; root and this user may connect)
+  --control-allow-uid UID  let user UID use the control socket too (repeatable)
   --paused              start with the vCPUs paused (resume through --control)
   --snapshot-on SIG FILE   write a snapshot to FILE on signal SIG (USR2, HUP, QUIT, TSTP)
   --sandbox             once the VM is built: drop root to nobody and allow only the system
@@ -95,8 +98,7 @@ int cmd_run(int argc, char** argv)
     cfg.image = pos[0];
     if (const char* dev = std::getenv("HVACCEL_KVM_DEVICE"))
         cfg.kvm_path = dev;
-    hv::Vm vm(cfg);
-    return hv::cli::run_session(vm, session);
+    return hv::cli::run_session(session, [&] { return std::make_unique<hv::Vm>(cfg); });
 }
 
 }  // namespace

@@ -115,10 +115,12 @@ void allow_ioctls(scmp_filter_ctx ctx, Vm& vm)
           "ioctl TCGETS");
 }
 
-// The control socket's server thread: poll, accept, read (allowed above), reply.
+// The control socket's server thread: poll, accept, check the peer's uid (SO_PEERCRED),
+// read (allowed above), reply.
 void allow_control(scmp_filter_ctx ctx)
 {
-    for (const char* name : {"poll", "ppoll", "accept4", "recvfrom", "sendto", "shutdown"})
+    for (const char* name :
+         {"poll", "ppoll", "accept4", "getsockopt", "recvfrom", "sendto", "shutdown"})
         allow(ctx, name);
 }
 

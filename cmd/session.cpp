@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -22,10 +23,20 @@ void add_session_options(Options& o, VmConfig& cfg, SessionOptions& s)
     o.value("--pin", [&](const std::string& v) { cfg.pin = v; });
     o.flag("--pm-qos", [&] { cfg.pm_qos = true; });
     o.flag("--irqdev", [&] { cfg.irqdev = true; });
-    o.value("--control", [&](const std::string& v) { s.control = v; });
+    o.value("--control", [&](const std::string& v) {
+        if (v.empty())
+            fail("--control needs a socket path");
+        s.control = v;
+    });
+    o.value("--control-allow-uid", [&](const std::string& v) {
+        s.control_allow.push_back(
+            static_cast<uid_t>(parse_uint(v, "--control-allow-uid", 0, 0xfffffffeu)));
+    });
     o.flag("--paused", [&] { s.paused = true; });
     o.pair("--snapshot-on", [&](const std::string& sig, const std::string& path) {
         s.snapshot_signal = parse_signal(sig);
+        if (path.empty())
+            fail("--snapshot-on {} needs a file path", sig);
         s.snapshot_path = path;
     });
     o.flag("--sandbox", [&] { s.sandbox = true; });
@@ -46,16 +57,16 @@ int parse_signal(const std::string& name)
     fail("--snapshot-on: unknown signal '{}' (USR2, HUP, QUIT, TSTP)", name);
 }
 
-int run_session(Vm& vm, const SessionOptions& s)
+int run_session(const SessionOptions& s, const std::function<std::unique_ptr<Vm>()>& make_vm)
 {
     if (s.paused && s.control.empty())
         fail("--paused needs --control (nothing else could resume the VM)");
-    std::unique_ptr<ControlServer> control;
-    if (!s.control.empty())
-        control = std::make_unique<ControlServer>(vm, s.control);
-
-    // Signals are taken by a thread of their own (no work in a signal handler). The vCPU
-    // threads inherit the blocked mask, so only this thread receives them.
+    if (!s.control_allow.empty() && s.control.empty())
+        fail("--control-allow-uid needs --control");
+    // Signals are taken by a thread of their own (no work in a signal handler). They are
+    // blocked before any other thread exists (the VM's timer, vCPU and device threads, the
+    // control server's): every thread inherits the mask, so none of them can receive one and
+    // let its default action end the process.
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -63,6 +74,11 @@ int run_session(Vm& vm, const SessionOptions& s)
     if (s.snapshot_signal)
         sigaddset(&set, s.snapshot_signal);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::unique_ptr<Vm> owned = make_vm();
+    Vm& vm = *owned;
+    std::unique_ptr<ControlServer> control;
+    if (!s.control.empty())
+        control = std::make_unique<ControlServer>(vm, s.control, s.control_allow);
     if (s.sandbox)
         enter_sandbox(vm, {.control = !s.control.empty(),
                            .snapshots = !s.control.empty() || s.snapshot_signal != 0});

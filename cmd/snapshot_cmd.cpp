@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "cmd/options.hpp"
@@ -34,8 +35,7 @@ int cmd_restore(int argc, char** argv)
     cfg.image = src.state.machine.image;
     if (const char* dev = std::getenv("HVACCEL_KVM_DEVICE"))
         cfg.kvm_path = dev;
-    hv::Vm vm(cfg, &src);
-    return hv::cli::run_session(vm, session);
+    return hv::cli::run_session(session, [&] { return std::make_unique<hv::Vm>(cfg, &src); });
 }
 
 namespace {

@@ -93,6 +93,14 @@ std::uint64_t Writer::add_blob(const void* data, std::uint64_t len)
 
 void Writer::commit(const std::string& path, const nlohmann::json& doc) const
 {
+    // The path as the kernel will see it: a NUL would cut the temporary file's name short and
+    // the file would be written in place. The target may be absent or a regular file; anything
+    // else there (the control socket, a FIFO, a directory) is not replaced.
+    if (path.empty() || path.find('\0') != std::string::npos)
+        fail("snapshot: the path is empty or holds a NUL byte");
+    struct stat target {};
+    if (::lstat(path.c_str(), &target) == 0 && !S_ISREG(target.st_mode) && !S_ISLNK(target.st_mode))
+        fail("snapshot {}: exists and is not a regular file (refused)", path);
     std::string json = doc.dump(1);
     std::uint64_t blob_off = (kHeaderSize + json.size() + kBlobAlign - 1) & ~(kBlobAlign - 1);
     std::vector<std::uint8_t> head(blob_off, 0);

@@ -7,39 +7,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
 
 #include "core/base/error.hpp"
 #include "core/base/json.hpp"
-#include "core/vm/vm.hpp"
 
 namespace hv {
 
 using nlohmann::json;
 
-ControlServer::ControlServer(Vm& vm, std::string path) : vm_(vm), path_(std::move(path))
+ControlServer::ControlServer(ControlTarget& target, std::string path, std::vector<uid_t> allow)
+    : target_(target), path_(std::move(path)), allow_(std::move(allow))
 {
-    sockaddr_un addr{};
-    if (path_.empty() || path_.size() >= sizeof addr.sun_path)
-        fail("--control {}: a socket path must be 1 to {} characters", path_,
-             sizeof addr.sun_path - 1);
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            fail("--control {}: exists and is not a socket", path_);
-        ::unlink(path_.c_str());
-    }
-    listen_ = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!listen_.valid())
-        throw_errno("--control: socket");
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.c_str(), path_.size());
-    if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        throw_errno(fmt::format("--control {}: bind", path_));
-    if (::listen(listen_.get(), static_cast<int>(kMaxClients)) != 0)
-        throw_errno(fmt::format("--control {}: listen", path_));
+    allow_.push_back(0);
+    allow_.push_back(::geteuid());
+    bind_socket();
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
         throw_errno("--control: pipe");
@@ -48,13 +33,70 @@ ControlServer::ControlServer(Vm& vm, std::string path) : vm_(vm), path_(std::mov
     thread_ = std::thread([this] { serve(); });
 }
 
+void ControlServer::bind_socket()
+{
+    sockaddr_un addr{};
+    if (path_.find('\0') != std::string::npos)
+        fail("--control: a socket path cannot hold a NUL byte");
+    if (path_.empty() || path_.size() >= sizeof addr.sun_path)
+        fail("--control {}: a socket path must be 1 to {} characters", path_,
+             sizeof addr.sun_path - 1);
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size());
+    listen_ = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!listen_.valid())
+        throw_errno("--control: socket");
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            fail("--control {}: exists and is not a socket", path_);
+        // A socket someone answers on belongs to a running process (another VM): never take it
+        // over. One nobody answers is left by a process that died: replace it.
+        Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (probe.valid() &&
+            ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+            fail("--control {}: another process is listening on this socket", path_);
+        ::unlink(path_.c_str());
+    }
+    // Mode 0600 from the moment the file exists: bind creates it under this umask.
+    const mode_t old_umask = ::umask(0177);
+    const int rc = ::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    const int err = errno;
+    ::umask(old_umask);
+    if (rc != 0)
+        throw_errno(fmt::format("--control {}: bind", path_), err);
+    if (::lstat(path_.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
+        fail("--control {}: the socket file vanished after bind", path_);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    if (::listen(listen_.get(), static_cast<int>(kMaxClients)) != 0) {
+        const int lerr = errno;
+        ::unlink(path_.c_str());
+        throw_errno(fmt::format("--control {}: listen", path_), lerr);
+    }
+}
+
 ControlServer::~ControlServer()
 {
     char c = 1;
     [[maybe_unused]] auto n = ::write(stop_w_.get(), &c, 1);
     if (thread_.joinable())
         thread_.join();
-    ::unlink(path_.c_str());
+    // Only our own socket: the path may have been replaced since (by a later VM given the same
+    // path after this one stopped answering, or by hand).
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev_ &&
+        st.st_ino == ino_)
+        ::unlink(path_.c_str());
+}
+
+bool ControlServer::allowed(int fd) const
+{
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+        return false;
+    return std::find(allow_.begin(), allow_.end(), cred.uid) != allow_.end();
 }
 
 std::string ControlServer::handle(const std::string& line)
@@ -72,24 +114,24 @@ std::string ControlServer::handle(const std::string& line)
     const std::string cmd = cmd_it->get<std::string>();
     try {
         if (cmd == "pause") {
-            vm_.pause();
+            target_.pause();
             return json{{"ok", true}, {"state", "paused"}}.dump();
         }
         if (cmd == "resume") {
-            vm_.resume();
+            target_.resume();
             return json{{"ok", true}, {"state", "running"}}.dump();
         }
         if (cmd == "snapshot") {
             auto p = req.find("path");
             if (p == req.end() || !p->is_string() || p->get<std::string>().empty())
                 return error("snapshot needs a \"path\" string");
-            vm_.snapshot(p->get<std::string>());
+            target_.snapshot(p->get<std::string>());
             return json{{"ok", true}, {"path", p->get<std::string>()}}.dump();
         }
         if (cmd == "stats")
-            return json{{"ok", true}, {"stats", vm_.stats_report()}}.dump();
+            return json{{"ok", true}, {"stats", target_.stats_report()}}.dump();
         if (cmd == "quit") {
-            vm_.request_stop(0, "stopped through the control socket");
+            target_.quit("stopped through the control socket");
             return json{{"ok", true}}.dump();
         }
     } catch (const std::exception& e) {
@@ -151,6 +193,11 @@ void ControlServer::accept_client(std::vector<Client>& clients)
     Fd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd.valid())
         return;
+    if (!allowed(fd.get())) {
+        std::string reply = error_line("permission denied: this user may not use the socket");
+        ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        return;
+    }
     if (clients.size() >= kMaxClients) {
         std::string reply = error_line(fmt::format("too many clients (at most {})", kMaxClients));
         ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -33,6 +33,7 @@
 #include "core/snapshot/state.hpp"
 #include "core/vcpu/vcpu.hpp"
 #include "core/vm/config.hpp"
+#include "core/vm/control.hpp"
 
 namespace hv {
 
@@ -45,7 +46,7 @@ struct RestoreSource {
     bool allow_tsc_mismatch = false;
 };
 
-class Vm final : public VcpuHost {
+class Vm final : public VcpuHost, public ControlTarget {
   public:
     explicit Vm(const VmConfig& cfg, const RestoreSource* restore = nullptr);
     ~Vm();
@@ -62,12 +63,13 @@ class Vm final : public VcpuHost {
 
     // Pause every vCPU in userspace and wait until all are parked; resume lets them go on.
     // Both are idempotent and thread-safe.
-    void pause();
-    void resume();
+    void pause() override;
+    void resume() override;
 
     // Writes the VM's state to `path` (atomically), pausing the vCPUs meanwhile if they run.
     // Thread-safe against the vCPUs; throws hv::Error on failure (the VM keeps running).
-    void snapshot(const std::string& path);
+    void snapshot(const std::string& path) override;
+    void quit(const std::string& message) override { request_stop(0, message); }
 
     // VcpuHost. MSRs: the local APIC's; anything else is not handled (#GP).
     bool msr_read(unsigned vcpu, std::uint32_t msr, std::uint64_t& value) override;
@@ -100,7 +102,7 @@ class Vm final : public VcpuHost {
     // Where vCPU `i`'s thread is pinned (none without --pin).
     const host::PinEntry* pin_entry(unsigned i) const;
 
-    std::string stats_report() const;  // vCPU exits, kicks, wakes, RAM, unclaimed I/O
+    std::string stats_report() const override;  // vCPU exits, kicks, wakes, RAM, unclaimed I/O
 
   private:
     void check_capabilities();

@@ -1,6 +1,7 @@
 // Bad input and broken guests: a clear one-line error and a distinct non-zero exit, never a
 // crash or a hang.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -121,6 +122,41 @@ TEST(BadInput, OptionsOutOfRange)
     expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--serial", "/nonexistent/dir/f"}),
                           kUsage, "--serial /nonexistent/dir/f");
     expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--pin", "0-"}), kUsage, "--pin");
+}
+
+TEST(BadInput, EmptyOrLoneControlAndSnapshotOptions)
+{
+    auto img = guest("hello");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--control", ""}), kUsage,
+                          "--control needs a socket path");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--snapshot-on", "USR2", ""}), kUsage,
+                          "--snapshot-on USR2 needs a file path");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--control-allow-uid", "1000"}),
+                          kUsage, "--control-allow-uid needs --control");
+    expect_one_line_error(
+        hvtest::run({hvaccel(), "run", img, "--control", "/tmp/s", "--control-allow-uid", "me"}),
+        kUsage, "is not a number");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", img, "--serial", ""}), kUsage,
+                          "empty path");
+}
+
+TEST(BadInput, FifosAreRefusedNotWaitedOn)
+{
+    // Every place a file is read by name: a FIFO nobody writes to would block open() for ever.
+    char dir[] = "/tmp/hvaccel-fifo-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string fifo = std::string(dir) + "/fifo";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    expect_one_line_error(hvtest::run({hvaccel(), "run", fifo}, 60), kUsage,
+                          fifo + ": not a regular file");
+    expect_one_line_error(hvtest::run({hvaccel(), "run", guest("hello"), "--module", fifo}, 60),
+                          kUsage, fifo + ": not a regular file");
+    expect_one_line_error(hvtest::run({hvaccel(), "restore", fifo}, 60), kUsage,
+                          "snapshot " + fifo + ": not a regular file");
+    expect_one_line_error(hvtest::run({hvaccel(), "snapshot", "inspect", fifo}, 60), kUsage,
+                          "snapshot " + fifo + ": not a regular file");
+    unlink(fifo.c_str());
+    rmdir(dir);
 }
 
 TEST(BadInput, PinToCpusThatDoNotExist)

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -300,6 +301,26 @@ TEST(Sandbox, SnapshotOnSignalWorks)
     EXPECT_TRUE(hvtest::wait_for_text(t / "e", "snapshot written to")) << hvtest::slurp(t / "e");
     kill(bg.pid, SIGTERM);
     EXPECT_EQ(bg.wait(), 130) << hvtest::slurp(t / "e");
+    EXPECT_NO_THROW(hv::snapshot::Reader r(snap));
+}
+
+TEST(Signals, StopAndSnapshotSignalsWorkWithTheControlSocket)
+{
+    // The control server's thread must not take a signal with its default action: SIGUSR2
+    // writes the snapshot, SIGTERM ends the VM with its line, and the socket file goes away.
+    REQUIRE_KVM();
+    Tmp t;
+    const std::string snap = t / "sig.snap", sock = t / "vm.sock";
+    auto bg = hvtest::spawn({hvaccel(), "run", guest("idle"), "--control", sock, "--snapshot-on",
+                             "USR2", snap, "--serial", t / "serial"},
+                            t / "o", t / "e");
+    ASSERT_TRUE(hvtest::wait_for_text(t / "serial", "idle")) << hvtest::slurp(t / "e");
+    kill(bg.pid, SIGUSR2);
+    EXPECT_TRUE(hvtest::wait_for_text(t / "e", "snapshot written to")) << hvtest::slurp(t / "e");
+    kill(bg.pid, SIGTERM);
+    EXPECT_EQ(bg.wait(), 130) << hvtest::slurp(t / "e");
+    EXPECT_NE(hvtest::slurp(t / "e").find("stopped by signal"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(sock));
     EXPECT_NO_THROW(hv::snapshot::Reader r(snap));
 }
 
