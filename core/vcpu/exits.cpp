@@ -169,12 +169,13 @@ void VcpuThread::handle_hlt()
     // An interrupt that is already pending and deliverable ends the HLT at once.
     if ((r.rflags & kRflagsIf) && apic_->pending_vector())
         return;
+    halted_with_if_ = (r.rflags & kRflagsIf) != 0;
     {
         std::lock_guard lk(mu_);
         state_.store(VcpuState::Halted);
     }
     apic_->set_run_state(apic::RunState::Halted);
-    if (!(r.rflags & kRflagsIf))
+    if (!halted_with_if_)
         host_.note_dead_halt(id_, r.rip - 1);
 }
 

@@ -166,6 +166,9 @@ void VcpuThread::thread_main()
             host::pin_current_thread(*pin_);
             pinned_cpu_.store(static_cast<int>(pin_->host_cpu));
         }
+        // Restored halted with interrupts disabled: as stuck as after such a HLT (handle_hlt).
+        if (state_.load() == VcpuState::Halted && !halted_with_if_)
+            host_.note_dead_halt(id_, vcpu_.get_regs().rip - 1);
         loop();
     } catch (const std::exception& e) {
         // A vCPU thread that fails ends the VM: every other vCPU is stopped, run() returns.
@@ -210,7 +213,9 @@ void VcpuThread::poll_apic()
             host_.note_alive(id_);
         }
     }
-    if (state_.load() == VcpuState::Halted && apic_->pending_vector()) {
+    // SDM Vol2 HLT: a maskable interrupt resumes a halted processor only if it would be taken,
+    // i.e. with RFLAGS.IF set (NMI, INIT and SIPI are handled above).
+    if (state_.load() == VcpuState::Halted && halted_with_if_ && apic_->pending_vector()) {
         state_.store(VcpuState::Running);
         apic_->set_run_state(apic::RunState::Running);
         apic_->unblock();
@@ -294,10 +299,12 @@ void VcpuThread::loop()
         if (s != VcpuState::Running) {
             // A sleeping vCPU is "blocked" for its APIC, so that a delivery wakes it.
             bool can_sleep = s == VcpuState::Paused || apic_->block();
+            // A pending vector keeps the APIC from blocking; it cannot wake a vCPU waiting for
+            // SIPI or halted with IF clear (only INIT, SIPI and NMI can): poll for those.
             if (can_sleep)
                 sleep_while(s);
-            else if (s == VcpuState::WaitForSipi)
-                sleep_while(s, std::chrono::milliseconds(1));  // only INIT/SIPI matter here
+            else if (s == VcpuState::WaitForSipi || (s == VcpuState::Halted && !halted_with_if_))
+                sleep_while(s, std::chrono::milliseconds(1));
             continue;
         }
         // Entering the guest first, then looking for interrupts: a delivery that comes after

@@ -89,8 +89,16 @@ class VcpuThread final : public apic::VcpuNotifier {
     void set_apic(apic::ApicBackend* backend) { apic_ = backend; }
     apic::ApicBackend* apic() const { return apic_; }
 
-    // The state the thread starts in (a restored VM); call before start().
-    void set_initial_state(VcpuState s) { state_.store(s); }
+    static constexpr std::uint64_t kRflagsIf = 1u << 9;  // RFLAGS.IF (SDM Vol1 3.4.3)
+
+    // The state the thread starts in (a restored VM); call before start(). A vCPU restored as
+    // halted keeps the RFLAGS.IF it halted with: with IF clear only an NMI, INIT or SIPI ends
+    // its HLT (SDM Vol2 HLT), never a maskable interrupt.
+    void set_initial_state(VcpuState s, bool interrupts_enabled = true)
+    {
+        state_.store(s);
+        halted_with_if_ = interrupts_enabled;
+    }
 
     void start();
     void join();
@@ -113,8 +121,6 @@ class VcpuThread final : public apic::VcpuNotifier {
     void wait_paused();
 
   private:
-    static constexpr std::uint64_t kRflagsIf = 1u << 9;
-
     enum Request : std::uint32_t {
         kReqStop = 1u << 0,
         kReqPause = 1u << 1,
@@ -153,6 +159,9 @@ class VcpuThread final : public apic::VcpuNotifier {
     std::atomic<bool> started_{false};
     std::atomic<int> pinned_cpu_{-1};
     int queued_vector_ = -1;  // vCPU thread only (and readers while it is paused)
+    // RFLAGS.IF when the vCPU entered its HLT (vCPU thread only): whether a maskable interrupt
+    // may end it.
+    bool halted_with_if_ = true;
     std::atomic<VcpuState> state_;
     VcpuState paused_from_ = VcpuState::Running;  // under mu_
     std::atomic<std::uint32_t> requests_{0};

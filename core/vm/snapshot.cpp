@@ -212,7 +212,8 @@ void Vm::restore_devices(const snapshot::VmState& s)
             vcpus_[i]->set_initial_state(a.run_state == apic::RunState::Halted ? VcpuState::Halted
                                          : a.run_state == apic::RunState::WaitForSipi
                                              ? VcpuState::WaitForSipi
-                                             : VcpuState::Running);
+                                             : VcpuState::Running,
+                                         (s.vcpus[i].regs.rflags & VcpuThread::kRflagsIf) != 0);
         else
             vcpus_[i]->set_initial_state(VcpuState::Running);
     }

@@ -49,7 +49,7 @@ struct RestoreSource {
 class Vm final : public VcpuHost, public ControlTarget {
   public:
     explicit Vm(const VmConfig& cfg, const RestoreSource* restore = nullptr);
-    ~Vm();
+    ~Vm() override;
     Vm(const Vm&) = delete;
     Vm& operator=(const Vm&) = delete;
 

@@ -75,6 +75,19 @@ TEST(GuestErrors, HaltWithInterruptsOffEndsInsteadOfHanging)
     }
 }
 
+TEST(GuestErrors, APendingInterruptDoesNotEndAHaltWithInterruptsOff)
+{
+    // SDM Vol2 HLT: with IF clear only NMI, INIT, SMI or reset resume the processor. Every
+    // backend must agree that this guest can never run again.
+    REQUIRE_KVM();
+    for (const char* apic : {"kernel", "emulated", "apicv", "avic"}) {
+        auto r = hvtest::run({hvaccel(), "run", guest("dead_halt_pending"), "--apic", apic}, 60);
+        expect_one_line_error(r, kCrash, "guest halted with interrupts disabled on every vCPU");
+        EXPECT_EQ(r.out.find("woke up"), std::string::npos) << apic << ": " << r.out;
+        EXPECT_NE(r.out.find("interrupt pending"), std::string::npos) << apic << ": " << r.out;
+    }
+}
+
 TEST(BadInput, MissingUnreadableOrNonMultibootImage)
 {
     expect_one_line_error(hvtest::run({hvaccel(), "run", "/nonexistent.elf"}), kUsage,
