@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/base/error.hpp"
+#include "core/kvm/tsc.hpp"
 #include "core/kvm/uapi.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
@@ -157,13 +158,25 @@ void Vm::restore_memory(const snapshot::VmState& s)
 void Vm::restore_cpus(const snapshot::VmState& s)
 {
     std::uint64_t tsc_shift = restore_->clock_offset_ns / 1000 * s.machine.tsc_khz / 1000;
+    // A second of guest ticks: see kvm::set_guest_tsc.
+    const std::uint64_t tsc_tolerance = s.machine.tsc_khz * 1000;
     for (unsigned i = 0; i < cfg_.vcpus; ++i) {
         const auto& vs = s.vcpus[i];
         kvm::Vcpu& v = vcpus_[i]->kvm();
         v.set_sregs(vs.sregs);
         v.set_regs(vs.regs);
-        for (const auto& [msr, val] : vs.msrs)
-            v.set_msr(msr, msr == snapshot::kMsrTsc ? val + tsc_shift : val);
+        // Read back: KVM returns what it took, so a register it refused or changed is found here
+        // rather than by the guest.
+        if (auto back = v.get_regs(); std::memcmp(&back, &vs.regs, sizeof back) != 0)
+            fail("snapshot: vCPU {}: KVM did not take the general registers as written", i);
+        for (const auto& [msr, val] : vs.msrs) {
+            if (msr == snapshot::kMsrTsc) {
+                kvm::VcpuTsc tsc(v);
+                kvm::set_guest_tsc(tsc, val + tsc_shift, tsc_tolerance, i);
+                continue;
+            }
+            v.set_msr(msr, val);
+        }
         kvm_xcrs xcrs{};
         xcrs.nr_xcrs = 1;
         xcrs.xcrs[0].xcr = 0;
