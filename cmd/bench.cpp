@@ -5,10 +5,10 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "cmd/options.hpp"
 #include "core/base/error.hpp"
+#include "core/base/file.hpp"
 #include "core/host/backend.hpp"
 #include "core/host/profile.hpp"
 #include "core/host/tsc.hpp"
@@ -141,15 +141,6 @@ std::string workload_names()
     return s;
 }
 
-void write_file(const std::string& path, const std::string& text, const char* what)
-{
-    std::ofstream f(path, std::ios::trunc);
-    f << text;
-    f.close();
-    if (!f)
-        hv::fail("{} {}: cannot write the file", what, path);
-}
-
 constexpr const char* kBenchUsage = R"(usage: hvaccel bench [options]
 
 Runs the guest latency workloads on every APIC backend this host can run and under QEMU+KVM,
@@ -274,10 +265,12 @@ int cmd_bench(int argc, char** argv)
     print_tables(stdout, rep);
     std::fflush(stdout);
     if (!json_path.empty())
-        write_file(json_path, to_json(rep, run_metadata(command_line)).dump(2) + "\n", "--json");
+        hv::write_output_file(json_path, to_json(rep, run_metadata(command_line)).dump(2) + "\n",
+                              "--json " + json_path);
     if (!plot_path.empty())
-        write_file(plot_path, to_svg(rep, "hvaccel bench " + revision() + ": latency CDF per path"),
-                   "--plot");
+        hv::write_output_file(plot_path,
+                              to_svg(rep, "hvaccel bench " + revision() + ": latency CDF per path"),
+                              "--plot " + plot_path);
     bool failed = false;
     for (const auto& v : rep.results)
         for (const auto& p : v.paths)

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -14,6 +13,7 @@
 #include "cmd/bench.hpp"
 #include "cmd/options.hpp"
 #include "core/base/error.hpp"
+#include "core/base/file.hpp"
 #include "core/host/profile.hpp"
 #include "core/host/tsc.hpp"
 #include "core/vm/vm.hpp"
@@ -53,11 +53,10 @@ struct TempDir {
 std::string write_image(const TempDir& dir)
 {
     auto path = (dir.path / "demo-guest.elf").string();
-    std::ofstream f(path, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(hv_demo_guest), hv_demo_guest_end - hv_demo_guest);
-    f.close();
-    if (!f)
-        hv::fail("writing the demo guest to {}", path);
+    hv::write_output_file(path,
+                          {reinterpret_cast<const char*>(hv_demo_guest),
+                           static_cast<std::size_t>(hv_demo_guest_end - hv_demo_guest)},
+                          "the demo guest " + path);
     return path;
 }
 

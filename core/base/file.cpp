@@ -68,4 +68,19 @@ Fd open_output_file(const std::string& path, const std::string& what)
     return fd;
 }
 
+void write_output_file(const std::string& path, std::string_view text, const std::string& what)
+{
+    Fd fd = open_output_file(path, what);
+    while (!text.empty()) {
+        ssize_t n = ::write(fd.get(), text.data(), text.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            const int err = n < 0 ? errno : ENOSPC;
+            throw_errno(fmt::format("{}: write", what), err);
+        }
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
 }  // namespace hv

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "core/base/fd.hpp"
 
@@ -28,5 +29,7 @@ RegularFile open_regular_file(const std::string& path, const std::string& what);
 
 // Throws hv::Error "WHAT: ..." naming why the path was refused.
 Fd open_output_file(const std::string& path, const std::string& what);
+// open_output_file, then all of `text`.
+void write_output_file(const std::string& path, std::string_view text, const std::string& what);
 
 }  // namespace hv

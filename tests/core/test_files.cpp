@@ -140,6 +140,8 @@ TEST(OutputFiles, NewFilesAreCreatedPrivateAndOwnFilesReused)
         ASSERT_EQ(::write(fd.get(), "2\n", 2), 2);
     }
     EXPECT_EQ(contents(log), "2\n");
+    hv::write_output_file(log, "a report\n", "--json " + log);  // bench --json, --plot
+    EXPECT_EQ(contents(log), "a report\n");
     EXPECT_NE(message_of([] { hv::open_output_file("", "--serial"); }).find("empty path"),
               std::string::npos);
 }
