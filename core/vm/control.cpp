@@ -52,10 +52,17 @@ void ControlServer::bind_socket()
             fail("--control {}: exists and is not a socket", path_);
         // A socket someone answers on belongs to a running process (another VM): never take it
         // over. One nobody answers is left by a process that died: replace it.
+        // Anything but a refused connection (a socket of another user's, say) is left alone.
         Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (probe.valid() &&
-            ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+        if (!probe.valid())
+            throw_errno("--control: socket");
+        if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
             fail("--control {}: another process is listening on this socket", path_);
+        if (errno != ECONNREFUSED) {
+            const int cerr = errno;
+            throw_errno(fmt::format("--control {}: the socket there cannot be checked", path_),
+                        cerr);
+        }
         ::unlink(path_.c_str());
     }
     // Mode 0600 from the moment the file exists: bind creates it under this umask.
