@@ -59,12 +59,17 @@ AccessResult LocalApic::write_apic_base(uint64_t v)
         // SDM Vol3 11.12.5.1: "all the APIC register states in the x2APIC, except for the x2APIC
         // ID (32 bits), are not preserved across mode transitions"; leaving the disabled state
         // gives the power-up values (11.4.3 "Enabling or Disabling the Local APIC").
+        // The APIC ID too is back to its power-up value, the initial APIC ID (11.4.6), whatever
+        // software wrote into the xAPIC ID register.
         s_ = reset_registers(s_);
+        s_.id = cfg_.id;
         timer_ = {};
         r.timer_changed = true;
     } else if (from == ApicMode::XApic && to == ApicMode::X2Apic) {
-        // SDM Vol3 11.12.5.1 "x2APIC After Reset": the x2APIC ID is preserved and the logical
-        // x2APIC ID is initialised by hardware (11.12.10.2).
+        // SDM Vol3 11.12.5.1: the x2APIC ID is the initial APIC ID (CPUID.0BH:EDX; the xAPIC ID
+        // register may have been rewritten in xAPIC mode), and the logical x2APIC ID is
+        // initialised by hardware from it (11.12.10.2).
+        s_.id = cfg_.id;
         s_.ldr = x2apic_ldr(s_.id);
     }
     return r;

@@ -164,7 +164,7 @@ class LocalApic {
     void arm_tsc_deadline(GuestTime now);
     void write_tmict(uint32_t value, GuestTime now);
     void write_tdcr(uint32_t value, GuestTime now);
-    void timer_mode_changed();
+    void timer_mode_changed();  // into or out of TSC-deadline mode
     void write_tsc_deadline(uint64_t value, GuestTime now);
     void rearm_after_restore(GuestTime now);
 

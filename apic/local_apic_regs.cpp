@@ -126,7 +126,8 @@ void LocalApic::write_lvt(Lvt which, uint32_t value, AccessResult& r)
     const uint32_t old = slot;
     slot = v | (old & (lvt::kRemoteIrr | lvt::kDeliveryStatus));
     if (which == Lvt::Timer) {
-        if (((old ^ slot) & lvt::kTimerModeMask) != 0) {
+        const auto deadline = static_cast<uint32_t>(TimerMode::TscDeadline) << lvt::kTimerModeShift;
+        if (((old & lvt::kTimerModeMask) == deadline) != ((slot & lvt::kTimerModeMask) == deadline)) {
             timer_mode_changed();
         }
         r.timer_changed = true;

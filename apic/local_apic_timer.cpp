@@ -97,8 +97,11 @@ void LocalApic::write_tdcr(uint32_t value, GuestTime now)
 
 void LocalApic::timer_mode_changed()
 {
-    // SDM Vol3 11.5.4.1: "A write to the LVT Timer Register that changes the timer mode disarms
-    // the local APIC timer"; the initial count and IA32_TSC_DEADLINE are cleared (as KVM does).
+    // Called for a switch into or out of TSC-deadline mode only. SDM Vol3 11.5.4.1: such a
+    // write to the LVT Timer Register disarms the timer; the initial count and IA32_TSC_DEADLINE
+    // are cleared (as KVM does). Between one-shot and periodic (11.5.4) nothing is reset: the
+    // current count goes on down, and what happens at 0 (stop, or reload from the initial count)
+    // follows the mode at that moment.
     timer_ = {};
     s_.timer_initial = 0;
     s_.tsc_deadline = 0;

@@ -109,6 +109,30 @@ TEST(Mode, X2apicToDisabledKeepsThe32BitId)
     EXPECT_EQ(a.msr_read(0x802, at(0)).value, 0x345u);
 }
 
+// The xAPIC ID register is writable (SDM Vol3 11.4.6), but a value written there does not
+// survive a reset of the APIC: re-enabling it through IA32_APIC_BASE gives the power-up value,
+// the initial APIC ID (11.4.7.1), and the x2APIC ID is always the initial APIC ID (11.12.5.1,
+// CPUID.0BH:EDX). An INIT keeps the written ID (11.4.7.3: "except for the APIC ID and
+// arbitration ID registers").
+TEST(Mode, AWrittenXapicIdGivesWayToTheInitialId)
+{
+    LocalApic a = make_apic(3);
+    wr(a, reg::kId, 0x07000000);
+    EXPECT_EQ(rd(a, reg::kId), 0x07000000u);
+    a.init();
+    EXPECT_EQ(rd(a, reg::kId), 0x07000000u);
+    ASSERT_TRUE(a.msr_write(kMsrApicBase, kBase, at(0)).is_ok());
+    ASSERT_TRUE(a.msr_write(kMsrApicBase, kBase | kEn, at(0)).is_ok());
+    EXPECT_EQ(rd(a, reg::kId), 0x03000000u);
+
+    LocalApic b = make_apic(3);
+    wr(b, reg::kId, 0x07000000);
+    ASSERT_TRUE(to_x2apic(b).is_ok());
+    EXPECT_EQ(b.msr_read(0x802, at(0)).value, 3u);
+    EXPECT_EQ(b.msr_read(0x80D, at(0)).value, x2apic_ldr(3));
+    EXPECT_EQ(b.dest_info().id, 3u);
+}
+
 TEST(Mode, BaseRelocationMovesTheMmioWindow)
 {
     LocalApic a = make_apic();

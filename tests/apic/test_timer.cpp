@@ -116,20 +116,47 @@ TEST(Timer, DivideChangeMidCountContinuesAtTheNewRate)
     EXPECT_EQ(rd(a, reg::kTimerCurrent, 1000), 300u);
 }
 
-// SDM Vol3 11.5.4.1: "A write to the LVT Timer Register that changes the timer mode disarms".
-TEST(Timer, ModeChangeDisarms)
+// SDM Vol3 11.5.4: between one-shot and periodic nothing is reset. TMICT keeps its value, the
+// current count goes on down from where it was, and at 0 the mode of that moment decides: a
+// reload from TMICT (periodic) or a stop (one-shot).
+TEST(Timer, OneShotPeriodicSwitchesKeepCounting)
 {
     LocalApic a = make_apic();
+    wr(a, reg::kTimerDivide, 0xB);  // divide by 1
     wr(a, reg::kLvtTimer, kOneShot);
     wr(a, reg::kTimerInitial, 1000, 0);
-    wr(a, reg::kLvtTimer, kOneShot | lvt::kMasked);  // same mode: keeps counting
-    EXPECT_TRUE(a.next_timer_deadline().has_value());
+    wr(a, reg::kLvtTimer, kOneShot | lvt::kMasked);  // same mode, masked: keeps counting
+    wr(a, reg::kLvtTimer, kOneShot);
+    EXPECT_EQ(a.next_timer_deadline(), 1000u);
+    wr(a, reg::kLvtTimer, kPeriodic, 300);
+    EXPECT_EQ(rd(a, reg::kTimerInitial), 1000u);
+    EXPECT_EQ(rd(a, reg::kTimerCurrent, 300), 700u);
+    EXPECT_EQ(a.next_timer_deadline(), 1000u);
+    EXPECT_TRUE(a.timer_expired(at(1000)));  // periodic now: reloads
+    EXPECT_EQ(a.next_timer_deadline(), 2000u);
+    EXPECT_EQ(rd(a, reg::kTimerCurrent, 1500), 500u);
+    wr(a, reg::kLvtTimer, kOneShot, 1500);
+    EXPECT_EQ(rd(a, reg::kTimerCurrent, 1500), 500u);
+    EXPECT_EQ(a.next_timer_deadline(), 2000u);
+    EXPECT_TRUE(a.timer_expired(at(2000)));  // one-shot now: stops at 0
+    EXPECT_EQ(a.next_timer_deadline(), std::nullopt);
+    EXPECT_EQ(rd(a, reg::kTimerCurrent, 2500), 0u);
+    EXPECT_EQ(rd(a, reg::kTimerInitial), 1000u);
+}
+
+// SDM Vol3 11.5.4.1: "transitioning between TSC-deadline mode and other timer modes also disarms
+// the timer"; TMICT and IA32_TSC_DEADLINE are cleared (as KVM does).
+TEST(Timer, TscDeadlineTransitionsDisarm)
+{
+    LocalApic a = make_apic();
     wr(a, reg::kLvtTimer, kPeriodic);
+    wr(a, reg::kTimerInitial, 1000, 0);
+    wr(a, reg::kLvtTimer, kTscMode);
     EXPECT_EQ(a.next_timer_deadline(), std::nullopt);
     EXPECT_EQ(rd(a, reg::kTimerInitial), 0u);
-
-    wr(a, reg::kLvtTimer, kTscMode);
     a.msr_write(kMsrTscDeadline, 5000, at(0, 0));
+    EXPECT_TRUE(a.next_timer_deadline().has_value());
+    wr(a, reg::kLvtTimer, kTscMode | lvt::kMasked);  // same mode: still armed
     EXPECT_TRUE(a.next_timer_deadline().has_value());
     wr(a, reg::kLvtTimer, kOneShot);
     EXPECT_EQ(a.next_timer_deadline(), std::nullopt);
