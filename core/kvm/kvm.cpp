@@ -234,11 +234,16 @@ std::uint64_t Vcpu::get_msr(std::uint32_t index) const
 
 void Vcpu::set_msr(std::uint32_t index, std::uint64_t value) const
 {
+    if (!try_set_msr(index, value))
+        fail("KVM_SET_MSRS {:#x}={:#x} on vCPU {} failed", index, value, id_);
+}
+
+bool Vcpu::try_set_msr(std::uint32_t index, std::uint64_t value) const
+{
     OneMsr m;
     m.entry.index = index;
     m.entry.data = value;
-    if (::ioctl(fd_.get(), uapi::kSetMsrs, &m) != 1)
-        fail("KVM_SET_MSRS {:#x}={:#x} on vCPU {} failed", index, value, id_);
+    return ::ioctl(fd_.get(), uapi::kSetMsrs, &m) == 1;
 }
 
 void Vcpu::interrupt(std::uint8_t vector) const

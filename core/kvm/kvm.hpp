@@ -76,6 +76,8 @@ class Vcpu {
     void set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
     std::uint64_t get_msr(std::uint32_t index) const;
     void set_msr(std::uint32_t index, std::uint64_t value) const;
+    // The same, reporting instead of throwing when KVM refuses the value.
+    bool try_set_msr(std::uint32_t index, std::uint64_t value) const;
     void interrupt(std::uint8_t vector) const;
     // The guest TSC frequency (KVM_GET_TSC_KHZ), in kHz.
     std::uint32_t tsc_khz() const;

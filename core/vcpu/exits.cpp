@@ -156,6 +156,12 @@ void VcpuThread::handle_wrmsr()
     auto& m = vcpu_.run_struct()->msr;
     if (host_.msr_write(id_, m.index, m.data)) {
         m.error = 0;
+        // KVM keeps its own copy of IA32_APIC_BASE even without its LAPIC, and derives
+        // CPUID.01H:EDX[9] (APIC present) from its enable bit (SDM Vol3 11.4.3): mirror the
+        // value the APIC model took, so CPUID follows. A copy KVM refuses (a base beyond its
+        // guest MAXPHYADDR) changes nothing the guest relies on but that bit.
+        if (m.index == kMsrApicBase && !lapic_in_kvm_)
+            vcpu_.try_set_msr(kMsrApicBase, m.data);
     } else {
         m.error = 1;
         stats_.msr_faults.fetch_add(1, std::memory_order_relaxed);

@@ -90,6 +90,7 @@ class VcpuThread final : public apic::VcpuNotifier {
     apic::ApicBackend* apic() const { return apic_; }
 
     static constexpr std::uint64_t kRflagsIf = 1u << 9;  // RFLAGS.IF (SDM Vol1 3.4.3)
+    static constexpr std::uint32_t kMsrApicBase = 0x1b;  // IA32_APIC_BASE (SDM Vol3 11.4.4)
 
     // The state the thread starts in (a restored VM); call before start(). A vCPU restored as
     // halted keeps the RFLAGS.IF it halted with: with IF clear only an NMI, INIT or SIPI ends

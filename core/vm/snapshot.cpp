@@ -219,16 +219,19 @@ void Vm::restore_devices(const snapshot::VmState& s)
         const auto& a = s.vcpus[i].apic;
         if (auto err = vcpus_[i]->apic()->restore(a))
             fail("snapshot: section 'apic/{}': {}", i, *err);
-        // A userspace APIC's vCPU sleeps in hvaccel when halted or waiting for SIPI; with
-        // KVM's LAPIC, KVM holds it (KernelApic::restore set the MP state).
-        if (!apic_->lapic_in_kvm())
-            vcpus_[i]->set_initial_state(a.run_state == apic::RunState::Halted ? VcpuState::Halted
-                                         : a.run_state == apic::RunState::WaitForSipi
-                                             ? VcpuState::WaitForSipi
-                                             : VcpuState::Running,
-                                         (s.vcpus[i].regs.rflags & VcpuThread::kRflagsIf) != 0);
-        else
+        // With KVM's LAPIC, KVM holds the run state (KernelApic::restore set the MP state).
+        if (apic_->lapic_in_kvm()) {
             vcpus_[i]->set_initial_state(VcpuState::Running);
+            continue;
+        }
+        // A userspace APIC's vCPU sleeps in hvaccel when halted or waiting for SIPI. KVM's own
+        // copy of IA32_APIC_BASE feeds CPUID.01H:EDX[9] (see VcpuThread::handle_wrmsr).
+        vcpus_[i]->kvm().try_set_msr(VcpuThread::kMsrApicBase, a.apic_base);
+        vcpus_[i]->set_initial_state(a.run_state == apic::RunState::Halted ? VcpuState::Halted
+                                     : a.run_state == apic::RunState::WaitForSipi
+                                         ? VcpuState::WaitForSipi
+                                         : VcpuState::Running,
+                                     (s.vcpus[i].regs.rflags & VcpuThread::kRflagsIf) != 0);
     }
     if (auto err = interrupts_->ioapic().restore(s.ioapic))
         fail("snapshot: section 'ioapic': {}", *err);

@@ -74,11 +74,27 @@ static void tpr(void)
 
 static void timers(void)
 {
+    /* A count that lasts minutes (2^32 - 1 at divide-by-128 of the 1 GHz clock): read at once,
+     * it is below its start and not 0 on any machine, however loaded. Then stopped. */
+    apic_write(APIC_TDCR, 0xa); /* divide by 128 */
+    apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_ONESHOT | 0x50);
+    apic_write(APIC_TMICT, 0xffffffffu);
+    uint32_t cc = apic_read(APIC_TMCCT);
+    rt_check(cc > 0 && cc <= 0xffffffffu, "one-shot current count counts down (%u)", cc);
+    /* SDM 11.5.4: switching between one-shot and periodic resets nothing. */
+    apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_PERIODIC | 0x50);
+    uint32_t after = apic_read(APIC_TMCCT);
+    rt_check(apic_read(APIC_TMICT) == 0xffffffffu && after > 0 && after <= cc,
+             "one-shot -> periodic keeps TMICT and the count (%u, was %u)", after, cc);
+    apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_ONESHOT | 0x50);
+    rt_check(apic_read(APIC_TMICT) == 0xffffffffu && apic_read(APIC_TMCCT) > 0,
+             "periodic -> one-shot keeps TMICT and the count");
+    apic_write(APIC_TMICT, 0);
+    rt_check(apic_read(APIC_TMCCT) == 0, "writing TMICT 0 stops the count");
+
     apic_write(APIC_TDCR, 0xb); /* divide by 1 */
     apic_write(APIC_LVT_TIMER, TIMER_ONESHOT | 0x50);
     apic_write(APIC_TMICT, 2000000);
-    uint32_t cc = apic_read(APIC_TMCCT);
-    rt_check(cc > 0 && cc <= 2000000, "one-shot current count counts down (%u)", cc);
     rt_check(wait_count(0x50, 1, 1000), "one-shot timer fired");
     rt_check(apic_read(APIC_TMCCT) == 0, "and stopped at 0");
 
@@ -96,7 +112,33 @@ static void timers(void)
         wrmsr(MSR_TSC_DEADLINE, rdtsc() + 2000000);
         rt_check(wait_count(0x52, 1, 1000), "TSC-deadline timer fired");
         rt_check(rdmsr(MSR_TSC_DEADLINE) == 0, "and IA32_TSC_DEADLINE reads 0 afterwards");
+        /* SDM 11.5.4.1: leaving TSC-deadline mode disarms the timer. */
+        apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_TSC_DEADLINE | 0x52);
+        wrmsr(MSR_TSC_DEADLINE, rdtsc() + (1ull << 50));
+        apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_ONESHOT | 0x52);
+        rt_check(rdmsr(MSR_TSC_DEADLINE) == 0 && apic_read(APIC_TMCCT) == 0,
+                 "leaving TSC-deadline mode disarms the timer");
     }
+}
+
+/* SDM 11.4.6: the xAPIC ID register is writable; resetting the APIC through IA32_APIC_BASE
+ * (disable, enable) gives its power-up value, the initial APIC ID (11.4.7.1). */
+static void id_after_reset(void)
+{
+    apic_write(APIC_ID, 7u << 24);
+    rt_check(apic_read(APIC_ID) >> 24 == 7, "the xAPIC ID register is writable");
+    uint64_t b = rdmsr(MSR_APIC_BASE);
+    uint32_t r[4];
+    wrmsr(MSR_APIC_BASE, b & ~(1ull << 11));
+    /* SDM 11.4.3: with IA32_APIC_BASE[11] clear, CPUID.01H:EDX[9] reports no APIC. */
+    rt_cpuid(1, 0, r);
+    rt_check(!(r[3] & (1u << 9)), "CPUID reports the APIC absent while it is disabled");
+    wrmsr(MSR_APIC_BASE, b);
+    rt_cpuid(1, 0, r);
+    rt_check(r[3] & (1u << 9), "and present again once it is enabled");
+    rt_check(apic_read(APIC_ID) >> 24 == 0, "an APIC reset restores the initial APIC ID (%#x)",
+             apic_read(APIC_ID));
+    apic_enable(0xff);
 }
 
 static void esr(void)
@@ -117,9 +159,12 @@ static void x2apic(void)
     rt_cpuid(1, 0, r);
     if (!rt_check(r[2] & (1u << 21), "CPUID advertises x2APIC"))
         return;
-    uint32_t xid = apic_id();
+    /* SDM 11.12.5.1: the x2APIC ID is the initial APIC ID (CPUID.0BH:EDX, CPUID.01H:EBX[31:24]),
+     * whatever was written into the xAPIC ID register before the switch. */
+    uint32_t xid = r[1] >> 24;
+    apic_write(APIC_ID, 9u << 24);
     apic_enable_x2apic();
-    rt_check(apic_id() == xid, "x2APIC ID equals the xAPIC ID (%u)", apic_id());
+    rt_check(apic_id() == xid, "x2APIC ID is the initial APIC ID (%u)", apic_id());
     rt_check(apic_read(APIC_LDR) == ((xid >> 4) << 16 | (1u << (xid & 15))),
              "x2APIC LDR is derived from the ID (%#x)", apic_read(APIC_LDR));
     wrmsr(0x83f, 0x42); /* SELF_IPI */
@@ -141,5 +186,6 @@ void guest_main(void)
     tpr();
     timers();
     esr();
+    id_after_reset();
     x2apic();
 }
