@@ -22,10 +22,14 @@
 #include "core/base/error.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/vm/control.hpp"
+#include "tests/core/helpers.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using hvtest::message_of;
+using hvtest::TempDir;
 
 constexpr uid_t kNobody = 65534;
 
@@ -48,21 +52,6 @@ class FakeTarget final : public hv::ControlTarget {
 
     std::atomic<int> pauses{0};
     mutable std::atomic<int> stats{0};
-};
-
-class TempDir {
-  public:
-    TempDir()
-    {
-        char tmpl[] = "/tmp/hvaccel-control-XXXXXX";
-        path_ = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path_); }
-    const std::string& path() const { return path_; }
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
 };
 
 // Connects to `socket`, sends one request line and returns the reply line ("" when the
@@ -119,16 +108,6 @@ std::string request_as(uid_t uid, const std::string& socket, const std::string& 
     if (reply.empty())
         reply = "child status " + std::to_string(status);
     return reply;
-}
-
-std::string message_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const hv::Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace

@@ -19,35 +19,14 @@
 #include "core/base/json.hpp"
 #include "core/boot/loader.hpp"
 #include "core/snapshot/file.hpp"
+#include "tests/core/helpers.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A private directory, removed with everything in it.
-class TempDir {
-  public:
-    TempDir()
-    {
-        char tmpl[] = "/tmp/hvaccel-files-XXXXXX";
-        path_ = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path_); }
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
-};
-
-std::string message_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const hv::Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using hvtest::message_of;
+using hvtest::TempDir;
 
 // Runs `f` on another thread and returns its error message. A FIFO's open() that blocked would
 // never return: after a generous bound (only there to turn a hang into a failure) the FIFO is

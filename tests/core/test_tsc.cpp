@@ -8,8 +8,11 @@
 
 #include "core/base/error.hpp"
 #include "core/kvm/tsc.hpp"
+#include "tests/core/helpers.hpp"
 
 namespace {
+
+using hvtest::message_of;
 
 // A vCPU's TSC as KVM models it: guest TSC = host TSC + offset. `takes_msr` false: the MSR
 // write is accepted and ignored (as seen on a host); `has_offset` false: no offset attribute;
@@ -46,16 +49,6 @@ class FakeTsc final : public hv::kvm::TscAccess {
 };
 
 constexpr std::uint64_t kSecond = 2'000'000'000;  // a second of ticks at 2 GHz
-
-std::string message_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const hv::Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 }  // namespace
 
