@@ -8,6 +8,32 @@
 
 namespace hv {
 
+namespace {
+
+// fstat of a freshly opened descriptor; anything but a regular file is refused.
+struct stat regular_stat(const Fd& fd, const std::string& what)
+{
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        const int err = errno;
+        throw_errno(fmt::format("{}: cannot stat", what), err);
+    }
+    if (!S_ISREG(st.st_mode))
+        fail("{}: not a regular file", what);
+    return st;
+}
+
+// Opened O_NONBLOCK so that a FIFO could not stall open(); I/O on a regular file never blocks,
+// and the flag is cleared only to leave a plain descriptor.
+void clear_nonblock(const Fd& fd)
+{
+    const int fl = ::fcntl(fd.get(), F_GETFL);
+    if (fl >= 0)
+        ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+}
+
+}  // namespace
+
 RegularFile open_regular_file(const std::string& path, const std::string& what)
 {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
@@ -16,17 +42,8 @@ RegularFile open_regular_file(const std::string& path, const std::string& what)
         const int err = errno;
         throw_errno(fmt::format("{}: cannot open", what), err);
     }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
-        const int err = errno;
-        throw_errno(fmt::format("{}: cannot stat", what), err);
-    }
-    if (!S_ISREG(st.st_mode))
-        fail("{}: not a regular file", what);
-    // Reads of a regular file never block; the flag is cleared only to leave a plain descriptor.
-    int fl = ::fcntl(fd.get(), F_GETFL);
-    if (fl >= 0)
-        ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+    const struct stat st = regular_stat(fd, what);
+    clear_nonblock(fd);
     return {std::move(fd), static_cast<std::uint64_t>(st.st_size)};
 }
 
@@ -46,13 +63,7 @@ Fd open_output_file(const std::string& path, const std::string& what)
             fail("{}: not a regular file", what);
         throw_errno(fmt::format("{}: cannot open", what), err);
     }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
-        const int err = errno;
-        throw_errno(fmt::format("{}: cannot stat", what), err);
-    }
-    if (!S_ISREG(st.st_mode))
-        fail("{}: not a regular file", what);
+    const struct stat st = regular_stat(fd, what);
     if (st.st_uid != ::geteuid())
         fail("{}: belongs to uid {}, not to this process's uid {} (refused)", what, st.st_uid,
              ::geteuid());
@@ -62,9 +73,7 @@ Fd open_output_file(const std::string& path, const std::string& what)
         const int err = errno;
         throw_errno(fmt::format("{}: cannot truncate", what), err);
     }
-    int fl = ::fcntl(fd.get(), F_GETFL);
-    if (fl >= 0)
-        ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+    clear_nonblock(fd);
     return fd;
 }
 
