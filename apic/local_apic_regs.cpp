@@ -127,7 +127,8 @@ void LocalApic::write_lvt(Lvt which, uint32_t value, AccessResult& r)
     slot = v | (old & (lvt::kRemoteIrr | lvt::kDeliveryStatus));
     if (which == Lvt::Timer) {
         const auto deadline = static_cast<uint32_t>(TimerMode::TscDeadline) << lvt::kTimerModeShift;
-        if (((old & lvt::kTimerModeMask) == deadline) != ((slot & lvt::kTimerModeMask) == deadline)) {
+        if (((old & lvt::kTimerModeMask) == deadline) !=
+            ((slot & lvt::kTimerModeMask) == deadline)) {
             timer_mode_changed();
         }
         r.timer_changed = true;
