@@ -97,6 +97,14 @@ class ApicBackend {
     virtual bool block() = 0;
     virtual void unblock() = 0;
 
+    // --- CR8 (vCPU thread). SDM Vol3 11.8.6.1: CR8[3:0] is TPR[7:4]; a MOV to CR8 makes the TPR
+    // CR8[3:0] << 4 (TPR[3:0] and the bits above cleared), a MOV from CR8 reads TPR[7:4]. ---
+    // The value CR8 must hold when the guest is next entered; none when KVM keeps the TPR itself
+    // (its own local APIC), where KVM aliases the two.
+    virtual std::optional<uint8_t> cr8() const = 0;
+    // The guest moved `value` (bits 3:0) into CR8 while it ran.
+    virtual void write_cr8(uint8_t value) = 0;
+
     // --- timer (timer thread) ---
     virtual std::optional<uint64_t> timer_deadline() const = 0;  // guest ns
     virtual void timer_fired() = 0;

@@ -5,7 +5,7 @@ namespace hv::apic {
 namespace {
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(EmulatedExit::Count)> kExitNames{
-    "xapic_read", "xapic_write", "x2apic_read", "x2apic_write", "other_apic_msr"};
+    "xapic_read", "xapic_write", "x2apic_read", "x2apic_write", "other_apic_msr", "cr8_write"};
 
 bool is_x2apic_msr(uint32_t msr)
 {
@@ -167,6 +167,21 @@ void EmulatedApic::set_run_state(RunState r)
 {
     std::lock_guard lock(mu_);
     apic_.set_run_state(r);
+}
+
+std::optional<uint8_t> EmulatedApic::cr8() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.cr8();
+}
+
+void EmulatedApic::write_cr8(uint8_t value)
+{
+    // A lower TPR may unmask a pending vector: the vCPU thread, which calls this, evaluates
+    // pending_vector() before its next entry, so no notification is needed.
+    std::lock_guard lock(mu_);
+    exits_.add(EmulatedExit::Cr8Write);
+    apic_.write_cr8(value);
 }
 
 void EmulatedApic::enter_guest()

@@ -27,6 +27,7 @@ enum class EmulatedExit : uint8_t {
     X2apicRead,
     X2apicWrite,
     OtherMsr,
+    Cr8Write,  // a MOV to CR8 that changed the TPR (CR8-load exiting without a TPR shadow)
     Count
 };
 
@@ -52,6 +53,8 @@ class EmulatedApic final : public ModelBackend {
     bool block() override;
     void unblock() override;
     std::optional<uint64_t> timer_deadline() const override;
+    std::optional<uint8_t> cr8() const override;
+    void write_cr8(uint8_t value) override;
     void timer_fired() override;
     ApicState flatten() override;
     std::optional<std::string> restore(const ApicState& s) override;

@@ -105,6 +105,9 @@ class LocalApic {
     AckResult ack();
     EoiResult eoi();
     uint8_t ppr() const;
+    // CR8 as an alias of TPR[7:4] (SDM Vol3 11.8.6.1).
+    uint8_t cr8() const { return static_cast<uint8_t>((s_.tpr >> 4) & 0xFu); }
+    void write_cr8(uint8_t value) { s_.tpr = (value & 0xFu) << 4; }
     uint8_t apr() const;
     LvtResult raise_lvt(Lvt which);
 

@@ -124,6 +124,21 @@ apic::AccessResult AvicBackend::mmio_write(uint64_t gpa, unsigned size, uint32_t
     return a.r;
 }
 
+// CR8 is not intercepted: the CPU keeps V_TPR (APM Vol2 15.21.1) and, with AVIC, the backing
+// page's TPR in step with it, so a MOV to CR8 changes the TPR without an exit.
+std::optional<uint8_t> AvicBackend::cr8() const
+{
+    std::lock_guard lock(mu_);
+    return apic_.cr8();
+}
+
+void AvicBackend::write_cr8(uint8_t value)
+{
+    std::lock_guard lock(mu_);
+    apic_.write_cr8(value);
+    sync_locked(false);
+}
+
 apic::AccessResult AvicBackend::msr_read(uint32_t msr)
 {
     After a;

@@ -70,6 +70,8 @@ class AvicBackend final : public apic::ModelBackend {
     bool block() override;
     void unblock() override;
     std::optional<uint64_t> timer_deadline() const override;
+    std::optional<uint8_t> cr8() const override;
+    void write_cr8(uint8_t value) override;
     void timer_fired() override;
     apic::ApicState flatten() override;
     std::optional<std::string> restore(const apic::ApicState& s) override;

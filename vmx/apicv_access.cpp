@@ -210,6 +210,35 @@ void ApicvBackend::tpr_changed_locked()
     vmcs_.tpr_threshold.value = 0;
 }
 
+void ApicvBackend::virtual_tpr_written_locked()
+{
+    // After the CPU wrote VTPR without an exit (a virtualized TPR write or MOV to CR8): TPR
+    // virtualization, which without virtual-interrupt delivery may end in a TPR-below-threshold
+    // VM exit.
+    if (hw_tpr_virtualization()) {
+        count_exit(ApicvExit::TprBelowThreshold);
+        tpr_changed_locked();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CR8 (SDM Vol3 30.3 "Virtualizing CR8-Based TPR Accesses"): with "use TPR shadow" MOV from CR8
+// reads VTPR[7:4]; MOV to CR8 writes source[3:0] to VTPR[7:4], clears the other VTPR bits and
+// does TPR virtualization, all without a VM exit.
+
+std::optional<uint8_t> ApicvBackend::cr8() const
+{
+    std::lock_guard lock(mu_);
+    return static_cast<uint8_t>((page_->vtpr() >> 4) & 0xFu);
+}
+
+void ApicvBackend::write_cr8(uint8_t value)
+{
+    std::lock_guard lock(mu_);
+    page_->set(vapic::kVtpr, static_cast<uint32_t>(value & 0xFu) << 4);
+    virtual_tpr_written_locked();
+}
+
 // ---------------------------------------------------------------------------------------------
 // MSRs: x2APIC range, IA32_APIC_BASE, IA32_TSC_DEADLINE.
 
@@ -283,10 +312,7 @@ apic::AccessResult ApicvBackend::msr_write(uint32_t msr, uint64_t value)
                 return apic::AccessResult::gp();
             }
             page_->set(vapic::kVtpr, static_cast<uint32_t>(value));
-            if (hw_tpr_virtualization()) {
-                count_exit(ApicvExit::TprBelowThreshold);
-                tpr_changed_locked();
-            }
+            virtual_tpr_written_locked();
         } else if (x2v && vid && off == reg::kEoi) {
             if (value != 0) {
                 return apic::AccessResult::gp();

@@ -119,6 +119,8 @@ class ApicvBackend final : public apic::ModelBackend {
     bool block() override;
     void unblock() override;
     std::optional<uint64_t> timer_deadline() const override;
+    std::optional<uint8_t> cr8() const override;
+    void write_cr8(uint8_t value) override;
     void timer_fired() override;
     apic::ApicState flatten() override;
     std::optional<std::string> restore(const apic::ApicState& s) override;
@@ -201,6 +203,7 @@ class ApicvBackend final : public apic::ModelBackend {
     void software_eoi_locked(Effects& fx);
     void eoi_induced_exit_locked(uint8_t vector, Effects& fx);
     void tpr_changed_locked();
+    void virtual_tpr_written_locked();
     uint64_t page_icr() const;
     uint32_t page_apr() const;
     bool hw_owned(uint32_t offset) const;

@@ -216,10 +216,7 @@ void ApicvBackend::hw_apic_write_emulation(uint32_t offset, Effects& fx)
     const uint32_t off = offset & ~0xFu;
     switch (off) {
     case reg::kTpr:
-        if (hw_tpr_virtualization()) {
-            count_exit(ApicvExit::TprBelowThreshold);
-            tpr_changed_locked();
-        }
+        virtual_tpr_written_locked();
         return;
     case reg::kEoi:
         if (vmcs_.secondary(secondary::kVirtualInterruptDelivery)) {

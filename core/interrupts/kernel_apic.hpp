@@ -59,6 +59,9 @@ class KernelApic final : public apic::ApicBackend {
     void unblock() override {}
     std::optional<uint64_t> timer_deadline() const override { return std::nullopt; }
     void timer_fired() override {}
+    // KVM's LAPIC aliases CR8 and TPR itself.
+    std::optional<uint8_t> cr8() const override { return std::nullopt; }
+    void write_cr8(uint8_t) override {}
 
     apic::ApicState flatten() override;
     std::optional<std::string> restore(const apic::ApicState& s) override;

@@ -36,6 +36,8 @@ const char* kvm_exit_name(std::uint32_t reason)
         return "system-event";
     case KVM_EXIT_IOAPIC_EOI:
         return "ioapic-eoi";
+    case KVM_EXIT_SET_TPR:
+        return "set-tpr";
     default:
         return nullptr;
     }
@@ -72,6 +74,10 @@ void VcpuThread::handle_exit()
         break;
     case KVM_EXIT_INTR:
     case KVM_EXIT_IRQ_WINDOW_OPEN:
+    // Without its own LAPIC, KVM exits after a MOV to CR8 that lowered it, so that a vector the
+    // old TPR masked can be injected: the loop has already applied it to the APIC and injects
+    // before the next entry.
+    case KVM_EXIT_SET_TPR:
         break;
     case KVM_EXIT_IOAPIC_EOI:
         // Split irqchip: the guest EOIed a level-triggered IOAPIC vector in KVM's LAPIC.

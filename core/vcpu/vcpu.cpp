@@ -8,6 +8,7 @@
 #include "core/base/fault_inject.hpp"
 #include "core/boot/cpu_state.hpp"
 #include "core/host/placement.hpp"
+#include "core/vcpu/cr8_sync.hpp"
 
 namespace hv {
 
@@ -292,6 +293,10 @@ void VcpuThread::loop()
     kvm_run* run = vcpu_.run_struct();
     // Test-only (core/base/fault_inject.hpp): HV_FAULT_INJECT=vcpu_throw=N fails vCPU N here.
     const bool injected_failure = fault_value("vcpu_throw") == std::to_string(id_);
+    // A userspace APIC owns the TPR; KVM's CR8 follows it (core/vcpu/cr8_sync.hpp).
+    std::optional<Cr8Sync> cr8;
+    if (apic_->cr8())
+        cr8.emplace(static_cast<std::uint8_t>(vcpu_.get_sregs().cr8));
     for (;;) {
         if (!take_requests())
             return;
@@ -317,11 +322,16 @@ void VcpuThread::loop()
             apic_->leave_guest();
             continue;
         }
+        if (cr8)
+            run->cr8 = cr8->before_entry(apic_->cr8().value_or(0));
         inject_interrupts();  // last, so that nothing but a kick separates it from KVM_RUN
         in_guest_.store(true);
         int rc = vcpu_.run();
         in_guest_.store(false);
         apic_->leave_guest();
+        if (cr8)
+            if (auto written = cr8->after_run(run->cr8, rc >= 0))
+                apic_->write_cr8(*written);
         // An injection KVM took: the vCPU is ready for another, or inside the handler (IF=0).
         // Still queued (the run ended before the guest was entered): ready is clear, IF set.
         if (queued_vector_ >= 0 && (run->ready_for_interrupt_injection || !run->if_flag))

@@ -105,6 +105,10 @@ void Vm::write_snapshot(const std::string& path)
         vs.xsave.resize(sizeof(kvm::uapi::Xsave));
         v.ioctl_checked(kvm::uapi::kGetXsave, vs.xsave.data(), "KVM_GET_XSAVE");
         vs.apic = vt->apic()->flatten();
+        // CR8 is TPR[7:4] (SDM Vol3 11.8.6.1). A userspace APIC holds it; KVM's copy is handed
+        // in at the next entry and may lag behind a TPR write the vCPU made since its last one.
+        if (auto c = vt->apic()->cr8())
+            vs.sregs.cr8 = *c;
         s.vcpus.push_back(std::move(vs));
     }
     for (const auto& vs : s.vcpus)

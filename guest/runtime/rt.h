@@ -124,6 +124,17 @@ static inline void rt_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
                      : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
                      : "a"(leaf), "c"(sub));
 }
+/* CR8, the TPR's priority class in 64-bit mode (SDM Vol3 11.8.6.1). */
+static inline unsigned read_cr8(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr8, %0" : "=r"(v));
+    return (unsigned)v;
+}
+static inline void write_cr8(unsigned v)
+{
+    __asm__ volatile("mov %0, %%cr8" ::"r"((uint64_t)v) : "memory");
+}
 static inline void cli(void)
 {
     __asm__ volatile("cli" ::: "memory");

@@ -1,5 +1,6 @@
-/* One vCPU's local APIC: self-IPI with ISR/EOI, nested interrupts and EOI order, TPR masking,
- * the three timer modes, an illegal vector setting ESR, and the x2APIC switch at run time.
+/* One vCPU's local APIC: self-IPI with ISR/EOI, nested interrupts and EOI order, TPR and CR8
+ * masking, the three timer modes, an illegal vector setting ESR, and the x2APIC switch at run
+ * time.
  * Waits use sti; hlt (never a ring-0 spin), bounded. */
 #include "apic.h"
 
@@ -70,6 +71,38 @@ static void tpr(void)
     rt_check(apic_read(APIC_PPR) == 0x50, "PPR follows TPR (%#x)", apic_read(APIC_PPR));
     apic_write(APIC_TPR, 0);
     rt_check(wait_count(0x45, 1, 100), "lowering TPR delivers it");
+}
+
+/* SDM 11.8.6.1: CR8[3:0] is TPR[7:4]. A MOV to CR8 sets the TPR (bits 3:0 cleared), a TPR
+ * write shows in CR8, CR8 masks interrupts as the TPR does, and the two still agree after an
+ * APIC reset through IA32_APIC_BASE (11.4.3). */
+static void tpr_cr8(void)
+{
+    write_cr8(5);
+    rt_check(apic_read(APIC_TPR) == 0x50, "MOV to CR8 sets TPR[7:4] (%#x)", apic_read(APIC_TPR));
+    apic_write(APIC_TPR, 0x7a);
+    rt_check(read_cr8() == 7, "a TPR write shows in CR8 (%u)", read_cr8());
+    write_cr8(4);
+    apic_icr(0, ICR_SELF | 0x46);
+    sti();
+    for (int i = 0; i < 20; ++i)
+        __asm__ volatile("nop");
+    cli();
+    rt_check(count[0x46] == 0 && apic_irr(0x46), "CR8 4 holds back vector 0x46");
+    write_cr8(0);
+    rt_check(wait_count(0x46, 1, 100), "lowering CR8 delivers it");
+    uint64_t b = rdmsr(MSR_APIC_BASE);
+    write_cr8(6);
+    wrmsr(MSR_APIC_BASE, b & ~(1ull << 11));
+    wrmsr(MSR_APIC_BASE, b);
+    rt_check(apic_read(APIC_TPR) == read_cr8() << 4,
+             "after an APIC reset TPR is CR8 << 4 (TPR %#x, CR8 %u)", apic_read(APIC_TPR),
+             read_cr8());
+    write_cr8(9);
+    rt_check(apic_read(APIC_TPR) == 0x90, "and a later MOV to CR8 shows in TPR (%#x)",
+             apic_read(APIC_TPR));
+    write_cr8(0);
+    apic_enable(0xff);
 }
 
 static void timers(void)
@@ -184,6 +217,7 @@ void guest_main(void)
     self_ipi();
     nested();
     tpr();
+    tpr_cr8();
     timers();
     esr();
     id_after_reset();

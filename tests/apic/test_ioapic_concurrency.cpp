@@ -18,11 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include "apic/emulated.hpp"
 #include "apic/ioapic.hpp"
-#include "svm/avic_vm.hpp"
-#include "tests/support/model_fakes.hpp"
-#include "vmx/apicv_vm.hpp"
+#include "tests/apic/model_backends.hpp"
 
 namespace hv::apic::test {
 namespace {
@@ -32,64 +29,14 @@ constexpr unsigned kLevelPins = 8;  // pins 0-7: level, vector 0x40 + pin
 constexpr unsigned kEdgePins = 8;   // pins 8-15: edge, vector 0x60 + pin
 constexpr uint8_t kIpiVector = 0xB0;
 
-// One backend kind: how to make a VM's worth of backends.
-struct Factory {
-    enum class Kind : uint8_t { Emulated, Apicv, Avic };
-    std::string name;
-    Kind kind = Kind::Emulated;
-    vmx::ApicvOptions apicv{};
-    svm::AvicOptions avic{};
-};
-
-void PrintTo(const Factory& f, std::ostream* os)
-{
-    *os << f.name;
-}
-
-std::vector<Factory> factories()
-{
-    std::vector<Factory> out;
-    out.push_back({"emulated", Factory::Kind::Emulated, {}, {}});
-    out.push_back({"apicv", Factory::Kind::Apicv, {}, {}});
-    vmx::ApicvOptions no_pi;
-    no_pi.ipiv = false;
-    no_pi.posted_interrupts = false;
-    out.push_back({"apicv_without_posted_interrupts", Factory::Kind::Apicv, no_pi, {}});
-    vmx::ApicvOptions tpr_only = no_pi;
-    tpr_only.virtual_interrupt_delivery = false;
-    out.push_back({"apicv_tpr_shadow_only", Factory::Kind::Apicv, tpr_only, {}});
-    out.push_back({"avic", Factory::Kind::Avic, {}, svm::AvicOptions{false, false}});
-    out.push_back({"avic_x2avic", Factory::Kind::Avic, {}, svm::AvicOptions{true, false}});
-    out.push_back({"avic_erratum1235", Factory::Kind::Avic, {}, svm::AvicOptions{false, true}});
-    return out;
-}
-
-// The VM glue core/ would provide, over the shared routing platform.
+// The VM glue core/ would provide: the backends plus an IOAPIC routed through the platform.
 class Vm {
   public:
-    explicit Vm(const Factory& f) : ioapic(platform, 0)
+    explicit Vm(const Factory& f) : models(f, kVcpus), ioapic(models.platform, 0)
     {
-        if (f.kind == Factory::Kind::Apicv) {
-            apicv = std::make_unique<vmx::ApicvVm>(kVcpus, f.apicv);
-        } else if (f.kind == Factory::Kind::Avic) {
-            avic = std::make_unique<svm::AvicVm>(kVcpus, f.avic);
-        }
-        platform.ioapic = &ioapic;
-        for (std::size_t i = 0; i < kVcpus; ++i) {
-            notifiers.push_back(std::make_unique<RecordingNotifier>());
-            LocalApicConfig cfg;
-            cfg.id = static_cast<uint32_t>(i);
-            cfg.bsp = i == 0;
-            if (apicv) {
-                apics.push_back(apicv->make_backend(i, cfg, clock, platform, *notifiers[i]));
-            } else if (avic) {
-                apics.push_back(avic->make_backend(i, cfg, clock, platform, *notifiers[i]));
-            } else {
-                apics.push_back(
-                    std::make_unique<EmulatedApic>(i, cfg, clock, platform, *notifiers[i]));
-            }
-            apics[i]->mmio_write(base::kDefaultAddr + reg::kSvr, 4, 0x1FF);
-            platform.backends.push_back(apics[i].get());
+        models.platform.ioapic = &ioapic;
+        for (const auto& a : models.apics) {
+            a->mmio_write(base::kDefaultAddr + reg::kSvr, 4, 0x1FF);
         }
         for (unsigned pin = 0; pin < kLevelPins + kEdgePins; ++pin) {
             const bool level = pin < kLevelPins;
@@ -104,18 +51,15 @@ class Vm {
     }
     ~Vm()
     {
-        apics.clear();  // before the VMs they belong to
+        models.apics.clear();  // while the IOAPIC they EOI into still exists
     }
     Vm(const Vm&) = delete;
     Vm& operator=(const Vm&) = delete;
 
-    FakeClock clock;
-    RoutingPlatform platform;
+    ModelVm models;
     IoApic ioapic;
-    std::unique_ptr<vmx::ApicvVm> apicv;
-    std::unique_ptr<svm::AvicVm> avic;
-    std::vector<std::unique_ptr<RecordingNotifier>> notifiers;
-    std::vector<std::unique_ptr<ApicBackend>> apics;
+    std::vector<std::unique_ptr<ApicBackend>>& apics = models.apics;
+    RoutingPlatform& platform = models.platform;
     std::atomic<bool> devices_finished{false};
 };
 
