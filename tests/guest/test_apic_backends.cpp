@@ -114,6 +114,14 @@ TEST(ApicBackends, SmpGuestSameOnBoth)
         same_on_both("apic_smp", "", n);
 }
 
+// NMIs sent while one is handled wait for its IRET and collapse into one, from self and from
+// another vCPU (SDM Vol3 6.7.1); with KVM's LAPIC on the split irqchip as with the models.
+TEST(ApicBackends, NmiGuestSameOnBoth)
+{
+    REQUIRE_KVM();
+    same_on_both("apic_nmi", "", "2");
+}
+
 TEST(ApicBackends, IoApicGuestSameOnBoth)
 {
     REQUIRE_KVM();

@@ -121,6 +121,10 @@ TEST_F(QemuPeer, SmpFourVcpusMicrovm)
 {
     compare("apic_smp", "microvm", {}, 4);
 }
+TEST_F(QemuPeer, NmiMicrovm)
+{
+    compare("apic_nmi", "microvm", {}, 2);
+}
 // The IRQ test lines are QEMU's pc-testdev; the split irqchip is hvaccel's kernel backend's.
 TEST_F(QemuPeer, IoApicPcSplitIrqchip)
 {
