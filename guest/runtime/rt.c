@@ -152,9 +152,44 @@ const char* rt_exception_name(uint8_t v)
     return v < 32 ? names[v] : "IRQ";
 }
 
+/* Where an rt_*msr_safe access resumes after a #GP (0: no such access running). */
+static volatile uint64_t gp_resume;
+static volatile bool gp_seen;
+
+bool rt_rdmsr_safe(uint32_t msr, uint64_t* v)
+{
+    uint32_t lo = 0, hi = 0;
+    gp_seen = false;
+    __asm__ volatile("lea 1f(%%rip), %%r11\n\tmov %%r11, gp_resume(%%rip)\n\trdmsr\n1:"
+                     : "+a"(lo), "+d"(hi)
+                     : "c"(msr)
+                     : "r11", "memory");
+    gp_resume = 0;
+    if (gp_seen)
+        return false;
+    *v = ((uint64_t)hi << 32) | lo;
+    return true;
+}
+
+bool rt_wrmsr_safe(uint32_t msr, uint64_t v)
+{
+    gp_seen = false;
+    __asm__ volatile("lea 1f(%%rip), %%r11\n\tmov %%r11, gp_resume(%%rip)\n\twrmsr\n1:" ::"c"(msr),
+                     "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+                     : "r11", "memory");
+    gp_resume = 0;
+    return !gp_seen;
+}
+
 void rt_isr(struct rt_frame* f)
 {
     uint8_t v = (uint8_t)f->vector;
+    if (v == 13 && gp_resume) {
+        gp_seen = true;
+        f->rip = gp_resume;
+        gp_resume = 0;
+        return;
+    }
     if (v == 6 && (f->cs & 3) == 3 && f->rip == (uint64_t)(uintptr_t)rt_user_exit) {
         /* The end of a ring-3 run: return to rt_user_enter's caller at CPL 0. */
         f->rip = (uint64_t)(uintptr_t)rt_user_resume;

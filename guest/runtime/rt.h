@@ -46,6 +46,10 @@ unsigned rt_failures(void);
 /* Interrupts and exceptions. */
 void rt_set_handler(uint8_t vector, rt_handler h);
 const char* rt_exception_name(uint8_t vector);
+/* RDMSR / WRMSR that report a #GP instead of ending the test: false if the access faulted
+ * (*v is then left alone). */
+bool rt_rdmsr_safe(uint32_t msr, uint64_t* v);
+bool rt_wrmsr_safe(uint32_t msr, uint64_t v);
 
 /* Ring 3: runs fn(arg) at CPL 3 on its own stack, with interrupts enabled when `irqs` is true;
  * returns when fn returns. */

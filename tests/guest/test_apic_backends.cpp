@@ -122,6 +122,14 @@ TEST(ApicBackends, NmiGuestSameOnBoth)
     same_on_both("apic_nmi", "", "2");
 }
 
+// KVM's LAPIC takes a non-zero x2APIC EOI write and x2APIC TPR bits 31:8 without the #GP that
+// SDM Vol3 11.12.1.2/11.12.1.3 require (docs/apic.md).
+TEST(ApicBackends, RulesGuestSameOnBoth)
+{
+    REQUIRE_KVM();
+    same_on_both("apic_rules", "non-zero", "2");
+}
+
 TEST(ApicBackends, IoApicGuestSameOnBoth)
 {
     REQUIRE_KVM();

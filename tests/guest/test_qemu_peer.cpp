@@ -125,6 +125,11 @@ TEST_F(QemuPeer, NmiMicrovm)
 {
     compare("apic_nmi", "microvm", {}, 2);
 }
+// QEMU's APIC is KVM's LAPIC here: see RulesGuestSameOnBoth.
+TEST_F(QemuPeer, ApicRulesMicrovm)
+{
+    compare("apic_rules", "microvm", {"non-zero"}, 2);
+}
 // The IRQ test lines are QEMU's pc-testdev; the split irqchip is hvaccel's kernel backend's.
 TEST_F(QemuPeer, IoApicPcSplitIrqchip)
 {
