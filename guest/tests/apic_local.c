@@ -39,13 +39,13 @@ static void self_ipi(void)
 {
     apic_icr(0, ICR_SELF | 0x40);
     bool ok = wait_count(0x40, 1, 100);
-    rt_check(ok, "self-IPI 0x40 delivered (%u)", count[0x40]);
-    rt_check(!apic_isr(0x40) && !apic_irr(0x40), "ISR and IRR clear after EOI");
+    rt_check(ok, "[11.6.1] self-IPI 0x40 delivered (%u)", count[0x40]);
+    rt_check(!apic_isr(0x40) && !apic_irr(0x40), "[11.8.5] ISR and IRR clear after EOI");
 
     /* With interrupts off the IPI stays pending in IRR. */
     apic_icr(0, ICR_SELF | 0x41);
-    rt_check(apic_irr(0x41), "a self-IPI with IF=0 waits in IRR");
-    rt_check(wait_count(0x41, 1, 100), "and is taken at sti; hlt");
+    rt_check(apic_irr(0x41), "[11.8.4] a self-IPI with IF=0 waits in IRR");
+    rt_check(wait_count(0x41, 1, 100), "[11.8.4] and is taken at sti; hlt");
 }
 
 static void nested(void)
@@ -56,7 +56,7 @@ static void nested(void)
     wait_count(0x60, 1, 100);
     wait_count(0x40, 2, 100);
     rt_check(order_n == 2 && order[0] == 0x40 && order[1] == 0x60,
-             "0x60 nests inside 0x40 (order %#x %#x)", order[0], order[1]);
+             "[11.8.3] 0x60 nests inside 0x40 (order %#x %#x)", order[0], order[1]);
 }
 
 static void tpr(void)
@@ -67,10 +67,10 @@ static void tpr(void)
     for (int i = 0; i < 20; ++i)
         __asm__ volatile("nop");
     cli();
-    rt_check(count[0x45] == 0 && apic_irr(0x45), "TPR 0x50 holds back vector 0x45");
-    rt_check(apic_read(APIC_PPR) == 0x50, "PPR follows TPR (%#x)", apic_read(APIC_PPR));
+    rt_check(count[0x45] == 0 && apic_irr(0x45), "[11.8.3.1] TPR 0x50 holds back vector 0x45");
+    rt_check(apic_read(APIC_PPR) == 0x50, "[11.8.3.1] PPR follows TPR (%#x)", apic_read(APIC_PPR));
     apic_write(APIC_TPR, 0);
-    rt_check(wait_count(0x45, 1, 100), "lowering TPR delivers it");
+    rt_check(wait_count(0x45, 1, 100), "[11.8.3.1] lowering TPR delivers it");
 }
 
 /* SDM 11.8.6.1: CR8[3:0] is TPR[7:4]. A MOV to CR8 sets the TPR (bits 3:0 cleared), a TPR
@@ -79,27 +79,28 @@ static void tpr(void)
 static void tpr_cr8(void)
 {
     write_cr8(5);
-    rt_check(apic_read(APIC_TPR) == 0x50, "MOV to CR8 sets TPR[7:4] (%#x)", apic_read(APIC_TPR));
+    rt_check(apic_read(APIC_TPR) == 0x50, "[11.8.6.1] MOV to CR8 sets TPR[7:4] (%#x)",
+             apic_read(APIC_TPR));
     apic_write(APIC_TPR, 0x7a);
-    rt_check(read_cr8() == 7, "a TPR write shows in CR8 (%u)", read_cr8());
+    rt_check(read_cr8() == 7, "[11.8.6.1] a TPR write shows in CR8 (%u)", read_cr8());
     write_cr8(4);
     apic_icr(0, ICR_SELF | 0x46);
     sti();
     for (int i = 0; i < 20; ++i)
         __asm__ volatile("nop");
     cli();
-    rt_check(count[0x46] == 0 && apic_irr(0x46), "CR8 4 holds back vector 0x46");
+    rt_check(count[0x46] == 0 && apic_irr(0x46), "[11.8.6.1] CR8 4 holds back vector 0x46");
     write_cr8(0);
-    rt_check(wait_count(0x46, 1, 100), "lowering CR8 delivers it");
+    rt_check(wait_count(0x46, 1, 100), "[11.8.6.1] lowering CR8 delivers it");
     uint64_t b = rdmsr(MSR_APIC_BASE);
     write_cr8(6);
     wrmsr(MSR_APIC_BASE, b & ~(1ull << 11));
     wrmsr(MSR_APIC_BASE, b);
     rt_check(apic_read(APIC_TPR) == read_cr8() << 4,
-             "after an APIC reset TPR is CR8 << 4 (TPR %#x, CR8 %u)", apic_read(APIC_TPR),
-             read_cr8());
+             "[11.8.6.1] after an APIC reset TPR is CR8 << 4 (TPR %#x, CR8 %u)",
+             apic_read(APIC_TPR), read_cr8());
     write_cr8(9);
-    rt_check(apic_read(APIC_TPR) == 0x90, "and a later MOV to CR8 shows in TPR (%#x)",
+    rt_check(apic_read(APIC_TPR) == 0x90, "[11.8.6.1] and a later MOV to CR8 shows in TPR (%#x)",
              apic_read(APIC_TPR));
     write_cr8(0);
     apic_enable(0xff);
@@ -113,44 +114,45 @@ static void timers(void)
     apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_ONESHOT | 0x50);
     apic_write(APIC_TMICT, 0xffffffffu);
     uint32_t cc = apic_read(APIC_TMCCT);
-    rt_check(cc > 0 && cc <= 0xffffffffu, "one-shot current count counts down (%u)", cc);
+    rt_check(cc > 0 && cc <= 0xffffffffu, "[11.5.4] one-shot current count counts down (%u)", cc);
     /* SDM 11.5.4: switching between one-shot and periodic resets nothing. */
     apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_PERIODIC | 0x50);
     uint32_t after = apic_read(APIC_TMCCT);
     rt_check(apic_read(APIC_TMICT) == 0xffffffffu && after > 0 && after <= cc,
-             "one-shot -> periodic keeps TMICT and the count (%u, was %u)", after, cc);
+             "[11.5.4] one-shot -> periodic keeps TMICT and the count (%u, was %u)", after, cc);
     apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_ONESHOT | 0x50);
     rt_check(apic_read(APIC_TMICT) == 0xffffffffu && apic_read(APIC_TMCCT) > 0,
-             "periodic -> one-shot keeps TMICT and the count");
+             "[11.5.4] periodic -> one-shot keeps TMICT and the count");
     apic_write(APIC_TMICT, 0);
-    rt_check(apic_read(APIC_TMCCT) == 0, "writing TMICT 0 stops the count");
+    rt_check(apic_read(APIC_TMCCT) == 0, "[11.5.4] writing TMICT 0 stops the count");
 
     apic_write(APIC_TDCR, 0xb); /* divide by 1 */
     apic_write(APIC_LVT_TIMER, TIMER_ONESHOT | 0x50);
     apic_write(APIC_TMICT, 2000000);
-    rt_check(wait_count(0x50, 1, 1000), "one-shot timer fired");
-    rt_check(apic_read(APIC_TMCCT) == 0, "and stopped at 0");
+    rt_check(wait_count(0x50, 1, 1000), "[11.5.4] one-shot timer fired");
+    rt_check(apic_read(APIC_TMCCT) == 0, "[11.5.4] and stopped at 0");
 
     apic_write(APIC_LVT_TIMER, TIMER_PERIODIC | 0x51);
     apic_write(APIC_TMICT, 1000000);
     bool ok = wait_count(0x51, 3, 3000);
-    rt_check(ok, "periodic timer fired 3 times (%u)", count[0x51]);
+    rt_check(ok, "[11.5.4] periodic timer fired 3 times (%u)", count[0x51]);
     apic_write(APIC_LVT_TIMER, LVT_MASKED | 0x51);
     apic_write(APIC_TMICT, 0);
 
     uint32_t r[4];
     rt_cpuid(1, 0, r);
-    if (rt_check(r[2] & (1u << 24), "CPUID advertises the TSC-deadline timer")) {
+    if (rt_check(r[2] & (1u << 24), "[11.5.4.1] CPUID advertises the TSC-deadline timer")) {
         apic_write(APIC_LVT_TIMER, TIMER_TSC_DEADLINE | 0x52);
         wrmsr(MSR_TSC_DEADLINE, rdtsc() + 2000000);
-        rt_check(wait_count(0x52, 1, 1000), "TSC-deadline timer fired");
-        rt_check(rdmsr(MSR_TSC_DEADLINE) == 0, "and IA32_TSC_DEADLINE reads 0 afterwards");
+        rt_check(wait_count(0x52, 1, 1000), "[11.5.4.1] TSC-deadline timer fired");
+        rt_check(rdmsr(MSR_TSC_DEADLINE) == 0,
+                 "[11.5.4.1] and IA32_TSC_DEADLINE reads 0 afterwards");
         /* SDM 11.5.4.1: leaving TSC-deadline mode disarms the timer. */
         apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_TSC_DEADLINE | 0x52);
         wrmsr(MSR_TSC_DEADLINE, rdtsc() + (1ull << 50));
         apic_write(APIC_LVT_TIMER, LVT_MASKED | TIMER_ONESHOT | 0x52);
         rt_check(rdmsr(MSR_TSC_DEADLINE) == 0 && apic_read(APIC_TMCCT) == 0,
-                 "leaving TSC-deadline mode disarms the timer");
+                 "[11.5.4.1] leaving TSC-deadline mode disarms the timer");
     }
 }
 
@@ -159,18 +161,18 @@ static void timers(void)
 static void id_after_reset(void)
 {
     apic_write(APIC_ID, 7u << 24);
-    rt_check(apic_read(APIC_ID) >> 24 == 7, "the xAPIC ID register is writable");
+    rt_check(apic_read(APIC_ID) >> 24 == 7, "[11.4.6] the xAPIC ID register is writable");
     uint64_t b = rdmsr(MSR_APIC_BASE);
     uint32_t r[4];
     wrmsr(MSR_APIC_BASE, b & ~(1ull << 11));
     /* SDM 11.4.3: with IA32_APIC_BASE[11] clear, CPUID.01H:EDX[9] reports no APIC. */
     rt_cpuid(1, 0, r);
-    rt_check(!(r[3] & (1u << 9)), "CPUID reports the APIC absent while it is disabled");
+    rt_check(!(r[3] & (1u << 9)), "[11.4.3] CPUID reports the APIC absent while it is disabled");
     wrmsr(MSR_APIC_BASE, b);
     rt_cpuid(1, 0, r);
-    rt_check(r[3] & (1u << 9), "and present again once it is enabled");
-    rt_check(apic_read(APIC_ID) >> 24 == 0, "an APIC reset restores the initial APIC ID (%#x)",
-             apic_read(APIC_ID));
+    rt_check(r[3] & (1u << 9), "[11.4.3] and present again once it is enabled");
+    rt_check(apic_read(APIC_ID) >> 24 == 0,
+             "[11.4.7.1] an APIC reset restores the initial APIC ID (%#x)", apic_read(APIC_ID));
     apic_enable(0xff);
 }
 
@@ -180,30 +182,30 @@ static void esr(void)
     apic_icr(0, ICR_SELF | 0x05); /* vectors 0-15 are illegal */
     apic_write(APIC_ESR, 0);
     uint32_t e = apic_read(APIC_ESR);
-    rt_check(e & (1u << 5), "an illegal vector sets ESR 'send illegal vector' (%#x)", e);
+    rt_check(e & (1u << 5), "[11.5.3] an illegal vector sets ESR 'send illegal vector' (%#x)", e);
     apic_write(APIC_ESR, 0);
     apic_write(APIC_ESR, 0);
-    rt_check(apic_read(APIC_ESR) == 0, "ESR clears after write-then-read");
+    rt_check(apic_read(APIC_ESR) == 0, "[11.5.3] ESR clears after write-then-read");
 }
 
 static void x2apic(void)
 {
     uint32_t r[4];
     rt_cpuid(1, 0, r);
-    if (!rt_check(r[2] & (1u << 21), "CPUID advertises x2APIC"))
+    if (!rt_check(r[2] & (1u << 21), "[11.12.1] CPUID advertises x2APIC"))
         return;
     /* SDM 11.12.5.1: the x2APIC ID is the initial APIC ID (CPUID.0BH:EDX, CPUID.01H:EBX[31:24]),
      * whatever was written into the xAPIC ID register before the switch. */
     uint32_t xid = r[1] >> 24;
     apic_write(APIC_ID, 9u << 24);
     apic_enable_x2apic();
-    rt_check(apic_id() == xid, "x2APIC ID is the initial APIC ID (%u)", apic_id());
+    rt_check(apic_id() == xid, "[11.12.5.1] x2APIC ID is the initial APIC ID (%u)", apic_id());
     rt_check(apic_read(APIC_LDR) == ((xid >> 4) << 16 | (1u << (xid & 15))),
-             "x2APIC LDR is derived from the ID (%#x)", apic_read(APIC_LDR));
+             "[11.12.10.2] x2APIC LDR is derived from the ID (%#x)", apic_read(APIC_LDR));
     wrmsr(0x83f, 0x42); /* SELF_IPI */
-    rt_check(wait_count(0x42, 1, 100), "x2APIC SELF_IPI delivered");
+    rt_check(wait_count(0x42, 1, 100), "[11.12.11] x2APIC SELF_IPI delivered");
     apic_icr(xid, 0x43);
-    rt_check(wait_count(0x43, 1, 100), "x2APIC ICR to our own ID delivered");
+    rt_check(wait_count(0x43, 1, 100), "[11.12.9] x2APIC ICR to our own ID delivered");
 }
 
 void guest_main(void)
@@ -211,8 +213,8 @@ void guest_main(void)
     for (unsigned v = 0x20; v < 0x100; ++v)
         rt_set_handler((uint8_t)v, on_irq);
     apic_enable(0xff);
-    rt_check(apic_id() == 0, "BSP APIC ID is 0");
-    rt_check((apic_read(APIC_VERSION) & 0xff) >= 0x10, "integrated APIC version (%#x)",
+    rt_check(apic_id() == 0, "[11.4.6] BSP APIC ID is 0");
+    rt_check((apic_read(APIC_VERSION) & 0xff) >= 0x10, "[11.4.8] integrated APIC version (%#x)",
              apic_read(APIC_VERSION));
     self_ipi();
     nested();

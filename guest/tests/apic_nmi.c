@@ -90,7 +90,8 @@ void guest_main(void)
     apic_icr(apic_id(), ICR_NMI);
     wait_nmis(2, 20000);
     exit_to_vmm(); /* one more entry: an NMI still held would be taken here */
-    rt_check(nmis == 2, "self NMIs sent while one is handled collapse into one, after IRET (%u)",
+    rt_check(nmis == 2,
+             "[6.7.1] self NMIs sent while one is handled collapse into one, after IRET (%u)",
              nmis);
 
     if (!rt_check(rt_cpu_count() >= 2 && rt_start_ap(1, ap_main), "AP 1 started"))
@@ -100,6 +101,6 @@ void guest_main(void)
     apic_icr(1, V_SEND_ONE);
     wait_nmis(2, 20000);
     exit_to_vmm();
-    rt_check(sent_in_nmi, "the AP's NMIs arrived while the first one was handled");
-    rt_check(nmis == 2, "NMIs from another vCPU collapse the same way (%u)", nmis);
+    rt_check(sent_in_nmi, "[6.7.1] the AP's NMIs arrived while the first one was handled");
+    rt_check(nmis == 2, "[6.7.1] NMIs from another vCPU collapse the same way (%u)", nmis);
 }

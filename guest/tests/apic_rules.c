@@ -29,15 +29,28 @@ static bool wait_irq(uint8_t v)
     return count[v] != 0;
 }
 
+/* A write that must fault; if it did not, the old value is put back so that the checks after it
+ * still run on a working APIC. */
+static bool apic_base_write_faults(uint64_t bad, uint64_t restore)
+{
+    if (rt_wrmsr_safe(MSR_APIC_BASE, bad)) {
+        rt_wrmsr_safe(MSR_APIC_BASE, restore & ~APIC_BASE_EXTD); /* through xAPIC if needed */
+        rt_wrmsr_safe(MSR_APIC_BASE, restore);
+        apic_enable(0xff);
+        return false;
+    }
+    return true;
+}
+
 static void apic_base_transitions(void)
 {
     const uint64_t b = rdmsr(MSR_APIC_BASE);
     /* SDM 11.4.4: bits 0-7 and 9 of IA32_APIC_BASE are reserved. */
-    rt_check(!rt_wrmsr_safe(MSR_APIC_BASE, b | (1ull << 9)),
+    rt_check(apic_base_write_faults(b | (1ull << 9), b),
              "[11.4.4] setting reserved IA32_APIC_BASE bit 9 raises #GP");
     rt_check(rdmsr(MSR_APIC_BASE) == b, "[11.4.4] and leaves IA32_APIC_BASE unchanged");
     /* SDM 11.12.5, Figure 11-27: EN=0 with EXTD=1 is the invalid state. */
-    rt_check(!rt_wrmsr_safe(MSR_APIC_BASE, (b & ~APIC_BASE_EN) | APIC_BASE_EXTD),
+    rt_check(apic_base_write_faults((b & ~APIC_BASE_EN) | APIC_BASE_EXTD, b),
              "[11.12.5] IA32_APIC_BASE EN=0 EXTD=1 (invalid) raises #GP");
     rt_check(rdmsr(MSR_APIC_BASE) == b, "[11.12.5] and leaves IA32_APIC_BASE unchanged");
 }
@@ -148,7 +161,7 @@ static void x2apic_rules(void)
     const uint64_t b = rdmsr(MSR_APIC_BASE);
     uint64_t v = 0;
     /* SDM 11.12.5: x2APIC -> xAPIC directly is an illegal transition. */
-    rt_check(!rt_wrmsr_safe(MSR_APIC_BASE, b & ~APIC_BASE_EXTD),
+    rt_check(apic_base_write_faults(b & ~APIC_BASE_EXTD, b),
              "[11.12.5] x2APIC -> xAPIC without disabling raises #GP");
     /* SDM 11.12.1.2, Table 11-6: reserved MSRs, read-only and write-only registers. */
     rt_check(!rt_rdmsr_safe(0x831, &v), "[11.12.1.2] RDMSR of 831H (no ICR high in x2APIC) #GP");
