@@ -1,9 +1,11 @@
 // Google Benchmark micro-benchmarks of the hardware models' hot paths: posting to a
 // posted-interrupt descriptor (uncontended and from two threads), the PIR -> VIRR sync, a device
 // interrupt into an APICv vCPU up to the virtual-interrupt-delivery decision, setting an IRR bit
-// in an AVIC backing page, and an accelerated x2AVIC IPI between two running vCPUs.
+// in an AVIC backing page, an accelerated x2AVIC IPI between two running vCPUs, and the APIC work
+// the vCPU loop does around one KVM_RUN (with and without handing CR8 in and out).
 #include <benchmark/benchmark.h>
 
+#include "core/vcpu/cr8_sync.hpp"
 #include "svm/avic_vm.hpp"
 #include "svm/backing_page.hpp"
 #include "vmx/apicv_vm.hpp"
@@ -107,5 +109,32 @@ void BM_AvicAcceleratedX2apicIpi(benchmark::State& st)
     }
 }
 BENCHMARK(BM_AvicAcceleratedX2apicIpi);
+
+// The APIC calls of one vCPU-loop iteration around KVM_RUN on the apicv model (enter, injection
+// check, leave); range(0) = 1 adds the CR8 hand-in and hand-out (core/vcpu/cr8_sync.hpp).
+void BM_LoopApicHooks(benchmark::State& st)
+{
+    Clock clock;
+    Platform platform;
+    Notifier notifier;
+    vmx::ApicvVm vm(1, {});
+    auto b = vm.make_backend(0, apic::LocalApicConfig{0, true, {}, 1'000'000'000, 0}, clock,
+                             platform, notifier);
+    b->mmio_write(0xfee000f0, 4, 0x1ff);
+    hv::Cr8Sync cr8(0);
+    const bool sync = st.range(0) != 0;
+    for (auto _ : st) {
+        std::uint64_t handed = 0;
+        b->enter_guest();
+        if (sync)
+            handed = cr8.before_entry(b->cr8().value_or(0));
+        benchmark::DoNotOptimize(b->pending_vector());
+        b->leave_guest();
+        if (sync)
+            if (auto w = cr8.after_run(handed, true))
+                b->write_cr8(*w);
+    }
+}
+BENCHMARK(BM_LoopApicHooks)->Arg(0)->Arg(1);
 
 }  // namespace
