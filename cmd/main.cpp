@@ -10,6 +10,7 @@
 
 #include "cmd/bench.hpp"
 #include "cmd/demo.hpp"
+#include "cmd/disk_cmd.hpp"
 #include "cmd/options.hpp"
 #include "cmd/probe.hpp"
 #include "cmd/session.hpp"
@@ -30,6 +31,7 @@ commands:
   run IMAGE [options]   boot a multiboot v1 image (ELF32, ELF64 or a.out-kludge) on KVM
   restore FILE [opts]   continue a VM from a snapshot
   snapshot inspect|diff examine snapshots
+  disk info FILE        check a disk image (raw or QCOW2) as a VM would open it, and describe it
   demo [--vcpus N]      a tour: boot the embedded guest, IPI latency on every backend and
                         QEMU, snapshot on one backend and restore on another
   bench [options]       interrupt latency workloads on every backend and QEMU (bench --help)
@@ -64,6 +66,9 @@ restore FILE [options]  continue a snapshot, on any APIC backend; takes the run 
 
 snapshot inspect FILE [--json]   print a snapshot's sections
 snapshot diff A B                 show where two snapshots differ
+
+disk info FILE [--format raw|qcow2]   without --format the content decides, but a QCOW2 image
+  found that way may not name a backing file (give --format qcow2 to follow it)
 
 environment: HVACCEL_KVM_DEVICE overrides /dev/kvm.
 
@@ -125,6 +130,8 @@ int main(int argc, char** argv)
             return cmd_restore(argc - 1, argv + 1);
         if (cmd == "snapshot")
             return cmd_snapshot(argc - 1, argv + 1);
+        if (cmd == "disk")
+            return cmd_disk(argc - 1, argv + 1);
         if (cmd == "bench")
             return cmd_bench(argc - 1, argv + 1);
         if (cmd == "demo")

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "process.hpp"
@@ -96,6 +97,30 @@ TEST(BadInput, MissingUnreadableOrNonMultibootImage)
     REQUIRE_KVM();
     expect_one_line_error(hvtest::run({hvaccel(), "run", "/etc/hostname"}), kUsage,
                           "not a multiboot image");
+}
+
+// `disk info` opens an image as a VM's disk would: a good one is described, anything else is
+// refused in one line (docs/storage.md).
+TEST(BadInput, DiskImagesThatCannotBeOpened)
+{
+    char dir[] = "/tmp/hvaccel-disk-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string raw = std::string(dir) + "/d.raw", bad = std::string(dir) + "/bad.qcow2";
+    std::ofstream(raw) << std::string(4096, 'x');
+    std::ofstream(bad) << "QFI\xfb" << std::string(100, '\0');
+    auto ok = hvtest::run({hvaccel(), "disk", "info", raw});
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    EXPECT_NE(ok.out.find("raw, 4096 bytes"), std::string::npos) << ok.out;
+    expect_one_line_error(hvtest::run({hvaccel(), "disk", "info", bad, "--format", "qcow2"}),
+                          kUsage, "not a usable QCOW2 image");
+    expect_one_line_error(hvtest::run({hvaccel(), "disk", "info", raw, "--format", "vmdk"}), kUsage,
+                          "raw or qcow2");
+    expect_one_line_error(hvtest::run({hvaccel(), "disk", "info", "/dev/zero"}), kUsage,
+                          "not a regular file");
+    expect_one_line_error(hvtest::run({hvaccel(), "disk", "info"}), kUsage, "exactly one FILE");
+    expect_one_line_error(hvtest::run({hvaccel(), "disk", "check", raw}), kUsage,
+                          "unknown disk subcommand");
+    std::filesystem::remove_all(dir);
 }
 
 TEST(BadInput, ImageTooLargeOrInTheHole)
