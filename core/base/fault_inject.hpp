@@ -6,6 +6,8 @@
 //   snapshot_fsync_eio     the fsync of the temporary file fails with EIO
 //   snapshot_rename_eio    the rename over the target fails with EIO
 //   vcpu_throw=N           vCPU N's run loop throws after its first handled exit
+//   disk_exit_after=N      the process ends (_exit, as if killed) just before the Nth pwrite()
+//                          to a disk image, so every prefix of an image update can be checked
 // Unset (the normal case), every check is one load of a cached flag.
 #pragma once
 

@@ -34,10 +34,10 @@ void clear_nonblock(const Fd& fd)
 
 }  // namespace
 
-RegularFile open_regular_file(const std::string& path, const std::string& what)
+RegularFile open_regular_file(const std::string& path, const std::string& what, bool writable)
 {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    Fd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (!fd.valid()) {
         const int err = errno;
         throw_errno(fmt::format("{}: cannot open", what), err);

@@ -24,8 +24,10 @@ struct RegularFile {
     std::uint64_t size = 0;
 };
 
-// Throws hv::Error "WHAT: cannot open: <os error>" or "WHAT: not a regular file".
-RegularFile open_regular_file(const std::string& path, const std::string& what);
+// Throws hv::Error "WHAT: cannot open: <os error>" or "WHAT: not a regular file". `writable`:
+// opened for reading and writing (a disk image), never created.
+RegularFile open_regular_file(const std::string& path, const std::string& what,
+                              bool writable = false);
 
 // Throws hv::Error "WHAT: ..." naming why the path was refused.
 Fd open_output_file(const std::string& path, const std::string& what);

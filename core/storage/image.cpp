@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
 #include "core/base/error.hpp"
+#include "core/base/fault_inject.hpp"
 #include "core/base/file.hpp"
 #include "core/storage/qcow2.hpp"
 #include "core/storage/qcow2_format.hpp"
@@ -45,33 +48,85 @@ void pread_exact(int fd, std::uint64_t offset, std::span<std::uint8_t> out, cons
     }
 }
 
+void pwrite_exact(int fd, std::uint64_t offset, std::span<const std::uint8_t> data,
+                  const std::string& what)
+{
+    // Test-only (core/base/fault_inject.hpp): stop dead before the Nth image write.
+    static std::atomic<long> exit_countdown{[] {
+        const std::string v = fault_value("disk_exit_after");
+        return v.empty() ? 0L : std::strtol(v.c_str(), nullptr, 10);
+    }()};
+    if (exit_countdown.load(std::memory_order_relaxed) > 0 && --exit_countdown == 0)
+        ::_exit(137);
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t n =
+            ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            throw_errno(fmt::format("{}: write at {:#x}", what, offset + done),
+                        n == 0 ? ENOSPC : errno);
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void sync_file(int fd, const std::string& what)
+{
+    if (::fdatasync(fd) != 0)
+        throw_errno(fmt::format("{}: flush", what));
+}
+
+void check_range(std::uint64_t offset, std::size_t len, std::uint64_t size, const std::string& what)
+{
+    if (offset > size || len > size - offset)
+        fail("{}: access of {} bytes at {:#x} is past the disk's end", what, len, offset);
+}
+
 namespace {
 
 class RawImage final : public Image {
   public:
-    RawImage(RegularFile f, std::string path) : file_(std::move(f)), path_(std::move(path)) {}
+    RawImage(RegularFile f, std::string path, bool writable)
+        : file_(std::move(f)), path_(std::move(path)), writable_(writable)
+    {
+    }
+    ~RawImage() override
+    {
+        if (writable_)
+            ::fdatasync(file_.fd.get());
+    }
     Format format() const override { return Format::Raw; }
     std::uint64_t size() const override { return file_.size; }
     void read(std::uint64_t offset, std::span<std::uint8_t> out) override
     {
-        if (offset > file_.size || out.size() > file_.size - offset)
-            fail("{}: read of {} bytes at {:#x} is past the disk's end", path_, out.size(), offset);
+        check_range(offset, out.size(), file_.size, path_);
         pread_exact(file_.fd.get(), offset, out, path_);
     }
+    bool writable() const override { return writable_; }
+    void write(std::uint64_t offset, std::span<const std::uint8_t> data) override
+    {
+        if (!writable_)
+            fail("{}: the disk is read-only", path_);
+        check_range(offset, data.size(), file_.size, path_);
+        pwrite_exact(file_.fd.get(), offset, data, path_);
+    }
+    void flush() override { sync_file(file_.fd.get(), path_); }
     std::uint64_t allocated_bytes() const override { return file_.size; }
     std::string describe() const override { return fmt::format("raw, {} bytes", file_.size); }
 
   private:
     RegularFile file_;
     std::string path_;
+    bool writable_;
 };
 
 std::unique_ptr<Image> open_chain(const std::string& path, std::optional<Format> format,
-                                  unsigned depth)
+                                  unsigned depth, bool writable)
 {
     if (depth > kMaxBackingDepth)
         fail("{}: backing chain deeper than {} images", path, kMaxBackingDepth);
-    RegularFile f = open_regular_file(path, path);
+    RegularFile f = open_regular_file(path, path, writable);
     bool guessed = false;
     if (!format) {
         std::array<std::uint8_t, 4> magic{};
@@ -81,21 +136,22 @@ std::unique_ptr<Image> open_chain(const std::string& path, std::optional<Format>
         guessed = true;
     }
     if (*format == Format::Raw)
-        return std::make_unique<RawImage>(std::move(f), path);
-    return open_qcow2(std::move(f), path, guessed, depth);
+        return std::make_unique<RawImage>(std::move(f), path, writable);
+    return open_qcow2(std::move(f), path, guessed, depth, writable);
 }
 
 }  // namespace
 
-std::unique_ptr<Image> open_image(const std::string& path, std::optional<Format> format)
+std::unique_ptr<Image> open_image(const std::string& path, std::optional<Format> format,
+                                  bool writable)
 {
-    return open_chain(path, format, 0);
+    return open_chain(path, format, 0, writable);
 }
 
 std::unique_ptr<Image> open_backing(const std::string& path, std::optional<Format> format,
                                     unsigned depth)
 {
-    return open_chain(path, format, depth);
+    return open_chain(path, format, depth, false);
 }
 
 }  // namespace hv::storage

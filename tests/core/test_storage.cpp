@@ -3,7 +3,9 @@
 // differential check. Hostile headers are built by damaging a good image's header field by field.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "core/base/error.hpp"
 #include "core/storage/image.hpp"
 #include "core/storage/qcow2_format.hpp"
+#include "tests/core/disk_writes.hpp"
 #include "tests/core/helpers.hpp"
 #include "tests/support/process.hpp"
 
@@ -275,6 +278,212 @@ TEST(Storage, DamagedTablesFailTheReadNotTheProcess)
     spit(dir / "bad2.qcow2", bytes);
     auto img2 = open_image(dir / "bad2.qcow2", Format::Qcow2);
     EXPECT_NE(message_of([&] { img2->read(0, buf); }).find("reserved bits"), std::string::npos);
+}
+
+// --- writing ---
+
+// `qemu-img check`'s verdict: 0 clean, 3 leaked clusters only, 2 corruption, 1 not checked.
+int qemu_check(const std::string& path)
+{
+    return hv::support::run_process({"qemu-img", "check", "-f", "qcow2", path}, 120).status;
+}
+
+// The disk as qemu-img reads it.
+std::vector<std::uint8_t> qemu_view(const TempDir& dir, const std::string& path)
+{
+    auto r = hv::support::run_process(
+        {"qemu-img", "convert", "-O", "raw", path, dir / "qemu-view.raw"}, 120);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return slurp(dir / "qemu-view.raw");
+}
+
+// Writes through hvaccel, mirrored in `model`; every tenth write a range is read back.
+void write_all(const std::string& path, std::vector<std::uint8_t>& model,
+               const std::vector<hvtest::DiskWrite>& writes)
+{
+    auto img = open_image(path, Format::Qcow2, true);
+    ASSERT_TRUE(img->writable());
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+        img->write(writes[i].offset, writes[i].bytes);
+        hvtest::apply(model, writes[i]);
+        if (i % 10 == 9) {
+            const auto& w = writes[i / 2];
+            std::vector<std::uint8_t> back(w.bytes.size());
+            img->read(w.offset, back);
+            ASSERT_TRUE(std::equal(back.begin(), back.end(),
+                                   model.begin() + static_cast<std::ptrdiff_t>(w.offset)));
+        }
+    }
+    img->flush();
+}
+
+TEST(Storage, Qcow2WritesMatchQemusViewAndCheckClean)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    constexpr std::uint64_t kSize = 8 << 20;
+    for (const char* cs : {"512", "65536", "2097152"}) {
+        for (const char* compat : {"0.10", "1.1"}) {
+            SCOPED_TRACE(std::string("cluster_size=") + cs + " compat=" + compat);
+            const std::string img = dir / "w.qcow2";
+            sh({"qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                std::string("cluster_size=") + cs + ",compat=" + compat, img, "8M"});
+            std::vector<std::uint8_t> model(kSize, 0);
+            write_all(img, model, hvtest::disk_writes(kSize, 11, 60, 100000));
+            EXPECT_EQ(qemu_check(img), 0);
+            EXPECT_EQ(qemu_view(dir, img), model);
+            EXPECT_EQ(read_all(*open_image(img, Format::Qcow2)), model);
+        }
+    }
+}
+
+TEST(Storage, Qcow2WritesOverCompressedZeroAndBackingClusters)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    auto base = pattern_disk(4 << 20);
+    spit(dir / "base.raw", base);
+    // The compressed image itself: every write copies a compressed cluster.
+    sh({"qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4096",
+        dir / "base.raw", dir / "c.qcow2"});
+    auto model = base;
+    write_all(dir / "c.qcow2", model, hvtest::disk_writes(base.size(), 12, 40, 20000));
+    EXPECT_EQ(qemu_check(dir / "c.qcow2"), 0);
+    EXPECT_EQ(qemu_view(dir, dir / "c.qcow2"), model);
+    // An overlay with zero clusters over backing data; the backing file stays as it was.
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+        dir / "top.qcow2"});
+    sh({"qemu-io", "-f", "qcow2", "-c", "write -z 65536 131072", dir / "top.qcow2"});
+    model = qemu_view(dir, dir / "top.qcow2");
+    write_all(dir / "top.qcow2", model, hvtest::disk_writes(base.size(), 13, 40, 100000));
+    EXPECT_EQ(qemu_check(dir / "top.qcow2"), 0);
+    EXPECT_EQ(qemu_view(dir, dir / "top.qcow2"), model);
+    EXPECT_EQ(slurp(dir / "base.raw"), base);
+}
+
+TEST(Storage, Qcow2RefcountTableGrowsAsTheFileDoes)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    // 512-byte clusters: the first refcount table covers 8 MiB of file.
+    const std::string img = dir / "g.qcow2";
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", img, "32M"});
+    std::vector<std::uint8_t> model(32 << 20, 0);
+    std::vector<hvtest::DiskWrite> writes;
+    for (std::uint64_t at = 0; at < (20u << 20); at += 65536)
+        writes.push_back(
+            {at, std::vector<std::uint8_t>(65536, static_cast<std::uint8_t>(at >> 16))});
+    write_all(img, model, writes);
+    EXPECT_EQ(qemu_check(img), 0);
+    EXPECT_EQ(qemu_view(dir, img), model);
+    auto bytes = slurp(img);
+    auto h = std::get<hv::storage::qcow2::Header>(
+        hv::storage::qcow2::validate_header(bytes, bytes.size()));
+    EXPECT_GT(h.refcount_table_clusters, 1u);
+}
+
+TEST(Storage, Qcow2WritesLeaveInternalSnapshotsIntact)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    const std::string img = dir / "s.qcow2";
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", img, "4M"});
+    sh({"qemu-io", "-f", "qcow2", "-c", "write -P 0x61 0 1M", "-c", "write -P 0x62 3M 512k", img});
+    sh({"qemu-img", "snapshot", "-c", "before", img});
+    const auto before = qemu_view(dir, img);
+    auto model = before;
+    write_all(img, model, hvtest::disk_writes(before.size(), 14, 50, 300000));
+    EXPECT_EQ(qemu_check(img), 0);
+    EXPECT_EQ(qemu_view(dir, img), model);
+    sh({"qemu-img", "snapshot", "-a", "before", img});
+    EXPECT_EQ(qemu_view(dir, img), before);
+    EXPECT_EQ(qemu_check(img), 0);
+}
+
+TEST(Storage, Qcow2KilledBetweenAnyTwoWritesLosesNothingAcknowledged)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    // 512-byte clusters, the first refcount table nearly full: the writes below allocate L2
+    // tables, refcount blocks and a larger refcount table, and the child is stopped before each
+    // pwrite() of theirs in turn.
+    const std::string pristine = dir / "pristine.qcow2", work = dir / "work.qcow2";
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", pristine, "16M"});
+    // 8024 KiB of data leave the file ten clusters short of the 8 MiB the table covers.
+    sh({"qemu-io", "-f", "qcow2", "-c", "write -P 0x41 0 8024k", pristine});
+    const auto start = qemu_view(dir, pristine);
+    constexpr unsigned long kSeed = 5, kCount = 8, kMaxLen = 3000;
+    const auto writes = hvtest::disk_writes(start.size(), kSeed, kCount, kMaxLen);
+    bool finished = false;
+    for (int k = 1; k < 3000 && !finished; ++k) {
+        SCOPED_TRACE("stopped before image write " + std::to_string(k));
+        std::filesystem::copy_file(pristine, work,
+                                   std::filesystem::copy_options::overwrite_existing);
+        hv::support::ProcessOptions o;
+        o.timeout_s = 60;
+        o.env = {"HV_FAULT_INJECT=disk_exit_after=" + std::to_string(k)};
+        auto r = hv::support::run_process({HV_DISK_WRITER, work, "qcow2", std::to_string(kSeed),
+                                           std::to_string(kCount), std::to_string(kMaxLen)},
+                                          o);
+        ASSERT_TRUE(r.status == 0 || r.status == 137) << r.err;
+        finished = r.status == 0;
+        std::size_t acked = 0;
+        for (std::size_t at = 0; (at = r.out.find("acked ", at)) != std::string::npos; at += 6)
+            ++acked;
+        const int check = qemu_check(work);
+        ASSERT_TRUE(check == 0 || check == 3) << "qemu-img check: " << check;
+        // Every acknowledged write is there; only the one in flight may be half done.
+        auto expect = start;
+        for (std::size_t i = 0; i < acked; ++i)
+            hvtest::apply(expect, writes[i]);
+        auto view = qemu_view(dir, work);
+        ASSERT_EQ(view.size(), expect.size());
+        if (acked < writes.size()) {
+            const auto& w = writes[acked];
+            std::copy(view.begin() + static_cast<std::ptrdiff_t>(w.offset),
+                      view.begin() + static_cast<std::ptrdiff_t>(w.offset + w.bytes.size()),
+                      expect.begin() + static_cast<std::ptrdiff_t>(w.offset));
+        }
+        const auto diff = std::mismatch(view.begin(), view.end(), expect.begin());
+        ASSERT_TRUE(diff.first == view.end())
+            << acked << " writes acknowledged; first difference at " << (diff.first - view.begin())
+            << " (in flight: " << (acked < writes.size() ? writes[acked].offset : 0) << "+"
+            << (acked < writes.size() ? writes[acked].bytes.size() : 0) << ")";
+    }
+    EXPECT_TRUE(finished);
+    auto bytes = slurp(work);
+    auto h = std::get<hv::storage::qcow2::Header>(
+        hv::storage::qcow2::validate_header(bytes, bytes.size()));
+    EXPECT_GT(h.refcount_table_clusters, 1u) << "the sequence should have grown the refcount table";
+}
+
+TEST(Storage, ReadOnlyAndUnwritableImagesRefuseWrites)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", dir / "r.qcow2", "1M"});
+    std::vector<std::uint8_t> one(1, 1);
+    auto ro = open_image(dir / "r.qcow2", Format::Qcow2);
+    EXPECT_NE(message_of([&] { ro->write(0, one); }).find("read-only"), std::string::npos);
+    auto rw = open_image(dir / "r.qcow2", Format::Qcow2, true);
+    EXPECT_NE(message_of([&] { rw->write(1 << 20, one); }).find("past the disk's end"),
+              std::string::npos);
+    // A dirty image (lazy refcounts not yet repaired) is not written.
+    auto bytes = slurp(dir / "r.qcow2");
+    put_be64(bytes, 72, hv::storage::qcow2::incompat::kDirty);
+    spit(dir / "dirty.qcow2", bytes);
+    EXPECT_NE(message_of([&] {
+                  open_image(dir / "dirty.qcow2", Format::Qcow2, true);
+              }).find("qemu-img check -r all"),
+              std::string::npos);
+    EXPECT_NO_THROW(open_image(dir / "dirty.qcow2", Format::Qcow2));
+    // 64-bit refcounts are read, not written.
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", "-o", "refcount_bits=64", dir / "r64.qcow2",
+        "1M"});
+    EXPECT_NE(message_of([&] {
+                  open_image(dir / "r64.qcow2", Format::Qcow2, true);
+              }).find("16-bit refcounts"),
+              std::string::npos);
 }
 
 TEST(Storage, FormatNames)

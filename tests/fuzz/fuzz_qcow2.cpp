@@ -7,8 +7,11 @@
 // Backing files are never reached: the path the image names does not exist in the memfd's
 // directory, and opening it fails with hv::Error like any other refusal.
 //
+// Then the same file is opened writable and written at three places.
+//
 // Checked: every input is refused or read with hv::Error or succeeds (any other exception or a
-// sanitizer report fails the target); a validated image reads the same bytes twice.
+// sanitizer report fails the target); a validated image reads the same bytes twice; a write that
+// returned reads back.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -62,6 +65,24 @@ HV_FUZZ_TARGET(qcow2)
         hv::fuzz::note(kName, "read", img->describe().c_str());
     } catch (const hv::Error& e) {
         hv::fuzz::note(kName, "refused", e.what());
+    }
+    // Written (through the same bytes): what a write returned must read back.
+    try {
+        auto img = hv::storage::open_image(path, hv::storage::Format::Qcow2, true);
+        const std::uint64_t sz = img->size();
+        std::vector<std::uint8_t> w(700), back(700);
+        for (std::uint64_t at : {sz / 2, std::uint64_t{0}, sz > 700 ? sz - 700 : 0}) {
+            if (sz < w.size())
+                break;
+            for (std::size_t i = 0; i < w.size(); ++i)
+                w[i] = static_cast<std::uint8_t>(at + i * 7);
+            img->write(at, w);
+            img->read(at, back);
+            HV_FUZZ_CHECK(kName, back == w);
+        }
+        hv::fuzz::note(kName, "written", img->describe().c_str());
+    } catch (const hv::Error& e) {
+        hv::fuzz::note(kName, "not written", e.what());
     }
     ::close(fd);
     return 0;
