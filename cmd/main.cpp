@@ -31,7 +31,7 @@ commands:
   run IMAGE [options]   boot a multiboot v1 image (ELF32, ELF64 or a.out-kludge) on KVM
   restore FILE [opts]   continue a VM from a snapshot
   snapshot inspect|diff examine snapshots
-  disk info FILE        check a disk image (raw or QCOW2) as a VM would open it, and describe it
+  disk info|snapshot    check and describe a disk image; a QCOW2 image's internal snapshots
   demo [--vcpus N]      a tour: boot the embedded guest, IPI latency on every backend and
                         QEMU, snapshot on one backend and restore on another
   bench [options]       interrupt latency workloads on every backend and QEMU (bench --help)
@@ -69,6 +69,8 @@ snapshot diff A B                 show where two snapshots differ
 
 disk info FILE [--format raw|qcow2]   without --format the content decides, but a QCOW2 image
   found that way may not name a backing file (give --format qcow2 to follow it)
+disk snapshot FILE list|create NAME|apply NAME|delete NAME   a QCOW2 image's internal snapshots
+  (the same table qemu-img snapshot reads and writes; NAME may be a snapshot's ID)
 
 environment: HVACCEL_KVM_DEVICE overrides /dev/kvm.
 

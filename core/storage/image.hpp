@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hv::storage {
 
@@ -57,5 +58,18 @@ class Image {
 inline constexpr unsigned kMaxBackingDepth = 16;
 std::unique_ptr<Image> open_image(const std::string& path, std::optional<Format> format = {},
                                   bool writable = false);
+
+// Internal snapshots of a QCOW2 image (core/storage/qcow2_snapshot.cpp), as `qemu-img snapshot`
+// lists, creates, applies and deletes them; `name` may also be a snapshot's ID. Throw hv::Error.
+struct DiskSnapshot {
+    std::string id, name;
+    std::uint32_t date_sec = 0;
+    std::uint64_t vm_clock_nsec = 0;
+    std::uint32_t vm_state_size = 0;
+};
+std::vector<DiskSnapshot> list_disk_snapshots(const std::string& path);
+void create_disk_snapshot(const std::string& path, const std::string& name);
+void apply_disk_snapshot(const std::string& path, const std::string& name);
+void delete_disk_snapshot(const std::string& path, const std::string& name);
 
 }  // namespace hv::storage

@@ -80,8 +80,12 @@ struct Header {
     std::uint64_t l2_entries() const { return cluster_size() / 8; }
 };
 
+std::uint16_t be16(const std::uint8_t* p);
 std::uint32_t be32(const std::uint8_t* p);
 std::uint64_t be64(const std::uint8_t* p);
+void put_be16(std::uint8_t* p, std::uint16_t v);
+void put_be32(std::uint8_t* p, std::uint32_t v);
+void put_be64(std::uint8_t* p, std::uint64_t v);
 
 // `first_cluster`: the file's first bytes, up to one maximum cluster (or the whole file when
 // shorter); `file_size`: the file's size. Returns the header, or why the image is refused.

@@ -3,7 +3,8 @@
 // (qcow2_write.cpp): clusters allocated at the end of the file, 16-bit refcounts kept exact
 // (blocks and the refcount table grown as needed), copy-on-write of shared, compressed and zero
 // clusters and of shared L2 tables; metadata written in the order that keeps the image
-// consistent after a kill at any point (image.hpp).
+// consistent after a kill at any point (image.hpp). Internal snapshots (qcow2_snapshot.cpp):
+// list, create, apply and delete, as qemu-img snapshot does them.
 //
 // One mutex serialises every access; tables are cached write-through, so the cache never holds
 // anything the file does not.
@@ -35,6 +36,21 @@ class Qcow2Image final : public Image {
     // Makes the image writable: checks that it can be written, loads the refcount table and
     // clears the autoclear feature bits this writer does not maintain (qcow2_write.cpp).
     void open_for_writing();
+
+    // Internal snapshots (qcow2_snapshot.cpp): the table as qemu-img keeps it.
+    struct Snapshot {
+        std::string id, name;
+        std::uint64_t l1_table_offset = 0;
+        std::uint32_t l1_size = 0;
+        std::uint32_t date_sec = 0, date_nsec = 0;
+        std::uint64_t vm_clock_nsec = 0;
+        std::uint32_t vm_state_size = 0;
+        std::vector<std::uint8_t> extra;  // kept as read
+    };
+    std::vector<Snapshot> snapshots();
+    void create_snapshot(const std::string& name);
+    void apply_snapshot(const std::string& name);
+    void delete_snapshot(const std::string& name);
 
     Format format() const override { return Format::Qcow2; }
     std::uint64_t size() const override { return h_.size; }
@@ -68,10 +84,20 @@ class Qcow2Image final : public Image {
     void release(std::uint64_t host_off);  // refcount - 1
     void release_compressed(std::uint64_t entry);
     std::uint64_t allocate_cluster();
+    std::uint64_t allocate_run(std::uint64_t bytes);  // contiguous clusters, refcount 1 each
     void add_refcount_block();
     void grow_refcount_table();
     std::uint64_t writable_l2(std::uint64_t vaddr);  // L2 table offset, allocated/copied
     void write_in_cluster(std::uint64_t vaddr, std::span<const std::uint8_t> data);
+
+    // --- internal snapshots (qcow2_snapshot.cpp) ---
+    std::vector<Snapshot> read_snapshots();
+    std::vector<std::uint64_t> read_l1(std::uint64_t offset, std::uint32_t entries);
+    // Adds `delta` (+1 / -1) to every L2 table and data cluster the L1 table reaches.
+    void adjust_tree(const std::vector<std::uint64_t>& l1, int delta);
+    // COPIED set exactly where the refcount is 1, through the active L1 and its L2 tables.
+    void fix_copied_flags();
+    void write_snapshot_table(const std::vector<Snapshot>& list);
 
     RegularFile file_;
     std::string path_;

@@ -21,32 +21,15 @@
 #include "core/storage/qcow2_image.hpp"
 
 namespace hv::storage {
+
+using qcow2::be16;
+using qcow2::put_be16;
+using qcow2::put_be32;
+using qcow2::put_be64;
+
 namespace {
 
 constexpr std::uint64_t kRefTableReserved = 0x1ff;  // refcount table entry bits 0-8
-
-std::uint16_t be16(const std::uint8_t* p)
-{
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-
-void put_be16(std::uint8_t* p, std::uint16_t v)
-{
-    p[0] = static_cast<std::uint8_t>(v >> 8);
-    p[1] = static_cast<std::uint8_t>(v);
-}
-
-void put_be32(std::uint8_t* p, std::uint32_t v)
-{
-    for (int i = 0; i < 4; ++i)
-        p[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
-}
-
-void put_be64(std::uint8_t* p, std::uint64_t v)
-{
-    put_be32(p, static_cast<std::uint32_t>(v >> 32));
-    put_be32(p + 4, static_cast<std::uint32_t>(v));
-}
 
 }  // namespace
 
@@ -184,6 +167,49 @@ std::uint64_t Qcow2Image::allocate_cluster()
             continue;
         set_refcount(off, 1);
         return off;
+    }
+}
+
+std::uint64_t Qcow2Image::allocate_run(std::uint64_t bytes)
+{
+    const std::uint64_t cs = cluster_size();
+    const std::uint64_t n = (bytes + cs - 1) / cs;
+    for (;;) {
+        const std::uint64_t start = end_;
+        // Every cluster of the run needs a refcount block, made before the run is placed.
+        std::uint64_t missing = 0;
+        for (std::uint64_t c = start; c < start + n * cs && missing == 0; c += cs)
+            if (refcount_block(c) == 0)
+                missing = c;
+        if (missing == 0) {
+            bool free = true;
+            for (std::uint64_t c = start; c < start + n * cs && free; c += cs)
+                free = refcount(c) == 0;
+            if (!free) {  // leaked clusters past the old end of the file: skip them
+                end_ += cs;
+                continue;
+            }
+            for (std::uint64_t c = start; c < start + n * cs; c += cs)
+                set_refcount(c, 1);
+            end_ = start + n * cs;
+            return start;
+        }
+        const std::uint64_t index = (missing >> h_.cluster_bits) / (cs / 2);
+        if (index >= rt_.size()) {
+            grow_refcount_table();
+            continue;
+        }
+        if (refcount_block(end_) == 0) {
+            add_refcount_block();
+            continue;
+        }
+        // A block for a later part of the run: one cluster here, counted where end_ is.
+        const std::uint64_t block = allocate_cluster();
+        write_file(block, std::vector<std::uint8_t>(cs, 0));
+        std::uint8_t e[8];
+        put_be64(e, block);
+        write_file(h_.refcount_table_offset + index * 8, e);
+        rt_[index] = block;
     }
 }
 

@@ -486,6 +486,66 @@ TEST(Storage, ReadOnlyAndUnwritableImagesRefuseWrites)
               std::string::npos);
 }
 
+// Internal snapshots made, applied and deleted by hvaccel and by qemu-img, in every mix, over
+// data written by both; qemu-img check stays clean throughout.
+TEST(Storage, InternalSnapshotsInteroperateWithQemuImg)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    for (const char* opts :
+         {"cluster_size=65536", "cluster_size=512", "cluster_size=4096,compat=0.10"}) {
+        SCOPED_TRACE(opts);
+        const std::string img = dir / "snap.qcow2";
+        sh({"qemu-img", "create", "-q", "-f", "qcow2", "-o", opts, img, "4M"});
+        sh({"qemu-io", "-f", "qcow2", "-c", "write -P 0x61 0 1M", img});
+        const auto v1 = qemu_view(dir, img);
+        hv::storage::create_disk_snapshot(img, "one");  // ours
+        EXPECT_EQ(qemu_check(img), 0);
+        auto model = v1;
+        write_all(img, model, hvtest::disk_writes(v1.size(), 21, 30, 200000));
+        EXPECT_EQ(qemu_check(img), 0);
+        sh({"qemu-img", "snapshot", "-c", "two", img});  // theirs
+        const auto v2 = qemu_view(dir, img);
+        EXPECT_EQ(v2, model);
+        write_all(img, model, hvtest::disk_writes(v1.size(), 22, 30, 200000));
+        // Both tools list both snapshots.
+        auto list = hv::storage::list_disk_snapshots(img);
+        ASSERT_EQ(list.size(), 2u);
+        EXPECT_EQ(list[0].name, "one");
+        EXPECT_EQ(list[1].name, "two");
+        auto ql = hv::support::run_process({"qemu-img", "snapshot", "-l", img}, 60);
+        EXPECT_NE(ql.out.find("one"), std::string::npos);
+        EXPECT_NE(ql.out.find("two"), std::string::npos);
+        // Apply ours, then theirs; each gives back what the disk held when it was taken.
+        hv::storage::apply_disk_snapshot(img, "one");
+        EXPECT_EQ(qemu_check(img), 0);
+        EXPECT_EQ(qemu_view(dir, img), v1);
+        EXPECT_EQ(read_all(*open_image(img, Format::Qcow2)), v1);
+        sh({"qemu-img", "snapshot", "-a", "two", img});
+        EXPECT_EQ(qemu_view(dir, img), v2);
+        hv::storage::apply_disk_snapshot(img, "two");
+        EXPECT_EQ(qemu_view(dir, img), v2);
+        // Delete ours by name and theirs by ID; the data stays, nothing leaks.
+        hv::storage::delete_disk_snapshot(img, "one");
+        EXPECT_EQ(qemu_check(img), 0);
+        hv::storage::delete_disk_snapshot(img, "2");
+        EXPECT_EQ(qemu_check(img), 0);
+        EXPECT_TRUE(hv::storage::list_disk_snapshots(img).empty());
+        EXPECT_EQ(qemu_view(dir, img), v2);
+        // Errors name what is wrong.
+        EXPECT_NE(message_of([&] {
+                      hv::storage::apply_disk_snapshot(img, "nope");
+                  }).find("no snapshot named 'nope'"),
+                  std::string::npos);
+        hv::storage::create_disk_snapshot(img, "dup");
+        EXPECT_NE(message_of([&] {
+                      hv::storage::create_disk_snapshot(img, "dup");
+                  }).find("exists already"),
+                  std::string::npos);
+        EXPECT_EQ(qemu_check(img), 0);
+    }
+}
+
 TEST(Storage, FormatNames)
 {
     EXPECT_EQ(hv::storage::parse_format("raw"), Format::Raw);
