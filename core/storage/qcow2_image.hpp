@@ -16,6 +16,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -116,6 +117,10 @@ class Qcow2Image final : public Image {
     // Writing: the refcount table, and the first cluster past everything in the file.
     std::vector<std::uint64_t> rt_;
     std::uint64_t end_ = 0;
+    // Every cluster that holds metadata (header, tables, refcount blocks, L2 tables): a data
+    // write never lands on one, whatever a damaged or hostile L2 entry says.
+    std::unordered_set<std::uint64_t> metadata_;
+    void note_metadata(std::uint64_t offset, std::uint64_t bytes);
 };
 
 }  // namespace hv::storage

@@ -69,20 +69,22 @@ std::vector<Qcow2Image::Snapshot> Qcow2Image::read_snapshots()
         const std::uint32_t extra = be32(fixed + 36);
         if (extra > kMaxExtra)
             fail("{}: snapshot {} has {} bytes of extra data", path_, i, extra);
-        const std::size_t size = padded(kEntryFixed + extra + id_len + name_len);
-        if (at + size > limit)
+        // The last entry's padding may be missing from the file (QEMU does not write it).
+        const std::size_t used = kEntryFixed + extra + id_len + name_len;
+        if (at + used > limit)
             fail("{}: snapshot table runs past the end of the file", path_);
-        std::vector<std::uint8_t> rest(size - kEntryFixed);
+        std::vector<std::uint8_t> rest(used - kEntryFixed);
         read_file(at + kEntryFixed, rest);
+        const char* text = reinterpret_cast<const char*>(rest.data());
         s.extra.assign(rest.begin(), rest.begin() + extra);
-        s.id.assign(reinterpret_cast<const char*>(&rest[extra]), id_len);
-        s.name.assign(reinterpret_cast<const char*>(&rest[extra + id_len]), name_len);
+        s.id.assign(text + extra, id_len);
+        s.name.assign(text + extra + id_len, name_len);
         if (s.l1_size > qcow2::kMaxL1Bytes / 8 ||
             (s.l1_size != 0 && !cluster_in_file(s.l1_table_offset)))
             fail("{}: snapshot '{}' has a bad L1 table ({:#x}, {} entries)", path_, s.name,
                  s.l1_table_offset, s.l1_size);
         out.push_back(std::move(s));
-        at += size;
+        at += padded(used);
     }
     return out;
 }
@@ -200,8 +202,10 @@ void Qcow2Image::write_snapshot_table(const std::vector<Snapshot>& list)
     for (const Snapshot& s : read_snapshots())
         old_size += padded(kEntryFixed + s.extra.size() + s.id.size() + s.name.size());
     const std::uint64_t at = raw.empty() ? 0 : allocate_run(raw.size());
-    if (!raw.empty())
+    if (!raw.empty()) {
         write_file(at, raw);
+        note_metadata(at, raw.size());
+    }
     std::uint8_t hdr[12];
     put_be32(hdr, static_cast<std::uint32_t>(list.size()));
     put_be64(hdr + 4, at);
@@ -236,8 +240,10 @@ void Qcow2Image::create_snapshot(const std::string& name)
     std::vector<std::uint8_t> raw(l1_.size() * 8);
     for (std::size_t i = 0; i < l1_.size(); ++i)
         put_be64(&raw[i * 8], l1_[i] & ~qcow2::kCopied);
-    if (!raw.empty())
+    if (!raw.empty()) {
         write_file(l1_at, raw);
+        note_metadata(l1_at, raw.size());
+    }
     // 3. Linked into the table.
     Snapshot s;
     s.id = std::to_string(next_id);
@@ -298,6 +304,7 @@ void Qcow2Image::apply_snapshot(const std::string& name)
     for (std::size_t i = 0; i < l1.size(); ++i)
         put_be64(&raw[i * 8], l1[i] & ~qcow2::kCopied);
     write_file(at, raw);
+    note_metadata(at, raw.size());
     std::uint8_t hdr[12];
     put_be32(hdr, static_cast<std::uint32_t>(l1.size()));
     put_be64(hdr + 4, at);

@@ -55,6 +55,34 @@ void Qcow2Image::open_for_writing()
         rt_[i] = e;
     }
     end_ = (file_.size + cs - 1) & ~(cs - 1);
+    // The metadata map; two kinds of metadata in one cluster make the image unwritable.
+    std::size_t expected = 0;
+    auto add = [&](std::uint64_t off, std::uint64_t bytes) {
+        expected += (bytes + cs - 1) / cs;
+        note_metadata(off, bytes);
+        if (metadata_.size() != expected)
+            fail("{}: its metadata overlaps itself (at {:#x}): it can only be opened read-only",
+                 path_, off);
+    };
+    add(0, cs);
+    if (!l1_.empty())
+        add(h_.l1_table_offset, l1_.size() * 8);
+    add(h_.refcount_table_offset, raw.size());
+    for (std::uint64_t b : rt_)
+        if (b != 0)
+            add(b, cs);
+    for (std::uint64_t e : l1_)
+        if (const std::uint64_t l2 = e & qcow2::kOffsetMask; l2 != 0)
+            add(l2, cs);
+    if (h_.nb_snapshots != 0) {
+        std::uint64_t table = 0;
+        for (const Snapshot& sn : read_snapshots()) {
+            table += (40 + sn.extra.size() + sn.id.size() + sn.name.size() + 7) & ~std::uint64_t{7};
+            if (sn.l1_size != 0)
+                note_metadata(sn.l1_table_offset, std::uint64_t{sn.l1_size} * 8);
+        }
+        note_metadata(h_.snapshots_offset, table);
+    }
     // Autoclear features (bitmaps, ...) describe data this writer does not keep up to date: the
     // specification says a writer that does not know them clears them before its first write.
     if (h_.version == 3 && h_.autoclear_features != 0) {
@@ -63,6 +91,12 @@ void Qcow2Image::open_for_writing()
         h_.autoclear_features = 0;
     }
     writable_ = true;
+}
+
+void Qcow2Image::note_metadata(std::uint64_t offset, std::uint64_t bytes)
+{
+    for (std::uint64_t c = offset & ~(cluster_size() - 1); c < offset + bytes; c += cluster_size())
+        metadata_.insert(c);
 }
 
 void Qcow2Image::write(std::uint64_t offset, std::span<const std::uint8_t> data)
@@ -210,6 +244,7 @@ std::uint64_t Qcow2Image::allocate_run(std::uint64_t bytes)
         put_be64(e, block);
         write_file(h_.refcount_table_offset + index * 8, e);
         rt_[index] = block;
+        note_metadata(block, cs);
     }
 }
 
@@ -227,6 +262,7 @@ void Qcow2Image::add_refcount_block()
     put_be64(e, off);
     write_file(h_.refcount_table_offset + index * 8, e);
     rt_[index] = off;
+    note_metadata(off, cluster_size());
     end_ = off + cluster_size();
 }
 
@@ -288,6 +324,9 @@ void Qcow2Image::grow_refcount_table()
     const std::uint64_t old_at = h_.refcount_table_offset;
     const std::uint64_t old_clusters = h_.refcount_table_clusters;
     rt_ = std::move(table);
+    note_metadata(table_at, clusters * cs);
+    for (std::uint64_t b : fresh_blocks)
+        note_metadata(b, cs);
     h_.refcount_table_offset = table_at;
     h_.refcount_table_clusters = static_cast<std::uint32_t>(clusters);
     end_ = next;
@@ -316,6 +355,7 @@ std::uint64_t Qcow2Image::writable_l2(std::uint64_t vaddr)
     put_be64(e, fresh | qcow2::kCopied);
     write_file(h_.l1_table_offset + l1_index * 8, e);
     l1_[l1_index] = fresh | qcow2::kCopied;
+    note_metadata(fresh, cluster_size());
     if (old != 0)
         release(old);
     return fresh;
@@ -335,6 +375,8 @@ void Qcow2Image::write_in_cluster(std::uint64_t vaddr, std::span<const std::uint
         damaged(vaddr, fmt::format("L2 entry {:#x} has reserved bits set", e));
     if (!compressed && old != 0 && !cluster_in_file(old))
         damaged(vaddr, fmt::format("data cluster offset {:#x} is not a cluster in the file", old));
+    if (!compressed && old != 0 && metadata_.count(old))
+        damaged(vaddr, fmt::format("data cluster {:#x} is also the image's metadata", old));
     if (!compressed && !zero && old != 0 && refcount(old) == 1) {
         write_file(old + in, data);  // in place: no metadata changes
         return;

@@ -486,6 +486,38 @@ TEST(Storage, ReadOnlyAndUnwritableImagesRefuseWrites)
               std::string::npos);
 }
 
+// A damaged or hostile image cannot turn a guest write into a metadata overwrite.
+TEST(Storage, WritesNeverLandOnTheImagesMetadata)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", dir / "m.qcow2", "1G"});  // 2 L1 entries
+    sh({"qemu-io", "-f", "qcow2", "-c", "write -P 0x11 0 64k", dir / "m.qcow2"});
+    auto bytes = slurp(dir / "m.qcow2");
+    const auto h = std::get<hv::storage::qcow2::Header>(
+        hv::storage::qcow2::validate_header(bytes, bytes.size()));
+    const std::uint64_t l2 =
+        hv::storage::qcow2::be64(&bytes[h.l1_table_offset]) & hv::storage::qcow2::kOffsetMask;
+    // The first data cluster's L2 entry now points at the refcount table.
+    auto bad = bytes;
+    put_be64(bad, l2, h.refcount_table_offset | hv::storage::qcow2::kCopied);
+    spit(dir / "alias.qcow2", bad);
+    auto img = open_image(dir / "alias.qcow2", Format::Qcow2, true);
+    std::vector<std::uint8_t> data(512, 0xee);
+    EXPECT_NE(message_of([&] { img->write(0, data); }).find("also the image's metadata"),
+              std::string::npos);
+    EXPECT_EQ(slurp(dir / "alias.qcow2"), bad);  // nothing was written
+    // Two L1 entries sharing one L2 table: opened read-only only.
+    auto twice = bytes;
+    put_be64(twice, h.l1_table_offset + 8, l2 | hv::storage::qcow2::kCopied);
+    spit(dir / "twice.qcow2", twice);
+    EXPECT_NE(message_of([&] {
+                  open_image(dir / "twice.qcow2", Format::Qcow2, true);
+              }).find("metadata overlaps itself"),
+              std::string::npos);
+    EXPECT_NO_THROW(open_image(dir / "twice.qcow2", Format::Qcow2));
+}
+
 // Internal snapshots made, applied and deleted by hvaccel and by qemu-img, in every mix, over
 // data written by both; qemu-img check stays clean throughout.
 TEST(Storage, InternalSnapshotsInteroperateWithQemuImg)

