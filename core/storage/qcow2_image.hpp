@@ -46,7 +46,8 @@ class Qcow2Image final : public Image {
         std::uint32_t date_sec = 0, date_nsec = 0;
         std::uint64_t vm_clock_nsec = 0;
         std::uint32_t vm_state_size = 0;
-        std::vector<std::uint8_t> extra;  // kept as read
+        std::vector<std::uint8_t> extra;    // kept as read
+        std::uint64_t table_bytes() const;  // its entry in the table, padded to 8
     };
     std::vector<Snapshot> snapshots();
     void create_snapshot(const std::string& name);

@@ -40,6 +40,11 @@ std::size_t padded(std::size_t n)
 
 }  // namespace
 
+std::uint64_t Qcow2Image::Snapshot::table_bytes() const
+{
+    return padded(kEntryFixed + extra.size() + id.size() + name.size());
+}
+
 std::vector<Qcow2Image::Snapshot> Qcow2Image::snapshots()
 {
     std::lock_guard lock(mu_);
@@ -182,7 +187,7 @@ void Qcow2Image::write_snapshot_table(const std::vector<Snapshot>& list)
     std::vector<std::uint8_t> raw;
     for (const Snapshot& s : list) {
         const std::size_t start = raw.size();
-        raw.resize(start + padded(kEntryFixed + s.extra.size() + s.id.size() + s.name.size()), 0);
+        raw.resize(start + s.table_bytes(), 0);
         std::uint8_t* p = &raw[start];
         put_be64(p, s.l1_table_offset);
         put_be32(p + 8, s.l1_size);
@@ -200,7 +205,7 @@ void Qcow2Image::write_snapshot_table(const std::vector<Snapshot>& list)
     const std::uint64_t old_at = h_.snapshots_offset;
     std::uint64_t old_size = 0;
     for (const Snapshot& s : read_snapshots())
-        old_size += padded(kEntryFixed + s.extra.size() + s.id.size() + s.name.size());
+        old_size += s.table_bytes();
     const std::uint64_t at = raw.empty() ? 0 : allocate_run(raw.size());
     if (!raw.empty()) {
         write_file(at, raw);

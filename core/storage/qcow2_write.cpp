@@ -77,7 +77,7 @@ void Qcow2Image::open_for_writing()
     if (h_.nb_snapshots != 0) {
         std::uint64_t table = 0;
         for (const Snapshot& sn : read_snapshots()) {
-            table += (40 + sn.extra.size() + sn.id.size() + sn.name.size() + 7) & ~std::uint64_t{7};
+            table += sn.table_bytes();
             if (sn.l1_size != 0)
                 note_metadata(sn.l1_table_offset, std::uint64_t{sn.l1_size} * 8);
         }
