@@ -16,12 +16,9 @@ using namespace irqdev;
 
 namespace {
 
-constexpr unsigned kMsixCapLength = 12;
 // Raises whose host TSC is kept for the VMM (8 MiB); a guest asking for more is not refused,
 // only the first ones are recorded.
 constexpr std::size_t kMaxRecorded = 1u << 20;
-constexpr std::uint16_t kMsixEnable = 1u << 15;
-constexpr std::uint16_t kMsixFunctionMask = 1u << 14;
 
 }  // namespace
 
@@ -32,13 +29,7 @@ IrqDevice::IrqDevice(const GuestMemory& mem, std::uint64_t guest_tsc_offset,
 {
     add_memory_bar(0, kBarSize, &regs_, kBar0Default);
     add_memory_bar(1, kBarSize, &msix_, kBar1Default);
-    // PCI 3.0 6.8.2: Message Control (+2) = table size - 1 in 10:0 (read-only), function mask
-    // (14) and enable (15) writable; table in BAR1 at 0, PBA in BAR1 at 0x800 (BIR 1).
-    msix_cap_ = add_capability(pci::kCapMsix, kMsixCapLength);
-    set_bytes(msix_cap_ + 2, 2, kEntries - 1);
-    set_writable(msix_cap_ + 2, 2, kMsixEnable | kMsixFunctionMask);
-    set_bytes(msix_cap_ + 4, 4, 0x000 | 1u);
-    set_bytes(msix_cap_ + 8, 4, static_cast<std::uint32_t>(MsixTable::kPbaOffset) | 1u);
+    msix_cap_ = add_msix_capability(kEntries, 1);  // table and PBA in BAR1
     thread_ = std::thread([this] { burst_loop(); });
 }
 
@@ -54,11 +45,7 @@ IrqDevice::~IrqDevice()
 
 void IrqDevice::config_written(unsigned offset, unsigned size)
 {
-    unsigned ctl = msix_cap_ + 2;
-    if (offset + size <= ctl || offset >= ctl + 2)
-        return;
-    auto v = static_cast<std::uint16_t>(config_read(ctl, 2));
-    msix_.set_control((v & kMsixEnable) != 0, (v & kMsixFunctionMask) != 0);
+    update_msix_control(msix_cap_, offset, size, msix_);
 }
 
 void IrqDevice::quiesce()

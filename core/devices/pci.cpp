@@ -1,5 +1,7 @@
 #include "core/devices/pci.hpp"
 
+#include "core/devices/msix.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,6 +11,10 @@
 namespace hv::dev {
 
 namespace {
+
+constexpr unsigned kMsixCapLength = 12;
+constexpr std::uint16_t kMsixEnable = 1u << 15;
+constexpr std::uint16_t kMsixFunctionMask = 1u << 14;
 
 bool valid_access(unsigned offset, unsigned size)
 {
@@ -121,6 +127,28 @@ unsigned PciFunction::add_capability(std::uint8_t id, unsigned length)
     last_cap_ = off;
     next_cap_ = (off + length + 3) & ~3u;
     return off;
+}
+
+unsigned PciFunction::add_msix_capability(unsigned entries, unsigned bar)
+{
+    // Message Control (+2): table size - 1 in bits 10:0 (read-only), function mask (14) and
+    // enable (15) writable; Table (+4) and PBA (+8) offset/BIR.
+    const unsigned cap = add_capability(pci::kCapMsix, kMsixCapLength);
+    set_bytes(cap + 2, 2, entries - 1);
+    set_writable(cap + 2, 2, kMsixEnable | kMsixFunctionMask);
+    set_bytes(cap + 4, 4, bar);
+    set_bytes(cap + 8, 4, static_cast<std::uint32_t>(MsixTable::kPbaOffset) | bar);
+    return cap;
+}
+
+void PciFunction::update_msix_control(unsigned cap, unsigned offset, unsigned size,
+                                      MsixTable& table)
+{
+    const unsigned ctl = cap + 2;
+    if (offset + size <= ctl || offset >= ctl + 2)
+        return;
+    const auto v = static_cast<std::uint16_t>(config_read(ctl, 2));
+    table.set_control((v & kMsixEnable) != 0, (v & kMsixFunctionMask) != 0);
 }
 
 std::array<std::uint8_t, pci::kConfigSize> PciFunction::config_bytes() const

@@ -103,6 +103,12 @@ class PciFunction {
     // Appends a capability of `length` bytes to the list; returns its offset. `writable` bytes
     // at `offset + i` are guest-writable where mask[i] says.
     unsigned add_capability(std::uint8_t id, unsigned length);
+    // An MSI-X capability (PCI 3.0 6.8.2) for a table of `entries` at offset 0 of memory BAR
+    // `bar` and its PBA at MsixTable::kPbaOffset in the same BAR; returns its offset.
+    unsigned add_msix_capability(unsigned entries, unsigned bar);
+    // After a configuration write: if it touched the MSI-X Message Control at `cap`, hands the
+    // enable and function-mask bits to `table`.
+    void update_msix_control(unsigned cap, unsigned offset, unsigned size, class MsixTable& table);
     void set_writable(unsigned offset, unsigned size, std::uint32_t mask);
     void set_bytes(unsigned offset, unsigned size, std::uint32_t value);
     std::uint32_t get_bytes(unsigned offset, unsigned size) const;
