@@ -20,6 +20,7 @@ int hv_fuzz_snapshot(const std::uint8_t* data, std::size_t size);
 int hv_fuzz_devices(const std::uint8_t* data, std::size_t size);
 int hv_fuzz_apic_diff(const std::uint8_t* data, std::size_t size);
 int hv_fuzz_qcow2(const std::uint8_t* data, std::size_t size);
+int hv_fuzz_nvme(const std::uint8_t* data, std::size_t size);
 int hv_fuzz_apic(const std::uint8_t* data, std::size_t size);
 
 namespace {
@@ -116,6 +117,7 @@ INSTANTIATE_TEST_SUITE_P(Targets, FuzzSeeds,
                                            Case{"devices", hv_fuzz_devices, 3000, 1024},
                                            Case{"apic_diff", hv_fuzz_apic_diff, 2000, 1024},
                                            Case{"qcow2", hv_fuzz_qcow2, 2000, 1024},
+                                           Case{"nvme", hv_fuzz_nvme, 2000, 2048},
                                            Case{"apic", hv_fuzz_apic, 3000, 512}),
                          [](const ::testing::TestParamInfo<Case>& p) {
                              return std::string(p.param.name);
