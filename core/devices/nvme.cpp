@@ -317,11 +317,26 @@ bool NvmeController::post(std::uint16_t sqid, const Command& cmd, const Result& 
 std::uint16_t NvmeController::to_guest(const Command& c, const std::vector<std::uint8_t>& data)
 {
     const PrpWalk w = walk_prps(mem_, c.prp1(), c.prp2(), data.size(), kPageShift);
-    if (w.status != status::kSuccess)
-        return w.status;
+    return w.status != status::kSuccess ? w.status : copy_to_guest(w, data);
+}
+
+std::uint16_t NvmeController::copy_to_guest(const PrpWalk& w,
+                                            std::span<const std::uint8_t> data) const
+{
     std::size_t at = 0;
     for (const Segment& s : w.segments) {
         if (!mem_.write(s.gpa, data.data() + at, s.len))
+            return status::kDataTransferError;
+        at += s.len;
+    }
+    return status::kSuccess;
+}
+
+std::uint16_t NvmeController::copy_from_guest(const PrpWalk& w, std::span<std::uint8_t> data) const
+{
+    std::size_t at = 0;
+    for (const Segment& s : w.segments) {
+        if (!mem_.read(s.gpa, data.data() + at, s.len))
             return status::kDataTransferError;
         at += s.len;
     }

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -144,8 +145,11 @@ class NvmeController : public PciFunction {
     Result write_zeroes(const Command& c);
     Result dataset_management(const Command& c);
     Result flush();
-    // Copies `data` to the command's PRPs (reads to the host: false).
+    // Copies `data` to the command's PRPs.
     std::uint16_t to_guest(const Command& c, const std::vector<std::uint8_t>& data);
+    // Copies between the guest memory a PRP walk found and `data` (its length); a status.
+    std::uint16_t copy_to_guest(const nvme::PrpWalk& w, std::span<const std::uint8_t> data) const;
+    std::uint16_t copy_from_guest(const nvme::PrpWalk& w, std::span<std::uint8_t> data) const;
     bool queue_memory_ok(std::uint64_t base, std::uint64_t bytes) const;
 
     const GuestMemory& mem_;

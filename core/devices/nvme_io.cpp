@@ -72,12 +72,8 @@ NvmeController::Result NvmeController::read_write(const Command& c, bool write)
         return {w.status, 0, true};
     std::vector<std::uint8_t> data(bytes);
     if (write) {
-        std::size_t at = 0;
-        for (const Segment& s : w.segments) {
-            if (!mem_.read(s.gpa, data.data() + at, s.len))
-                return {status::kDataTransferError, 0, true};
-            at += s.len;
-        }
+        if (const std::uint16_t st = copy_from_guest(w, data); st != status::kSuccess)
+            return {st, 0, true};
         try {
             image_->write(slba << kBlockShift, data);
             if ((c.dw[12] & kFua) || !write_cache_)
@@ -93,12 +89,8 @@ NvmeController::Result NvmeController::read_write(const Command& c, bool write)
     } catch (const Error&) {
         return {status::kUnrecoveredReadError, 0, true};
     }
-    std::size_t at = 0;
-    for (const Segment& s : w.segments) {
-        if (!mem_.write(s.gpa, data.data() + at, s.len))
-            return {status::kDataTransferError, 0, true};
-        at += s.len;
-    }
+    if (const std::uint16_t st = copy_to_guest(w, data); st != status::kSuccess)
+        return {st, 0, true};
     counters_.read_bytes += bytes;
     return {};
 }
@@ -138,12 +130,8 @@ NvmeController::Result NvmeController::dataset_management(const Command& c)
     if (w.status != status::kSuccess)
         return {w.status, 0, true};
     std::vector<std::uint8_t> list(ranges * 16);
-    std::size_t at = 0;
-    for (const Segment& s : w.segments) {
-        if (!mem_.read(s.gpa, list.data() + at, s.len))
-            return {status::kDataTransferError, 0, true};
-        at += s.len;
-    }
+    if (const std::uint16_t st = copy_from_guest(w, list); st != status::kSuccess)
+        return {st, 0, true};
     for (std::uint64_t i = 0; i < ranges; ++i) {
         std::uint32_t len = 0;
         std::uint64_t slba = 0;
