@@ -55,6 +55,13 @@ CompressedExtent compressed_extent(std::uint64_t l2_entry, unsigned cluster_bits
     return {offset, sectors * 512 - (offset & 511)};
 }
 
+ClusterRange compressed_clusters(std::uint64_t l2_entry, unsigned cluster_bits)
+{
+    const CompressedExtent x = compressed_extent(l2_entry, cluster_bits);
+    const std::uint64_t mask = ~((std::uint64_t{1} << cluster_bits) - 1);
+    return {x.offset & mask, (x.offset + x.length - 1) & mask};
+}
+
 namespace {
 
 bool aligned(std::uint64_t v, const Header& h)

@@ -102,5 +102,11 @@ struct CompressedExtent {
     std::uint64_t length = 0;
 };
 CompressedExtent compressed_extent(std::uint64_t l2_entry, unsigned cluster_bits);
+// The first and the last host cluster that extent's bytes lie in: each holds one reference for
+// the compressed cluster.
+struct ClusterRange {
+    std::uint64_t first = 0, last = 0;
+};
+ClusterRange compressed_clusters(std::uint64_t l2_entry, unsigned cluster_bits);
 
 }  // namespace hv::storage::qcow2

@@ -128,9 +128,8 @@ void Qcow2Image::adjust_tree(const std::vector<std::uint64_t>& l1, int delta)
         load_table(l2, table);
         for (std::uint64_t d : table) {
             if (d & qcow2::kCompressed) {
-                const auto x = qcow2::compressed_extent(d, h_.cluster_bits);
-                for (std::uint64_t c = x.offset & ~(cs - 1);
-                     c <= ((x.offset + x.length - 1) & ~(cs - 1)); c += cs)
+                const qcow2::ClusterRange r = qcow2::compressed_clusters(d, h_.cluster_bits);
+                for (std::uint64_t c = r.first; c <= r.last; c += cs)
                     adjust(c);
             } else if (const std::uint64_t data = d & qcow2::kOffsetMask; data != 0) {
                 if (!cluster_in_file(data))

@@ -179,10 +179,8 @@ void Qcow2Image::release(std::uint64_t host_off)
 // The host clusters a compressed cluster's data touches each hold one reference for it.
 void Qcow2Image::release_compressed(std::uint64_t entry)
 {
-    const qcow2::CompressedExtent x = qcow2::compressed_extent(entry, h_.cluster_bits);
-    const std::uint64_t mask = ~(cluster_size() - 1);
-    for (std::uint64_t c = x.offset & mask; c <= ((x.offset + x.length - 1) & mask);
-         c += cluster_size())
+    const qcow2::ClusterRange r = qcow2::compressed_clusters(entry, h_.cluster_bits);
+    for (std::uint64_t c = r.first; c <= r.last; c += cluster_size())
         release(c);
 }
 
