@@ -63,18 +63,19 @@ TscPath set_guest_tsc(TscAccess& tsc, std::uint64_t want, std::uint64_t toleranc
     std::uint64_t got = tsc.read_msr();
     if (within(got, want, tolerance))
         return TscPath::Msr;
-    const std::optional<std::uint64_t> offset = tsc.offset();
-    if (!offset)
-        fail("vCPU {}: KVM did not take the guest TSC (wrote {:#x}, reads {:#x}) and offers no "
-             "TSC offset attribute: the restored guest clock would be wrong",
-             vcpu, want, got);
-    tsc.set_offset(*offset + (want - got));
-    const std::uint64_t again = tsc.read_msr();
-    if (!within(again, want, tolerance))
-        fail("vCPU {}: KVM took neither the guest TSC nor its offset (wrote {:#x}, reads {:#x}): "
-             "the restored guest clock would be wrong",
-             vcpu, want, again);
-    return TscPath::Offset;
+    if (const std::optional<std::uint64_t> offset = tsc.offset()) {
+        tsc.set_offset(*offset + (want - got));
+        got = tsc.read_msr();
+        if (within(got, want, tolerance))
+            return TscPath::Offset;
+    }
+    // Modulo 2^64, as the TSC itself: ahead means less than half the range ahead.
+    if (static_cast<std::int64_t>(got - want) > 0)
+        return TscPath::Ahead;
+    fail(
+        "vCPU {}: KVM keeps the guest TSC at {:#x}, behind the snapshot's {:#x}, and takes neither "
+        "a TSC write nor an offset: the restored guest clock would run backwards",
+        vcpu, got, want);
 }
 
 }  // namespace hv::kvm

@@ -4,10 +4,11 @@
 // TSC, but KVM may treat it as a "synchronisation" and keep an offset of its own, and some hosts
 // accept the write without effect. So the value is read back. Where it did not take, the vCPU's
 // TSC offset attribute (KVM_VCPU_TSC_CTRL / KVM_VCPU_TSC_OFFSET, Linux 5.16+; guest TSC = host
-// TSC + offset without scaling) is moved by the difference and the value read back again. A host
-// where neither takes is refused with a clear error: a guest whose clock jumps by the time it
-// spent in a file breaks its own timekeeping (a snapshot taken during a guest's clock
-// calibration then fails it).
+// TSC + offset without scaling) is moved by the difference and the value read back again.
+// Some hosts take neither and keep every guest TSC at the host's (the development host's
+// kvm_pvm does). There the guest clock is ahead of the snapshot by the time the snapshot spent
+// outside a VM: the guest sees that time pass, as it sees the time a VM spends paused (the same
+// on every vCPU, so their TSCs stay in step). A TSC that would go backwards is refused.
 #pragma once
 
 #include <cstdint>
@@ -41,12 +42,14 @@ class VcpuTsc final : public TscAccess {
     const Vcpu& vcpu_;
 };
 
-enum class TscPath { Msr, Offset };
+// Msr, Offset: the guest TSC is `want` (give or take the tolerance); Ahead: this host keeps the
+// guest TSC at its own, which is ahead of `want`.
+enum class TscPath { Msr, Offset, Ahead };
 
 // Sets the guest TSC to `want`. A read-back within `tolerance` ticks of `want` counts as taken
 // (the read follows the write by microseconds; pass about a second of guest ticks, so that no
 // load on the host can make a good write look bad). Returns how the value was set; throws
-// hv::Error "vCPU N: ..." when neither path took it.
+// hv::Error "vCPU N: ..." when neither path took it and the guest TSC is behind `want`.
 TscPath set_guest_tsc(TscAccess& tsc, std::uint64_t want, std::uint64_t tolerance, unsigned vcpu);
 
 }  // namespace hv::kvm

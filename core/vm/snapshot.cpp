@@ -1,5 +1,8 @@
 // Vm::snapshot() and the restore half of the Vm constructor: the VM's state as the host-neutral
 // sections of core/snapshot/state.hpp.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 
 #include "core/base/error.hpp"
@@ -176,7 +179,14 @@ void Vm::restore_cpus(const snapshot::VmState& s)
         for (const auto& [msr, val] : vs.msrs) {
             if (msr == snapshot::kMsrTsc) {
                 kvm::VcpuTsc tsc(v);
-                kvm::set_guest_tsc(tsc, val + tsc_shift, tsc_tolerance, i);
+                const std::uint64_t want = val + tsc_shift;
+                if (kvm::set_guest_tsc(tsc, want, tsc_tolerance, i) == kvm::TscPath::Ahead &&
+                    i == 0)
+                    std::fprintf(stderr,
+                                 "hvaccel: this host's KVM keeps the guest TSC at the host's: "
+                                 "the guest clock moved forward %" PRIu64 " ms\n",
+                                 (tsc.read_msr() - want) /
+                                     std::max<std::uint64_t>(s.machine.tsc_khz, 1));
                 continue;
             }
             v.set_msr(msr, val);

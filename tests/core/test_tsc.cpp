@@ -1,5 +1,6 @@
 // Restoring the guest TSC: the value is read back, a host that ignores the MSR write is
-// corrected through the TSC offset, and a host that takes neither is refused in one line.
+// corrected through the TSC offset, and a host that takes neither continues from its own TSC
+// when that is ahead and is refused in one line when it is behind.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -75,20 +76,48 @@ TEST(GuestTsc, AnIgnoredWriteIsCorrectedThroughTheOffset)
     EXPECT_NEAR(static_cast<double>(back.read_msr()), 1'000'000.0, 10'000.0);
 }
 
-TEST(GuestTsc, AHostThatTakesNeitherIsRefused)
+// Neither path takes, and the host's TSC is behind the snapshot's: the guest clock would run
+// backwards, with or without an offset attribute.
+TEST(GuestTsc, AHostThatTakesNeitherAndIsBehindIsRefused)
 {
     FakeTsc no_attr;
     no_attr.takes_msr = false;
     no_attr.has_offset = false;
     const std::string a =
         message_of([&] { hv::kvm::set_guest_tsc(no_attr, 900'000'000'000, kSecond, 2); });
-    EXPECT_NE(a.find("vCPU 2: KVM did not take the guest TSC"), std::string::npos) << a;
-    EXPECT_NE(a.find("no TSC offset attribute"), std::string::npos) << a;
+    EXPECT_NE(a.find("vCPU 2: KVM keeps the guest TSC at"), std::string::npos) << a;
+    EXPECT_NE(a.find("would run backwards"), std::string::npos) << a;
 
     FakeTsc deaf;
     deaf.takes_msr = false;
     deaf.takes_offset = false;
     const std::string b =
         message_of([&] { hv::kvm::set_guest_tsc(deaf, 900'000'000'000, kSecond, 0); });
-    EXPECT_NE(b.find("took neither the guest TSC nor its offset"), std::string::npos) << b;
+    EXPECT_NE(b.find("takes neither a TSC write nor an offset"), std::string::npos) << b;
+    EXPECT_EQ(deaf.offset_writes, 1u);
+}
+
+// Neither path takes and the host's TSC is ahead (a snapshot restored on the host that took it,
+// some time later): the guest continues with the host's TSC, as after a pause.
+TEST(GuestTsc, AHostThatTakesNeitherAndIsAheadContinuesForward)
+{
+    FakeTsc deaf;
+    deaf.takes_msr = false;
+    deaf.takes_offset = false;
+    deaf.host = 900'000'000'000 + 3 * kSecond;
+    EXPECT_EQ(hv::kvm::set_guest_tsc(deaf, 900'000'000'000, kSecond, 0), hv::kvm::TscPath::Ahead);
+    EXPECT_GT(deaf.read_msr(), 900'000'000'000 + 3 * kSecond);
+
+    FakeTsc no_attr;
+    no_attr.takes_msr = false;
+    no_attr.has_offset = false;
+    no_attr.host = 900'000'000'000 + 2 * kSecond;
+    EXPECT_EQ(hv::kvm::set_guest_tsc(no_attr, 900'000'000'000, kSecond, 0),
+              hv::kvm::TscPath::Ahead);
+    // Within the tolerance ahead is simply taken.
+    FakeTsc close;
+    close.takes_msr = false;
+    close.has_offset = false;
+    close.host = 900'000'000'000 + kSecond / 2;
+    EXPECT_EQ(hv::kvm::set_guest_tsc(close, 900'000'000'000, kSecond, 0), hv::kvm::TscPath::Msr);
 }
