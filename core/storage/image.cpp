@@ -1,6 +1,7 @@
 // Opening images, and raw images.
 #include "core/storage/image.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
@@ -121,12 +122,33 @@ class RawImage final : public Image {
     bool writable_;
 };
 
+// One writer or any number of readers per image file, across processes: two VMs writing one
+// image, or one reading an image another is writing, would see it torn. Open file description
+// locks on the whole file (fcntl F_OFD_SETLK) conflict with the byte-range locks QEMU takes on
+// its images, so each refuses an image the other is writing. A file system without locks is
+// used unlocked.
+void lock_image(int fd, bool writable, const std::string& path)
+{
+    struct flock fl {};
+    fl.l_type = writable ? F_WRLCK : F_RDLCK;
+    fl.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file, however it grows
+    if (::fcntl(fd, F_OFD_SETLK, &fl) == 0)
+        return;
+    const int err = errno;
+    if (err == EAGAIN || err == EACCES)
+        fail("{}: in use: another --disk or process holds a lock on it ({} image)", path,
+             writable ? "cannot write a locked" : "cannot read a write-locked");
+    if (err != ENOLCK && err != EINVAL && err != EOPNOTSUPP)
+        throw_errno(path + ": lock", err);
+}
+
 std::unique_ptr<Image> open_chain(const std::string& path, std::optional<Format> format,
                                   unsigned depth, bool writable)
 {
     if (depth > kMaxBackingDepth)
         fail("{}: backing chain deeper than {} images", path, kMaxBackingDepth);
     RegularFile f = open_regular_file(path, path, writable);
+    lock_image(f.fd.get(), writable, path);
     bool guessed = false;
     if (!format) {
         std::array<std::uint8_t, 4> magic{};

@@ -465,6 +465,7 @@ TEST(Storage, ReadOnlyAndUnwritableImagesRefuseWrites)
     std::vector<std::uint8_t> one(1, 1);
     auto ro = open_image(dir / "r.qcow2", Format::Qcow2);
     EXPECT_NE(message_of([&] { ro->write(0, one); }).find("read-only"), std::string::npos);
+    ro.reset();  // its read lock would keep the writer out
     auto rw = open_image(dir / "r.qcow2", Format::Qcow2, true);
     EXPECT_NE(message_of([&] { rw->write(1 << 20, one); }).find("past the disk's end"),
               std::string::npos);
@@ -484,6 +485,32 @@ TEST(Storage, ReadOnlyAndUnwritableImagesRefuseWrites)
                   open_image(dir / "r64.qcow2", Format::Qcow2, true);
               }).find("16-bit refcounts"),
               std::string::npos);
+}
+
+// One writer or any number of readers per image file; QEMU's own locks meet hvaccel's.
+TEST(Storage, AnImageHasOneWriterOrManyReaders)
+{
+    REQUIRE_QEMU_IMG();
+    TempDir dir;
+    sh({"qemu-img", "create", "-q", "-f", "qcow2", dir / "l.qcow2", "1M"});
+    {
+        auto a = open_image(dir / "l.qcow2", Format::Qcow2);
+        auto b = open_image(dir / "l.qcow2", Format::Qcow2);
+        EXPECT_NE(
+            message_of([&] { open_image(dir / "l.qcow2", Format::Qcow2, true); }).find("in use"),
+            std::string::npos);
+    }
+    auto w = open_image(dir / "l.qcow2", Format::Qcow2, true);
+    EXPECT_NE(message_of([&] { open_image(dir / "l.qcow2", Format::Qcow2); }).find("in use"),
+              std::string::npos);
+    EXPECT_NE(message_of([&] { open_image(dir / "l.qcow2", std::nullopt, true); }).find("in use"),
+              std::string::npos);
+    // qemu-img refuses the image hvaccel writes (its check takes a shared lock).
+    auto q = hv::support::run_process({"qemu-img", "check", dir / "l.qcow2"}, 30);
+    EXPECT_NE(q.status, 0);
+    EXPECT_NE(q.err.find("lock"), std::string::npos) << q.err;
+    w.reset();
+    EXPECT_NO_THROW(open_image(dir / "l.qcow2", Format::Qcow2, true));
 }
 
 // A damaged or hostile image cannot turn a guest write into a metadata overwrite.
