@@ -51,6 +51,9 @@ run options:
   --pin none|auto|LIST  pin vCPU threads: auto = one per core first (hwloc), or CPUs "0,2-3"
   --pm-qos              hold a zero-latency PM QoS request (/dev/cpu_dma_latency) while running
   --irqdev              add the passthrough-style MSI-X test device (PCI 00:01.0, docs/passthrough.md)
+  --disk path=FILE[,format=raw|qcow2][,readonly=on][,serial=S][,queues=N]
+                        an NVMe disk (PCI 00:02.0, then 00:03.0, ...; repeatable, at most 8;
+                        docs/storage.md); without format the content decides (no backing file)
   --control PATH        a Unix socket taking JSON lines: pause, resume, snapshot, stats, quit
                         (mode 0600; root and this user may connect)
   --control-allow-uid UID  let user UID use the control socket too (repeatable)

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <functional>
@@ -15,8 +16,50 @@
 
 namespace hv::cli {
 
+namespace {
+
+// --disk path=FILE[,format=raw|qcow2][,readonly=on|off][,serial=S][,queues=N]
+DiskConfig parse_disk(const std::string& spec)
+{
+    DiskConfig d;
+    std::size_t pos = 0;
+    while (pos <= spec.size()) {
+        const std::size_t end = std::min(spec.find(',', pos), spec.size());
+        const std::string item = spec.substr(pos, end - pos);
+        pos = end + 1;
+        const std::size_t eq = item.find('=');
+        const std::string key = item.substr(0, eq);
+        if (eq == std::string::npos)
+            fail("--disk: '{}' is not KEY=VALUE (path, format, readonly, serial, queues)", item);
+        const std::string value = item.substr(eq + 1);
+        if (key == "path") {
+            d.path = value;
+        } else if (key == "format") {
+            if (value != "raw" && value != "qcow2")
+                fail("--disk: format={} (raw or qcow2)", value);
+            d.format = value;
+        } else if (key == "readonly") {
+            if (value != "on" && value != "off")
+                fail("--disk: readonly={} (on or off)", value);
+            d.read_only = value == "on";
+        } else if (key == "serial") {
+            d.serial = value;
+        } else if (key == "queues") {
+            d.queues = static_cast<unsigned>(parse_uint(value, "--disk queues", 1, 16));
+        } else {
+            fail("--disk: unknown key '{}' (path, format, readonly, serial, queues)", key);
+        }
+    }
+    if (d.path.empty())
+        fail("--disk needs path=FILE");
+    return d;
+}
+
+}  // namespace
+
 void add_session_options(Options& o, VmConfig& cfg, SessionOptions& s)
 {
+    o.value("--disk", [&](const std::string& v) { cfg.disks.push_back(parse_disk(v)); });
     o.value("--serial", [&](const std::string& v) { cfg.serial = v; });
     o.value("--apic", [&](const std::string& v) { cfg.apic = v; });
     o.flag("--stats", [&] { cfg.stats = true; });

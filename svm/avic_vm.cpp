@@ -201,9 +201,8 @@ void AvicVm::set_running(std::size_t vcpu, bool running)
             phys_->entry[*s.phys_index].store(encode(e), std::memory_order_seq_cst);
         }
     }
-    if (running_hook_) {
-        running_hook_(vcpu, running, host);
-    }
+    for (const RunningHook& hook : running_hooks_)
+        hook(vcpu, running, host);
 }
 
 std::optional<uint32_t> AvicVm::physical_index(std::size_t vcpu) const

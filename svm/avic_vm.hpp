@@ -126,9 +126,10 @@ class AvicVm {
     void doorbell(std::size_t vcpu) { ring_doorbell(vcpu); }
     void wake(std::size_t vcpu);
     // Called (no lock held, vCPU thread) whenever a vCPU is loaded or put — where Linux updates
-    // the IOMMU IRTEs' IsRun and Dest (avic_update_iommu_vcpu_affinity). Set before vCPUs run.
+    // the IOMMU IRTEs' IsRun and Dest (avic_update_iommu_vcpu_affinity). Added before vCPUs
+    // run; each device's interrupt table adds its own.
     using RunningHook = std::function<void(std::size_t vcpu, bool running, uint32_t host_apic_id)>;
-    void on_running_change(RunningHook hook) { running_hook_ = std::move(hook); }
+    void on_running_change(RunningHook hook) { running_hooks_.push_back(std::move(hook)); }
 
     // --- hypervisor half ---
     void set_sched(std::size_t vcpu, Sched s);
@@ -177,7 +178,7 @@ class AvicVm {
     std::unique_ptr<LogicalIdTable> logical_;
     std::unique_ptr<Slot[]> slots_;
     mutable std::mutex table_mu_;
-    RunningHook running_hook_;
+    std::vector<RunningHook> running_hooks_;
 };
 
 }  // namespace hv::svm

@@ -53,13 +53,18 @@ NvmeController::NvmeController(const GuestMemory& mem, std::unique_ptr<storage::
       opts_(std::move(options)), msix_(kVectors, std::move(changed), std::move(send))
 {
     if (image_->size() == 0 || (image_->size() & ((1u << kBlockShift) - 1)) != 0)
-        fail("NVMe disk: the image's size ({} bytes) is not a whole number of 512-byte blocks",
+        fail("the image's size ({} bytes) is not a whole number of 512-byte blocks",
              image_->size());
     if (!opts_.read_only && !image_->writable())
         opts_.read_only = true;
     blocks_ = image_->size() >> kBlockShift;
-    if (opts_.serial.empty() || opts_.serial.size() > 20)
-        fail("NVMe disk: a serial number has 1 to 20 characters");
+    // Identify's SN field: 20 bytes of printable ASCII, space-padded (1.4 figure 247).
+    const bool printable = std::all_of(opts_.serial.begin(), opts_.serial.end(),
+                                       [](char ch) { return ch >= 0x20 && ch <= 0x7E; });
+    if (opts_.serial.empty() || opts_.serial.size() > 20 || !printable)
+        fail("the serial number has 1 to 20 printable ASCII characters");
+    if (opts_.queues == 0 || opts_.queues >= kMaxQueues)
+        fail("queues={} out of range (1 to {})", opts_.queues, kMaxQueues - 1);
     add_memory_bar(0, kBar0Size, &regs_, bar0);
     add_memory_bar(2, kMsixBarSize, &msix_, bar2);
     msix_cap_ = add_msix_capability(kVectors, 2);
@@ -432,7 +437,7 @@ NvmeController::Result NvmeController::create_cq(const Command& c)
     const std::uint32_t qid = c.dw[10] & 0xFFFF, entries = (c.dw[10] >> 16) + 1;
     const bool contiguous = c.dw[11] & 1, ien = (c.dw[11] >> 1) & 1;
     const std::uint32_t iv = c.dw[11] >> 16;
-    if (qid == 0 || qid >= kMaxQueues || cq_[qid].live)
+    if (qid == 0 || qid > opts_.queues || cq_[qid].live)
         return {status::kInvalidQueueIdentifier, 0, true};
     if (entries < 2 || entries > kMaxEntries)
         return {status::kInvalidQueueSize, 0, true};
@@ -449,9 +454,9 @@ NvmeController::Result NvmeController::create_sq(const Command& c)
     const std::uint32_t qid = c.dw[10] & 0xFFFF, entries = (c.dw[10] >> 16) + 1;
     const bool contiguous = c.dw[11] & 1;
     const std::uint32_t cqid = c.dw[11] >> 16;
-    if (qid == 0 || qid >= kMaxQueues || sq_[qid].live)
+    if (qid == 0 || qid > opts_.queues || sq_[qid].live)
         return {status::kInvalidQueueIdentifier, 0, true};
-    if (cqid == 0 || cqid >= kMaxQueues || !cq_[cqid].live)
+    if (cqid == 0 || cqid > opts_.queues || !cq_[cqid].live)
         return {status::kCompletionQueueInvalid, 0, true};
     if (entries < 2 || entries > kMaxEntries)
         return {status::kInvalidQueueSize, 0, true};
@@ -480,8 +485,8 @@ NvmeController::Result NvmeController::features(const Command& c, bool set)
 {
     const std::uint32_t fid = c.dw[10] & 0xFF;
     if (fid == 0 || fid >= std::size(features_) || fid == 0x03)
-        return {status::kInvalidField, 0, true};         // 0x03 LBA range type: not supported
-    constexpr std::uint32_t kIoQueues = kMaxQueues - 2;  // 0's based count of I/O queues
+        return {status::kInvalidField, 0, true};       // 0x03 LBA range type: not supported
+    const std::uint32_t io_queues = opts_.queues - 1;  // 0's based count of I/O queues
     switch (fid) {
     case 0x06:  // volatile write cache
         if (set)
@@ -490,7 +495,7 @@ NvmeController::Result NvmeController::features(const Command& c, bool set)
     case 0x07:  // number of queues: what is requested is what is allocated, up to the maximum
         if (set && ((c.dw[11] & 0xFFFF) == 0xFFFF || (c.dw[11] >> 16) == 0xFFFF))
             return {status::kInvalidField, 0, true};
-        return {status::kSuccess, kIoQueues | (kIoQueues << 16), true};
+        return {status::kSuccess, io_queues | (io_queues << 16), true};
     default:
         if (set)
             features_[fid] = c.dw[11];

@@ -73,6 +73,7 @@ class NvmeController : public PciFunction {
     struct Options {
         std::string serial = "HVACCEL0001";
         bool read_only = false;
+        unsigned queues = nvme::kMaxQueues - 1;  // I/O queue pairs offered, 1 to 16
     };
     // The image's size must be a whole number of 512-byte blocks (hv::Error otherwise).
     NvmeController(const GuestMemory& mem, std::unique_ptr<storage::Image> image, Options options,

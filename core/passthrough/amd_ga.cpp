@@ -1,6 +1,7 @@
 // `avic` backend: device MSIs through the AMD IOMMU in GA mode (iommu/amd_remapper).
 //
-// The device (requester ID = device ID) has an interrupt table of 2^3 entries; MSI-X entry n
+// The device (requester ID = device ID) has an interrupt table of 2^n entries, the smallest
+// that holds its MSI-X table (8 for the irq device, 32 for an NVMe controller); MSI-X entry n
 // writes MSI data n (AMD IOMMU 2.2.5: data[10:0] is the IRTE offset). A guest message that names
 // one vCPU with fixed/lowest-priority delivery gets a GuestMode (vAPIC) IRTE: GA root pointer =
 // the vCPU's backing page, GATag = the vCPU index, Dest = its host APIC ID, IsRun mirrored from
@@ -23,7 +24,16 @@ namespace hv {
 
 namespace {
 
-constexpr unsigned kIntTabLen = 3;  // 8 entries, the device's MSI-X table size
+// IntTabLen: the table holds 2^n entries, n at most 11 (APM Vol2 table "DTE fields"); the
+// smallest table that holds every MSI-X entry of the device.
+constexpr unsigned kMaxIntTabLen = 11;
+unsigned int_tab_len(unsigned entries)
+{
+    unsigned n = 0;
+    while ((1u << n) < entries)
+        ++n;
+    return n;
+}
 
 class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
   public:
@@ -32,7 +42,7 @@ class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
           targets_(ctx.entries)
     {
         check_entries(ctx);
-        if (ctx.entries > (1u << kIntTabLen))
+        if (int_tab_len(ctx.entries) > kMaxIntTabLen)
             throw std::invalid_argument("too many MSI-X entries for the interrupt table");
         avic_.on_running_change([this](std::size_t vcpu, bool running, uint32_t host) {
             vcpu_moved(vcpu, running, host);
@@ -86,7 +96,7 @@ class AmdGaPath final : public InterruptRemapping, private iommu::GaSink {
     {
         std::lock_guard lk(mu_);
         if (unit_.table_size(device_id) == 0) {
-            unit_.set_table(device_id, kIntTabLen);
+            unit_.set_table(device_id, int_tab_len(ctx_.entries));
             device_id_ = device_id;
         }
     }

@@ -81,7 +81,7 @@ class KernelIrqfd final : public InterruptRemapping {
     }
 
   private:
-    static unsigned gsi(unsigned entry) { return kFirstDeviceGsi + entry; }
+    unsigned gsi(unsigned entry) const { return kFirstDeviceGsi + ctx_.first_entry + entry; }
     // An MSI address with no valid data: KVM needs a route to bind an irqfd to.
     static std::uint64_t apic_base_msi() { return 0xFEE0'0000; }
 

@@ -55,6 +55,9 @@ struct RemappingContext {
     Interrupts& interrupts;
     const kvm::Vm& kvm;
     unsigned entries = 0;  // MSI-X entries of the device (IRTEs / GSIs reserved)
+    // Where this device's entries start among the VM's device GSIs (the kernel path's routes):
+    // the entries of the devices made before it. Each device has a path object of its own.
+    unsigned first_entry = 0;
 };
 
 }  // namespace hv

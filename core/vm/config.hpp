@@ -9,6 +9,16 @@ namespace hv {
 
 inline constexpr unsigned kMaxVcpus = 255;  // xAPIC IDs 0..254 (0xFF is the broadcast ID)
 
+// An NVMe disk (core/devices/nvme.hpp) over an image file (core/storage/image.hpp).
+struct DiskConfig {
+    std::string path;
+    std::string format;  // "raw", "qcow2", or "" (the content decides; no backing file then)
+    bool read_only = false;
+    std::string serial;    // "" gives HVACCEL000N, N the disk's index + 1
+    unsigned queues = 16;  // I/O queue pairs offered
+};
+inline constexpr unsigned kMaxDisks = 8;
+
 struct VmConfig {
     std::string image;  // multiboot image path
     unsigned vcpus = 1;
@@ -18,9 +28,10 @@ struct VmConfig {
     std::string apic = "auto";         // NAME[,OPTION...], see host::ApicSpec
     std::vector<std::string> modules;  // "PATH[ args]" each
     bool stats = false;
-    std::string pin = "none";  // vCPU thread placement: none, auto or a CPU list
-    bool pm_qos = false;       // hold a PM QoS request (no deep C-states) while running
-    bool irqdev = false;       // the passthrough-style MSI-X device (core/devices/irq_device)
+    std::string pin = "none";       // vCPU thread placement: none, auto or a CPU list
+    bool pm_qos = false;            // hold a PM QoS request (no deep C-states) while running
+    bool irqdev = false;            // the passthrough-style MSI-X device (core/devices/irq_device)
+    std::vector<DiskConfig> disks;  // NVMe controllers, PCI slots 2, 3, ...
     std::string kvm_path = "/dev/kvm";
 };
 

@@ -56,6 +56,9 @@ void Vm::snapshot(const std::string& path)
     // would restore without them (docs/passthrough.md "Limits").
     if (irq_device_)
         fail("snapshot: a VM with the --irqdev device cannot be snapshotted yet");
+    // The same for an NVMe controller's registers, queues and MSI-X table.
+    if (!disks_.empty())
+        fail("snapshot: a VM with a --disk cannot be snapshotted yet");
     std::lock_guard lk(control_mu_);
     bool was_paused = paused_.load();
     if (!was_paused)

@@ -35,10 +35,16 @@ std::string Vm::stats_report() const
     out += "  " + pci_.stats() + "\n";
     if (irq_device_)
         out += "  " + irq_device_->stats() + "\n";
-    if (remapping_) {
-        out += fmt::format("  interrupt remapping: {}\n", remapping_->path());
-        for (const auto& c : remapping_->counters())
+    auto remapping = [&out](const InterruptRemapping& r) {
+        out += fmt::format("  interrupt remapping: {}\n", r.path());
+        for (const auto& c : r.counters())
             out += fmt::format("    iommu {:<16} {}\n", c.name, c.value);
+    };
+    if (remapping_)
+        remapping(*remapping_);
+    for (std::size_t i = 0; i < disks_.size(); ++i) {
+        out += fmt::format("  disk {} ({}): {}\n", i, cfg_.disks[i].path, disks_[i]->nvme->stats());
+        remapping(*disks_[i]->remapping);
     }
     out += fmt::format("  guest RAM resident: {} KiB of {} MiB\n", mem_.resident_bytes() >> 10,
                        mem_.size() >> 20);

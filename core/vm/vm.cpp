@@ -80,8 +80,8 @@ Vm::Vm(const VmConfig& cfg, const RestoreSource* restore)
       image_(restore ? std::vector<std::uint8_t>{} : read_file(cfg_.image, cfg_.memory_mib << 20)),
       modules_(restore ? std::vector<BootModule>{}
                        : (plan_multiboot(image_), read_modules(cfg_, cfg_.memory_mib << 20))),
-      serial_fd_(open_serial(cfg_.serial)), sys_(cfg.kvm_path), vm_((check_capabilities(), sys_)),
-      mem_(cfg.memory_mib << 20)
+      serial_fd_(open_serial(cfg_.serial)), disk_images_(open_disks(cfg_)), sys_(cfg.kvm_path),
+      vm_((check_capabilities(), sys_)), mem_(cfg.memory_mib << 20)
 {
     restored_ = restore != nullptr;
     apic_ = choose_vm_apic(cfg_.apic, cfg_.vcpus);
@@ -235,6 +235,7 @@ void Vm::setup_interrupts()
     pci_.attach(pio_, mmio_);
     if (cfg_.irqdev)
         setup_passthrough();
+    setup_disks();
 }
 
 // The passthrough-style device in slot 1 (requester ID 00:01.0) and the remapping path that

@@ -20,6 +20,7 @@
 #include "core/devices/fw_cfg.hpp"
 #include "core/devices/irq_device.hpp"
 #include "core/devices/irq_testdev.hpp"
+#include "core/devices/nvme.hpp"
 #include "core/devices/pci.hpp"
 #include "core/devices/pic.hpp"
 #include "core/devices/pm_timer.hpp"
@@ -31,6 +32,7 @@
 #include "core/passthrough/remapping.hpp"
 #include "core/snapshot/file.hpp"
 #include "core/snapshot/state.hpp"
+#include "core/storage/image.hpp"
 #include "core/vcpu/vcpu.hpp"
 #include "core/vm/config.hpp"
 #include "core/vm/control.hpp"
@@ -111,6 +113,9 @@ class Vm final : public VcpuHost, public ControlTarget {
     void setup_vcpus();
     void setup_interrupts();
     void setup_passthrough();
+    void setup_disks();
+    // Opens and checks every --disk image before KVM is touched (a bad one is a bad option).
+    static std::vector<std::unique_ptr<storage::Image>> open_disks(const VmConfig& cfg);
     apic::ApicCaps apic_caps() const;
     void write_snapshot(const std::string& path);
     void pause_vcpus();
@@ -131,6 +136,7 @@ class Vm final : public VcpuHost, public ControlTarget {
     std::vector<std::uint8_t> image_;  // read and checked before KVM is opened; freed once loaded
     std::vector<BootModule> modules_;
     Fd serial_fd_;  // opened before KVM, so a bad --serial is reported like any bad option
+    std::vector<std::unique_ptr<storage::Image>> disk_images_;  // the same; handed to disks_
     kvm::System sys_;
     kvm::Vm vm_;
     GuestMemory mem_;
@@ -151,6 +157,12 @@ class Vm final : public VcpuHost, public ControlTarget {
     dev::PciHost pci_;
     std::unique_ptr<InterruptRemapping> remapping_;  // before the device that sends through it
     std::unique_ptr<dev::IrqDevice> irq_device_;     // destroyed first: its thread joins
+    // An NVMe disk and the remapping path its completions take (the controller sends through it).
+    struct Disk {
+        std::unique_ptr<InterruptRemapping> remapping;
+        std::unique_ptr<dev::NvmeController> nvme;
+    };
+    std::vector<std::unique_ptr<Disk>> disks_;
 
     std::mutex stop_mu_;
     std::condition_variable stop_cv_;
