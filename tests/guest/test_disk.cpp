@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -281,4 +282,24 @@ TEST(BadInput, DiskOptions)
         one_line(run({"path=" + odd}), "512-byte blocks");
         one_line(run({"path=" + disk + ",serial=ABCDEFGHIJKLMNOPQRSTU"}), "1 to 20");
     }
+}
+
+// The controller's queues are not in the snapshot format yet: a snapshot is refused with a
+// reason, no file is left, and the VM goes on.
+TEST(NvmeDisk, SnapshotOfAVmWithADiskIsRefused)
+{
+    REQUIRE_KVM();
+    hvtest::TempDir t;
+    make_disk(t / "d.raw", "raw", 8);
+    auto bg = hvtest::spawn({hvaccel(), "run", guest("idle"), "--disk", "path=" + (t / "d.raw"),
+                             "--control", t / "ctl", "--serial", t / "out"},
+                            t / "o", t / "e");
+    ASSERT_TRUE(hvtest::wait_for_text(t / "out", "idle")) << hvtest::slurp(t / "e");
+    const std::string reply =
+        hvtest::control(t / "ctl", "{\"cmd\":\"snapshot\",\"path\":\"" + (t / "s.snap") + "\"}");
+    EXPECT_NE(reply.find("a VM with a --disk cannot be snapshotted yet"), std::string::npos)
+        << reply;
+    EXPECT_FALSE(std::filesystem::exists(t / "s.snap"));
+    EXPECT_EQ(hvtest::control(t / "ctl", "{\"cmd\":\"quit\"}"), "{\"ok\":true}");
+    EXPECT_EQ(bg.wait(), 0) << hvtest::slurp(t / "e");
 }
