@@ -110,10 +110,14 @@ int run_session(const SessionOptions& s, const std::function<std::unique_ptr<Vm>
     // blocked before any other thread exists (the VM's timer, vCPU and device threads, the
     // control server's): every thread inherits the mask, so none of them can receive one and
     // let its default action end the process.
+    // The watcher sleeps in sigwaitinfo() until one arrives; `wake` (a real-time signal nothing
+    // else sends) ends it once the VM has stopped, without a polling interval to wait out.
+    const int wake = SIGRTMIN;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, wake);
     if (s.snapshot_signal)
         sigaddset(&set, s.snapshot_signal);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
@@ -129,9 +133,8 @@ int run_session(const SessionOptions& s, const std::function<std::unique_ptr<Vm>
     std::atomic<bool> done{false};
     std::thread watcher([&] {
         while (!done.load()) {
-            timespec tick{0, 100'000'000};
-            int sig = sigtimedwait(&set, nullptr, &tick);
-            if (sig < 0)
+            const int sig = sigwaitinfo(&set, nullptr);
+            if (sig < 0 || sig == wake)
                 continue;
             if (sig == s.snapshot_signal) {
                 try {
@@ -150,6 +153,7 @@ int run_session(const SessionOptions& s, const std::function<std::unique_ptr<Vm>
         vm.pause();  // taken by every vCPU thread before its first instruction
     int status = vm.run();
     done = true;
+    pthread_kill(watcher.native_handle(), wake);  // pending until taken: no lost wake-up
     watcher.join();
     return status;
 }
