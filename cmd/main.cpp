@@ -66,6 +66,8 @@ restore FILE [options]  continue a snapshot, on any APIC backend; takes the run 
   but --vcpus/--memory/--cmdline/--module (they come from the file), and:
   --clock-offset NS     move the guest clock forward by NS nanoseconds
   --allow-tsc-mismatch  restore although this host's TSC frequency differs
+  --allow-clock-jump    restore on a host whose KVM cannot set the guest TSC: the guest clock
+                        moves forward by the time since the snapshot (refused otherwise)
 
 snapshot inspect FILE [--json]   print a snapshot's sections
 snapshot diff A B                 show where two snapshots differ

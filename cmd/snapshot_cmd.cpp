@@ -18,18 +18,20 @@ int cmd_restore(int argc, char** argv)
     hv::cli::SessionOptions session;
     hv::cli::Options o;
     std::uint64_t clock_offset = 0;
-    bool allow_tsc = false;
+    bool allow_tsc = false, allow_jump = false;
     hv::cli::add_session_options(o, cfg, session);
     o.value("--clock-offset", [&](const std::string& v) {
         clock_offset = hv::cli::parse_uint(v, "--clock-offset", 0, 1ull << 62);
     });
     o.flag("--allow-tsc-mismatch", [&] { allow_tsc = true; });
+    o.flag("--allow-clock-jump", [&] { allow_jump = true; });
     auto pos = o.parse(argc, argv, 1);
     if (pos.size() != 1)
         hv::fail("restore needs exactly one snapshot FILE (got {})", pos.size());
     // The whole file is read, checked and parsed before anything is created.
     hv::snapshot::Reader reader(pos[0]);
-    hv::RestoreSource src{reader, hv::snapshot::from_json(reader), clock_offset, allow_tsc};
+    hv::RestoreSource src{reader, hv::snapshot::from_json(reader), clock_offset, allow_tsc,
+                          allow_jump};
     cfg.vcpus = src.state.machine.vcpus;
     cfg.memory_mib = src.state.machine.memory_mib;
     cfg.image = src.state.machine.image;

@@ -6,9 +6,10 @@
 // TSC offset attribute (KVM_VCPU_TSC_CTRL / KVM_VCPU_TSC_OFFSET, Linux 5.16+; guest TSC = host
 // TSC + offset without scaling) is moved by the difference and the value read back again.
 // Some hosts take neither and keep every guest TSC at the host's (the development host's
-// kvm_pvm does). There the guest clock is ahead of the snapshot by the time the snapshot spent
-// outside a VM: the guest sees that time pass, as it sees the time a VM spends paused (the same
-// on every vCPU, so their TSCs stay in step). A TSC that would go backwards is refused.
+// kvm_pvm does). There the guest clock would be ahead of the snapshot by the time the snapshot
+// spent outside a VM (the same on every vCPU, so their TSCs stay in step): the restore refuses
+// that unless asked to allow it (--allow-clock-jump), because a guest that was measuring time
+// across the snapshot (calibrating a clock) fails. A TSC that would go backwards is refused.
 #pragma once
 
 #include <cstdint>

@@ -183,13 +183,20 @@ void Vm::restore_cpus(const snapshot::VmState& s)
             if (msr == snapshot::kMsrTsc) {
                 kvm::VcpuTsc tsc(v);
                 const std::uint64_t want = val + tsc_shift;
-                if (kvm::set_guest_tsc(tsc, want, tsc_tolerance, i) == kvm::TscPath::Ahead &&
-                    i == 0)
-                    std::fprintf(stderr,
-                                 "hvaccel: this host's KVM keeps the guest TSC at the host's: "
-                                 "the guest clock moved forward %" PRIu64 " ms\n",
-                                 (tsc.read_msr() - want) /
-                                     std::max<std::uint64_t>(s.machine.tsc_khz, 1));
+                if (kvm::set_guest_tsc(tsc, want, tsc_tolerance, i) == kvm::TscPath::Ahead) {
+                    const std::uint64_t ms =
+                        (tsc.read_msr() - want) / std::max<std::uint64_t>(s.machine.tsc_khz, 1);
+                    if (!restore_->allow_clock_jump)
+                        fail("vCPU {}: this host's KVM keeps the guest TSC at the host's and takes "
+                             "no other: the guest clock would jump forward {} ms (use "
+                             "--allow-clock-jump to restore anyway)",
+                             i, ms);
+                    if (i == 0)
+                        std::fprintf(stderr,
+                                     "hvaccel: this host's KVM keeps the guest TSC at the host's: "
+                                     "the guest clock moved forward %" PRIu64 " ms\n",
+                                     ms);
+                }
                 continue;
             }
             v.set_msr(msr, val);

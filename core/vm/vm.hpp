@@ -46,6 +46,9 @@ struct RestoreSource {
     snapshot::VmState state;
     std::uint64_t clock_offset_ns = 0;  // move the guest clock forward by this much
     bool allow_tsc_mismatch = false;
+    // Restore on a host that cannot set the guest TSC (core/kvm/tsc.hpp), the guest clock moving
+    // forward by the time the snapshot spent in the file.
+    bool allow_clock_jump = false;
 };
 
 class Vm final : public VcpuHost, public ControlTarget {

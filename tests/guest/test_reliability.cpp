@@ -283,7 +283,8 @@ TEST(Sandbox, SnapshotThroughTheControlSocketAndRestoreStillWork)
         EXPECT_EQ(vm.quit(), 0) << vm.stderr_text();
     }
     for (const char* apic : {"kernel", "emulated", "apicv", "avic"}) {
-        auto r = hvtest::run({hvaccel(), "restore", snap, "--apic", apic, "--sandbox"}, 120);
+        auto r = hvtest::run(
+            {hvaccel(), "restore", snap, "--apic", apic, "--allow-clock-jump", "--sandbox"}, 120);
         EXPECT_EQ(r.status, hvtest::guest_status(0)) << apic << "\n" << r.out << r.err;
     }
 }
@@ -405,7 +406,8 @@ TEST(FaultInjection, ShortWritesStillGiveAWholeSnapshot)
         EXPECT_EQ(vm.request(snapshot_request(snap)), "{\"ok\":true,\"path\":\"" + snap + "\"}");
         EXPECT_EQ(vm.quit(), 0) << vm.stderr_text();
     }
-    auto r = hvtest::run({hvaccel(), "restore", snap, "--apic", "kernel"}, 120);
+    auto r =
+        hvtest::run({hvaccel(), "restore", snap, "--apic", "kernel", "--allow-clock-jump"}, 120);
     EXPECT_EQ(r.status, hvtest::guest_status(0)) << r.out << r.err;
 }
 

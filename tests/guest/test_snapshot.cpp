@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -56,7 +57,8 @@ TEST(Snapshot, CrossBackendRestoreMatrix)
             std::string snap = t / "s.snap";
             snapshot_snap_work(t, from, delay, snap);
             for (const char* to : backends) {
-                auto r = hvtest::run({hvaccel(), "restore", snap, "--apic", to}, 60);
+                auto r = hvtest::run(
+                    {hvaccel(), "restore", snap, "--apic", to, "--allow-clock-jump"}, 60);
                 EXPECT_EQ(r.status, hvtest::guest_status(0))
                     << from << " -> " << to << " after " << delay.count() << " ms\n"
                     << r.out << r.err;
@@ -90,9 +92,9 @@ TEST(Snapshot, GuestThatNeverEnabledItsApic)
         hvtest::control(t / "ctl", "{\"cmd\":\"quit\"}");
         bg.wait();
         for (const char* to : {"kernel", "emulated"}) {
-            auto r = hvtest::spawn(
-                {hvaccel(), "restore", snap, "--apic", to, "--control", t / "ctl2", "--stats"},
-                t / "o2", t / "e2");
+            auto r = hvtest::spawn({hvaccel(), "restore", snap, "--apic", to, "--allow-clock-jump",
+                                    "--control", t / "ctl2", "--stats"},
+                                   t / "o2", t / "e2");
             EXPECT_EQ(hvtest::control(t / "ctl2", "{\"cmd\":\"quit\"}"), "{\"ok\":true}")
                 << from << " -> " << to << ": " << hvtest::slurp(t / "e2");
             EXPECT_EQ(r.wait(), 0) << hvtest::slurp(t / "e2");
@@ -109,8 +111,8 @@ TEST(Snapshot, RoundTripGivesEqualSectionsBarTime)
         Tmp t;
         std::string s1 = t / "s1.snap", s2 = t / "s2.snap";
         snapshot_snap_work(t, backend, 100ms, s1);
-        auto bg = hvtest::spawn({hvaccel(), "restore", s1, "--apic", backend, "--paused",
-                                 "--control", t / "ctl2", "--serial", "none"},
+        auto bg = hvtest::spawn({hvaccel(), "restore", s1, "--apic", backend, "--allow-clock-jump",
+                                 "--paused", "--control", t / "ctl2", "--serial", "none"},
                                 t / "o2", t / "e2");
         EXPECT_EQ(hvtest::control(t / "ctl2", "{\"cmd\":\"snapshot\",\"path\":\"" + s2 + "\"}"),
                   "{\"ok\":true,\"path\":\"" + s2 + "\"}");
@@ -219,4 +221,30 @@ TEST(Snapshot, KilledMidWriteLeavesTheEarlierSnapshotIntact)
     bg.kill9();
     EXPECT_EQ(hvtest::slurp(snap) == before, true) << "the earlier snapshot changed";
     EXPECT_NO_THROW(hv::snapshot::Reader r(snap));
+}
+
+// A host whose KVM cannot set the guest TSC would give the restored guest a clock that jumped
+// forward by the time the snapshot spent in the file: refused in one line unless
+// --allow-clock-jump. On hosts that set the TSC, both restores simply work.
+TEST(Snapshot, AClockJumpIsRefusedUnlessAllowed)
+{
+    REQUIRE_KVM();
+    Tmp t;
+    const std::string snap = t / "s.snap";
+    snapshot_snap_work(t, "emulated", 30ms, snap);
+    // More than the one-second tolerance passes, so a host that keeps its own TSC shows a jump.
+    std::this_thread::sleep_for(1500ms);
+    auto strict = hvtest::run({hvaccel(), "restore", snap}, 60);
+    auto loose = hvtest::run({hvaccel(), "restore", snap, "--allow-clock-jump"}, 60);
+    EXPECT_EQ(loose.status, hvtest::guest_status(0)) << loose.out << loose.err;
+    if (strict.status == 2) {
+        EXPECT_NE(strict.err.find("the guest clock would jump forward"), std::string::npos)
+            << strict.err;
+        EXPECT_NE(strict.err.find("--allow-clock-jump"), std::string::npos) << strict.err;
+        EXPECT_EQ(std::count(strict.err.begin(), strict.err.end(), '\n'), 1) << strict.err;
+        EXPECT_NE(loose.err.find("the guest clock moved forward"), std::string::npos) << loose.err;
+    } else {
+        EXPECT_EQ(strict.status, hvtest::guest_status(0)) << strict.out << strict.err;
+        EXPECT_EQ(loose.err.find("moved forward"), std::string::npos) << loose.err;
+    }
 }
