@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "process.hpp"
@@ -67,10 +67,13 @@ unsigned expect_disk(const std::string& disk, const std::string& guest_out)
 {
     std::vector<bool> expected_set(disk.size() / 512, false);
     unsigned ranges = 0;
-    std::regex wrote(R"(nvme: (wrote|zeroed) LBA (\d+) \+(\d+))");
-    for (std::sregex_iterator it(guest_out.begin(), guest_out.end(), wrote), end; it != end; ++it) {
-        const bool zero = (*it)[1] == "zeroed";
-        const std::uint64_t lba = std::stoull((*it)[2]), blocks = std::stoull((*it)[3]);
+    std::istringstream lines(guest_out);
+    for (std::string line; std::getline(lines, line);) {
+        char what[8] = {};
+        unsigned long long lba = 0, blocks = 0;
+        if (std::sscanf(line.c_str(), "nvme: %7s LBA %llu +%llu", what, &lba, &blocks) != 3)
+            continue;
+        const bool zero = std::string(what) == "zeroed";
         ++ranges;
         for (std::uint64_t o = lba * 512; o < (lba + blocks) * 512 && o < disk.size(); ++o) {
             const auto want = zero ? 0 : pattern(o);
@@ -150,13 +153,19 @@ TEST(NvmeDisk, CompletionsTakeTheBackendsRemappingPath)
         auto r = hvtest::run({hvaccel(), "run", guest("nvme_disk"), "--apic", backend, "--disk",
                               "path=" + (dir / "d.raw"), "--stats"});
         EXPECT_EQ(r.status, guest_status(0)) << backend << ": " << r.out << r.err;
-        std::smatch m;
-        const std::regex completions(R"(nvme: \d+ commands, (\d+) completions, (\d+) interrupts)");
-        ASSERT_TRUE(std::regex_search(r.err, m, completions)) << r.err;
-        EXPECT_EQ(m[1], m[2]) << "one interrupt per completion on " << backend;
-        const std::regex path_count("iommu " + std::string(counter) + R"( +(\d+))");
-        ASSERT_TRUE(std::regex_search(r.err, m, path_count)) << backend << ": " << r.err;
-        EXPECT_GT(std::stoul(m[1]), 0u) << backend << ": " << r.err;
+        const std::size_t at = r.err.find("nvme: ");
+        ASSERT_NE(at, std::string::npos) << r.err;
+        unsigned long long commands = 0, completions = 0, interrupts = 0, via_path = 0;
+        ASSERT_EQ(std::sscanf(r.err.c_str() + at, "nvme: %llu commands, %llu completions, %llu",
+                              &commands, &completions, &interrupts),
+                  3)
+            << r.err;
+        EXPECT_EQ(completions, interrupts) << "one interrupt per completion on " << backend;
+        const std::string key = "iommu " + std::string(counter);
+        const std::size_t c = r.err.find(key);
+        ASSERT_NE(c, std::string::npos) << backend << ": " << r.err;
+        ASSERT_EQ(std::sscanf(r.err.c_str() + c + key.size(), " %llu", &via_path), 1) << r.err;
+        EXPECT_GT(via_path, 0u) << backend << ": " << r.err;
     }
 }
 
